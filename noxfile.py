@@ -1,0 +1,79 @@
+"""Sessions: tests per backend (each installs only that framework), all backends, lint, docs.
+
+Run ``nox -l`` to list them; ``nox`` runs the default set CI runs.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = [
+    "tests-torch",
+    "tests-tensorflow",
+    "tests-jax",
+    "tests-all",
+    "lint",
+    "docs",
+]
+
+CONSTRAINTS = ("-c", "ci/constraints.txt")
+# CPU builds: tensorflow-cpu instead of tensorflow, torch pinned to the CPU wheel by the constraints.
+FRAMEWORKS = {
+    "torch": ["torch"],
+    "tensorflow": ["tensorflow-cpu"],
+    "jax": ["jax[cpu]"],
+}
+
+
+def _run_tests(session: nox.Session, frameworks: list[str]) -> None:
+    session.install(*CONSTRAINTS, "-e", ".[test]", *frameworks)
+    # pytest exits 5 when it collects nothing; nox treats every non-zero code as a failure.
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(name="tests-torch")
+def tests_torch(session: nox.Session) -> None:
+    """Unit tests with PyTorch only (proves the other frameworks are never needed)."""
+    _run_tests(session, FRAMEWORKS["torch"])
+
+
+@nox.session(name="tests-tensorflow")
+def tests_tensorflow(session: nox.Session) -> None:
+    """Unit tests with TensorFlow only."""
+    _run_tests(session, FRAMEWORKS["tensorflow"])
+
+
+@nox.session(name="tests-jax")
+def tests_jax(session: nox.Session) -> None:
+    """Unit tests with JAX only."""
+    _run_tests(session, FRAMEWORKS["jax"])
+
+
+@nox.session(name="tests-all")
+def tests_all(session: nox.Session) -> None:
+    """Unit tests with all three frameworks in one process (cross-framework tests run here)."""
+    _run_tests(session, [pkg for pkgs in FRAMEWORKS.values() for pkg in pkgs])
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with mkdocs --strict."""
+    session.install(*CONSTRAINTS, "-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Install everything and print one loss's gradients from every backend side by side."""
+    session.install(*CONSTRAINTS, "-e", ".", *[p for ps in FRAMEWORKS.values() for p in ps])
+    session.run("python", "-m", "unigrad.demo")

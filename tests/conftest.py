@@ -1,0 +1,51 @@
+"""Shared fixtures: a ``backend`` fixture over the installed frameworks, skipping missing ones."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+FRAMEWORK_BACKENDS = ("torch", "tensorflow", "jax")
+
+
+def is_installed(backend: str) -> bool:
+    return importlib.util.find_spec(backend) is not None
+
+
+def skip_reason(backend: str) -> str:
+    return f"{backend} is not installed (pip install 'unigrad[{backend}]')"
+
+
+if is_installed("jax"):
+    # float64 tests need JAX's 64-bit mode; the test process opts in explicitly, unigrad never does.
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture(params=FRAMEWORK_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each differentiating backend, skipped with the reason when its framework is missing."""
+    name = request.param
+    if not is_installed(name):
+        pytest.skip(skip_reason(name))
+    return name
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def require(*backends: str) -> None:
+    """Skip the current test unless every named framework is installed."""
+    for name in backends:
+        if not is_installed(name):
+            pytest.skip(skip_reason(name))

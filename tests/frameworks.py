@@ -1,0 +1,111 @@
+"""Test-only helpers: make arrays of a framework from NumPy, read them back, and a few ops.
+
+The library's own neutral namespace is tested separately; these helpers keep the core tests
+independent of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def make(backend: str, values: Any, dtype: str | None = None) -> Any:
+    """A framework array holding ``values`` (cast to ``dtype`` when given)."""
+    array = np.asarray(values, dtype=dtype)
+    if backend == "torch":
+        import torch
+
+        return torch.tensor(array)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.constant(array)
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(array)
+    if backend == "numpy":
+        return array
+    raise ValueError(backend)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """The values of any framework's array as float64 NumPy (bfloat16 included)."""
+    module = type(x).__module__
+    if module.startswith("torch"):
+        return x.detach().cpu().double().numpy()
+    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
+        import tensorflow as tf
+
+        return tf.cast(x, tf.float64).numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def dtype_name(x: Any) -> str:
+    dtype = x.dtype
+    return getattr(dtype, "name", None) or str(dtype).removeprefix("torch.")
+
+
+class Ops:
+    """The handful of operations the core tests need, for one backend."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        if backend == "torch":
+            import torch
+
+            self.sum = torch.sum
+            self.mean = torch.mean
+            self.exp = torch.exp
+            self.tanh = torch.tanh
+            self.matmul = torch.matmul
+            self.logsumexp = lambda x, axis: torch.logsumexp(x, dim=axis, keepdim=True)
+            self.gather_rows = lambda x, idx: x[idx]
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            self.sum = tf.reduce_sum
+            self.mean = tf.reduce_mean
+            self.exp = tf.exp
+            self.tanh = tf.tanh
+            self.matmul = tf.matmul
+            self.logsumexp = lambda x, axis: tf.reduce_logsumexp(x, axis=axis, keepdims=True)
+            self.gather_rows = tf.gather
+        elif backend == "jax":
+            import jax
+            import jax.numpy as jnp
+
+            self.sum = jnp.sum
+            self.mean = jnp.mean
+            self.exp = jnp.exp
+            self.tanh = jnp.tanh
+            self.matmul = jnp.matmul
+            self.logsumexp = lambda x, axis: jax.nn.logsumexp(x, axis=axis, keepdims=True)
+            self.gather_rows = lambda x, idx: x[idx]
+        else:
+            self.sum = np.sum
+            self.mean = np.mean
+            self.exp = np.exp
+            self.tanh = np.tanh
+            self.matmul = np.matmul
+
+            def logsumexp(x: Any, axis: int) -> Any:
+                top = np.max(x, axis=axis, keepdims=True)
+                return top + np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True))
+
+            self.logsumexp = logsumexp
+            self.gather_rows = lambda x, idx: x[idx]
+
+    def mlp_loss(self, params: dict[str, Any], data: dict[str, Any]) -> Any:
+        """Two-layer tanh MLP with softmax cross-entropy against one-hot labels."""
+        hidden = self.tanh(self.matmul(data["x"], params["w1"]) + params["b1"])
+        logits = self.matmul(hidden, params["w2"]) + params["b2"]
+        log_probs = logits - self.logsumexp(logits, axis=1)
+        return -self.mean(self.sum(log_probs * data["onehot"], 1))
+
+
+def tolerance(dtype: str) -> dict[str, float]:
+    """rtol/atol for comparing a backend's gradient with a float64 reference."""
+    return {"float64": {"rtol": 1e-6, "atol": 1e-9}, "float32": {"rtol": 2e-4, "atol": 1e-5}}[dtype]

@@ -1,0 +1,89 @@
+"""NumPy in / NumPy out, and arrays of one framework differentiated by another."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from conftest import require
+from frameworks import Ops, dtype_name, make, to_numpy, tolerance
+
+import unigrad as ug
+
+
+def test_numpy_in_numpy_out(backend: str, dtype: str, rng: np.random.Generator) -> None:
+    params = {"w": rng.normal(size=(3, 2)).astype(dtype), "b": rng.normal(size=2).astype(dtype)}
+    data = {"x": rng.normal(size=(4, 3)).astype(dtype)}
+    before = copy.deepcopy((params, data))
+    ops = Ops(backend)
+
+    def loss_fn(p, d):
+        return ops.sum(ops.tanh(ops.matmul(d["x"], p["w"]) + p["b"]))
+
+    loss, grads = ug.value_and_grad(loss_fn, params, data, backend=backend)
+    expected = ug.reference_grad(lambda p, d: np.sum(np.tanh(d["x"] @ p["w"] + p["b"])), params, data)
+    for name in params:
+        assert type(grads[name]) is np.ndarray
+        assert grads[name].dtype == np.dtype(dtype)
+        assert grads[name].flags.writeable
+        np.testing.assert_allclose(grads[name], expected[name], **tolerance(dtype))
+    assert isinstance(loss, np.ndarray) and loss.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(params["w"], before[0]["w"])  # inputs unchanged
+    np.testing.assert_array_equal(data["x"], before[1]["x"])
+
+
+PAIRS = [(a, b) for a in ("torch", "tensorflow", "jax") for b in ("torch", "tensorflow", "jax")]
+
+
+@pytest.mark.parametrize(("origin", "compute"), PAIRS)
+def test_cross_framework_params_come_back_in_their_framework(origin: str, compute: str, dtype: str) -> None:
+    require(origin, compute)
+    ops = Ops(compute)
+    params = {"w": make(origin, [1.0, -2.0], dtype), "v": make(origin, [[3.0]], dtype)}
+    data = {"scale": make(origin, [2.0, 2.0], dtype)}
+
+    def loss_fn(p, d):
+        return ops.sum(p["w"] ** 2 * d["scale"]) + ops.sum(p["v"] ** 3)
+
+    loss, grads = ug.value_and_grad(loss_fn, params, data, backend=compute)
+    for name in params:
+        assert type(grads[name]).__module__.split(".")[0] == type(params[name]).__module__.split(".")[0]
+        assert dtype_name(grads[name]) == dtype_name(params[name])
+    np.testing.assert_allclose(to_numpy(grads["w"]), [4.0, -8.0])
+    np.testing.assert_allclose(to_numpy(grads["v"]), [[27.0]])
+    assert type(loss).__module__.split(".")[0] == type(params["w"]).__module__.split(".")[0]
+    np.testing.assert_allclose(to_numpy(loss), 10.0 + 27.0)
+
+
+def test_mixed_origins_with_backend_are_each_returned_home() -> None:
+    require("torch", "jax")
+    import jax.numpy as jnp
+    import torch
+
+    params = {"t": torch.tensor([1.0]), "n": np.array([2.0]), "j": jnp.array([3.0], "float32")}
+    ops = Ops("jax")
+    grads = ug.grad(lambda p: ops.sum(p["t"] ** 2 + p["n"] ** 2 + p["j"] ** 2), params, backend="jax")
+    assert isinstance(grads["t"], torch.Tensor) and grads["t"].dtype == torch.float32
+    assert isinstance(grads["n"], np.ndarray) and grads["n"].dtype == np.float64
+    assert type(grads["j"]).__module__.startswith("jax")
+    np.testing.assert_allclose([to_numpy(grads[k])[0] for k in "tnj"], [2.0, 4.0, 6.0])
+
+
+def test_numpy_reference_accepts_framework_params() -> None:
+    require("torch")
+    import torch
+
+    grads = ug.grad(lambda p: np.sum(p**3), torch.tensor([1.0, 2.0], dtype=torch.float64), backend="numpy")
+    assert isinstance(grads, torch.Tensor) and grads.dtype == torch.float64
+    np.testing.assert_allclose(grads.numpy(), [3.0, 12.0], rtol=1e-8)
+
+
+def test_bfloat16_crosses_frameworks() -> None:
+    require("torch", "jax")
+    import torch
+
+    x = torch.tensor([1.0, 2.0], dtype=torch.bfloat16)
+    grads = ug.grad(lambda p: Ops("jax").sum(p * p), x, backend="jax")
+    assert isinstance(grads, torch.Tensor) and grads.dtype == torch.bfloat16
+    np.testing.assert_allclose(grads.float().numpy(), [2.0, 4.0])

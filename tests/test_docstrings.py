@@ -1,0 +1,28 @@
+"""The examples in public docstrings run and print what they claim."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+from conftest import require
+
+# module -> frameworks its examples use
+MODULES = {
+    "unigrad": ["torch"],
+    "unigrad._api": ["torch"],
+    "unigrad._errors": [],
+    "unigrad._tree": [],
+    "unigrad.backends": [],
+    "unigrad.demo": [],
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(MODULES))
+def test_docstring_examples(module_name: str) -> None:
+    require(*MODULES[module_name])
+    module = importlib.import_module(module_name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{module_name} has no examples"
+    assert result.failed == 0

@@ -1,0 +1,120 @@
+"""What each framework's users rely on: no mutation, Variables, Parameters, dense slices."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+from conftest import require
+
+import unigrad as ug
+
+
+def test_torch_inputs_are_not_mutated() -> None:
+    require("torch")
+    import torch
+
+    param = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    plain = torch.tensor([3.0])
+    before = (param.detach().clone(), plain.clone())
+    grads = ug.grad(lambda p: (p["a"] ** 2).sum() + (p["b"] ** 2).sum(), {"a": param, "b": plain})
+    assert param.grad is None and plain.grad is None
+    assert param.requires_grad is True and plain.requires_grad is False
+    assert torch.equal(param.detach(), before[0]) and torch.equal(plain, before[1])
+    assert not grads["a"].requires_grad and grads["a"].grad_fn is None
+    np.testing.assert_array_equal(grads["a"].numpy(), [2.0, 4.0])
+
+
+def test_torch_works_under_no_grad() -> None:
+    require("torch")
+    import torch
+
+    with torch.no_grad():
+        grads = ug.grad(lambda x: (x**2).sum(), torch.tensor([1.0, 3.0]))
+    np.testing.assert_array_equal(grads.numpy(), [2.0, 6.0])
+
+
+def test_torch_module_recipe_with_functional_call() -> None:
+    require("torch")
+    import torch
+    from torch.func import functional_call
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 1, 0, 1])
+
+    def loss_fn(params, data):
+        logits = functional_call(model, params, (data["x"],))
+        return torch.nn.functional.cross_entropy(logits, data["y"])
+
+    params = dict(model.named_parameters())
+    grads = ug.grad(loss_fn, params, {"x": x, "y": y})
+    torch.nn.functional.cross_entropy(model(x), y).backward()  # the native answer
+    assert list(grads) == list(params)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(grads[name], p.grad)
+
+
+def test_tensorflow_variables_and_tensors() -> None:
+    require("tensorflow")
+    import tensorflow as tf
+
+    params = {"v": tf.Variable([1.0, 2.0]), "t": tf.constant([[3.0]])}
+    grads = ug.grad(lambda p: tf.reduce_sum(p["v"] ** 2) + tf.reduce_sum(p["t"] ** 2), params)
+    np.testing.assert_array_equal(grads["v"].numpy(), [2.0, 4.0])
+    np.testing.assert_array_equal(grads["t"].numpy(), [[6.0]])
+    assert isinstance(grads["v"], tf.Tensor)
+    np.testing.assert_array_equal(params["v"].numpy(), [1.0, 2.0])
+
+
+def test_tensorflow_indexed_slices_come_back_dense() -> None:
+    require("tensorflow")
+    import tensorflow as tf
+
+    table = tf.Variable([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    grads = ug.grad(lambda p: tf.reduce_sum(tf.gather(p, [0, 2, 0])), table)
+    assert not isinstance(grads, tf.IndexedSlices)
+    np.testing.assert_array_equal(grads.numpy(), [[2.0, 2.0], [0.0, 0.0], [1.0, 1.0]])
+
+
+def test_tensorflow_ignores_variables_outside_params() -> None:
+    require("tensorflow")
+    import tensorflow as tf
+
+    captured = tf.Variable(10.0)
+    grads = ug.grad(lambda p: p * captured, tf.constant(2.0))
+    assert float(grads) == 10.0
+
+
+def test_jax_grads_are_jax_arrays_on_the_param_device() -> None:
+    require("jax")
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.array([1.0, 2.0], dtype=jnp.float32)
+    grads = ug.grad(lambda p: jnp.sum(jnp.sin(p)), x)
+    assert isinstance(grads, jax.Array) and grads.devices() == x.devices()
+    np.testing.assert_allclose(np.asarray(grads), np.cos([1.0, 2.0]), rtol=1e-6)
+
+
+def test_import_unigrad_imports_no_framework() -> None:
+    code = (
+        "import sys, unigrad, numpy as np\n"
+        "unigrad.grad(lambda p: np.sum(p ** 2), np.ones(2), backend='numpy')\n"
+        "unigrad.installed_backends()\n"
+        "print(sorted(m for m in ('torch', 'tensorflow', 'jax') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_using_one_backend_imports_only_that_one() -> None:
+    require("torch")
+    code = (
+        "import sys, torch, unigrad\n"
+        "unigrad.grad(lambda x: (x ** 2).sum(), torch.ones(2))\n"
+        "print(sorted(m for m in ('tensorflow', 'jax') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

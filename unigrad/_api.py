@@ -1,0 +1,169 @@
+"""The public differentiation API: validate, flatten, dispatch to an adapter, unflatten."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from unigrad import _tree
+from unigrad._dispatch import plan_call
+from unigrad._errors import NotCallableError
+from unigrad._loss import output_checker
+from unigrad.backends import get_adapter
+from unigrad.backends._numpy import DEFAULT_STEP, NumpyAdapter
+
+PyTree = TypeVar("PyTree")
+
+
+def _require_callable(loss_fn: Any) -> None:
+    if not callable(loss_fn):
+        raise NotCallableError(
+            f"loss_fn must be callable as loss_fn(params, data) or loss_fn(params), "
+            f"got {type(loss_fn).__name__} {loss_fn!r:.60}"
+        )
+
+
+def _value_and_grad(
+    loss_fn: Callable[..., Any],
+    params: Any,
+    data: Any,
+    has_aux: bool,
+    backend: str | None,
+    adapter: NumpyAdapter | None = None,
+) -> tuple[Any, Any]:
+    _require_callable(loss_fn)
+    plan = plan_call(params, backend, adapter)
+    finish = output_checker(plan.adapter, has_aux)
+    treedef = plan.treedef
+    if data is None:
+
+        def call(leaves: list[Any]) -> Any:
+            return loss_fn(treedef.unflatten(leaves))
+    else:
+        call_data = plan.prepare_data(data)
+
+        def call(leaves: list[Any]) -> Any:
+            return loss_fn(treedef.unflatten(leaves), call_data)
+
+    loss, aux, grads = plan.adapter.value_and_grad(call, plan.inputs, finish)
+    grads_tree = treedef.unflatten(plan.restore_grads(grads))
+    loss = plan.restore_output(loss)
+    if has_aux:
+        return (loss, plan.restore_output(aux)), grads_tree
+    return loss, grads_tree
+
+
+def value_and_grad(
+    loss_fn: Callable[..., Any],
+    params: PyTree,
+    data: Any = None,
+    *,
+    has_aux: bool = False,
+    backend: str | None = None,
+) -> tuple[Any, PyTree]:
+    """The loss and its gradient with respect to ``params``, on the backend the params live on.
+
+    Args:
+        loss_fn: called as ``loss_fn(params, data)``, or ``loss_fn(params)`` when ``data`` is
+            ``None``. Returns a real floating array with one element (shape ``()`` or ``(1,)``...),
+            or a pair ``(loss, aux)`` when ``has_aux=True``.
+        params: a pytree (dict, list, tuple, namedtuple, dataclass, optree-registered node; ``None``
+            is structure) of floating arrays of one framework: ``torch.Tensor`` /
+            ``nn.Parameter``, ``tf.Tensor`` / ``tf.Variable``, ``jax.Array``; or NumPy arrays
+            together with ``backend=``.
+        data: any pytree passed to ``loss_fn`` untouched and not differentiated. When ``backend=``
+            is given, its NumPy and other-framework array leaves are converted to that backend.
+        has_aux: ``loss_fn`` returns ``(loss, aux)``; the result is then ``((loss, aux), grads)``.
+        backend: ``'torch'``, ``'tensorflow'`` (``'tf'``), ``'jax'`` or ``'numpy'`` (the
+            finite-difference reference). ``None`` infers it from the params. Leaves of another
+            framework, or NumPy, are converted (zero-copy through DLPack where possible) and their
+            gradients handed back in their own framework.
+
+    Returns:
+        ``(loss, grads)``: ``grads`` has exactly the structure of ``params``, and each gradient
+        the framework, dtype and device of its parameter. Parameters the loss does not use get zeros.
+        The loss (and aux) come back in the params' framework, detached from any graph.
+
+    Raises:
+        UnigradError: a subclass naming the offending leaf and the fix, for bad params, an unknown
+            or missing backend, or a loss that is not a real scalar.
+
+    Example:
+        >>> import numpy as np, unigrad as ug
+        >>> def loss_fn(p, d):
+        ...     return ((d["x"] * p["w"] - d["y"]) ** 2).sum()
+        >>> params = {"w": np.array(2.0)}
+        >>> data = {"x": np.array([1.0, 2.0]), "y": np.array([1.0, 2.0])}
+        >>> loss, grads = ug.value_and_grad(loss_fn, params, data, backend="torch")
+        >>> float(loss), float(grads["w"])
+        (5.0, 10.0)
+    """
+    return _value_and_grad(loss_fn, params, data, has_aux, backend)
+
+
+def grad(
+    loss_fn: Callable[..., Any],
+    params: PyTree,
+    data: Any = None,
+    *,
+    has_aux: bool = False,
+    backend: str | None = None,
+) -> Any:
+    """The gradient of ``loss_fn`` with respect to ``params`` (see :func:`value_and_grad`).
+
+    Returns:
+        ``grads`` shaped like ``params``; with ``has_aux=True``, ``(grads, aux)`` as in ``jax.grad``.
+
+    Example:
+        >>> import torch, unigrad as ug
+        >>> ug.grad(lambda x: x ** 2, torch.tensor(3.0))
+        tensor(6.)
+    """
+    if has_aux:
+        (_, aux), grads = _value_and_grad(loss_fn, params, data, True, backend)
+        return grads, aux
+    return _value_and_grad(loss_fn, params, data, False, backend)[1]
+
+
+def reference_grad(
+    loss_fn: Callable[..., Any],
+    params: Any,
+    data: Any = None,
+    *,
+    step: float = DEFAULT_STEP,
+) -> Any:
+    """Central finite-difference gradient in float64: the independent oracle for checking backends.
+
+    ``loss_fn`` runs on NumPy (write it with ``ug.namespace`` or NumPy directly). Params of any
+    framework are copied to float64 NumPy first; floating data leaves are promoted to float64.
+    Costs two loss evaluations per parameter element: use it on small problems.
+
+    Args:
+        loss_fn, params, data: as for :func:`grad`.
+        step: relative step ``h``; element ``x`` is moved by ``h * max(1, |x|)``.
+
+    Returns:
+        float64 NumPy gradients shaped like ``params``.
+
+    Example:
+        >>> import numpy as np, unigrad as ug
+        >>> g = ug.reference_grad(lambda x: (x ** 3).sum(), np.array([1.0, 2.0]))
+        >>> np.round(g, 6)
+        array([ 3., 12.])
+    """
+    import numpy as np
+
+    def to_float64(leaf: Any) -> Any:
+        owner = _owner_or_none(leaf)
+        if owner is None:
+            return leaf
+        return np.array(get_adapter(owner).to_numpy(leaf), dtype=np.float64)
+
+    params64 = _tree.tree_map(to_float64, params)
+    return _value_and_grad(loss_fn, params64, data, False, "numpy", NumpyAdapter(step))[1]
+
+
+def _owner_or_none(leaf: Any) -> str | None:
+    from unigrad.backends import backend_name_of
+
+    return backend_name_of(leaf)

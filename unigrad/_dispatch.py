@@ -1,0 +1,189 @@
+"""Choosing the backend of a call and moving leaves into it and back out.
+
+A :class:`CallPlan` is made once per call from the flat parameter leaves: which adapter computes,
+which leaves must be converted into it (NumPy or another framework's arrays when ``backend=`` is
+given), and how results go back so that every gradient has its parameter's framework, dtype and
+device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optree
+
+from unigrad import _tree
+from unigrad._errors import (
+    BackendRequiredError,
+    EmptyParamsError,
+    InvalidParamsError,
+    MixedBackendsError,
+    PrecisionError,
+)
+from unigrad.backends import FLOAT_DTYPES, Adapter, backend_name_of, get_adapter
+
+# (backend, dtype object) -> NumPy-style dtype name; saves a string conversion per leaf per call.
+_dtype_names: dict[tuple[str, Any], str] = {}
+
+
+@dataclass
+class CallPlan:
+    """How one call runs: the computing adapter and the conversions around it."""
+
+    adapter: Adapter
+    treedef: optree.PyTreeSpec
+    originals: list[Any]
+    inputs: list[Any]
+    origins: list[Adapter] | None  # per-leaf origin, or None when every leaf is already native
+    explicit: bool  # backend= was given: foreign data leaves are converted too
+
+    @property
+    def home(self) -> Adapter | None:
+        """The framework loss and aux are handed back in: the params' own, when they share one."""
+        if self.origins is None:
+            return None
+        names = {origin.name for origin in self.origins}
+        if len(names) == 1 and self.origins[0] is not self.adapter:
+            return self.origins[0]
+        return None
+
+    def restore_grads(self, grads: list[Any]) -> list[Any]:
+        """Gradients converted back to each parameter's framework, dtype and device."""
+        if self.origins is None:
+            return grads
+        restored = []
+        for grad, origin, original in zip(grads, self.origins, self.originals, strict=True):
+            if origin is not self.adapter:
+                grad = origin.match(origin.from_foreign(grad, self.adapter), original)
+            restored.append(grad)
+        return restored
+
+    def restore_output(self, tree: Any) -> Any:
+        """Arrays of the computing framework in ``tree`` converted to the params' framework."""
+        home = self.home
+        if home is None:
+            return tree
+        adapter = self.adapter
+        return _tree.tree_map(lambda x: home.from_foreign(x, adapter) if adapter.is_array(x) else x, tree)
+
+    def prepare_data(self, data: Any) -> Any:
+        """``data`` as the loss function sees it: foreign arrays converted when ``backend=`` was given."""
+        if not self.explicit or data is None:
+            return data
+        leaves, treedef = _flatten_registering_dataclasses(data)
+        adapter = self.adapter
+        prepared = []
+        for leaf in leaves:
+            owner = backend_name_of(leaf)
+            if owner is not None:
+                if owner != adapter.name:
+                    leaf = adapter.from_foreign(leaf, get_adapter(owner))
+                leaf = adapter.prepare_data_leaf(leaf)
+            prepared.append(leaf)
+        return treedef.unflatten(prepared)
+
+
+def _flatten_registering_dataclasses(tree: Any) -> tuple[list[Any], optree.PyTreeSpec]:
+    leaves, treedef = _tree.flatten(tree)
+    if _tree.register_dataclass_leaves(leaves):
+        leaves, treedef = _tree.flatten(tree)
+    return leaves, treedef
+
+
+def _describe_leaf(leaf: Any, owner: str | None) -> str:
+    kind = f"{owner} array" if owner else "value"
+    dtype = getattr(leaf, "dtype", None)
+    dtype_text = f" of dtype {dtype}" if dtype is not None else ""
+    return f"a {type(leaf).__qualname__} {kind}{dtype_text}"
+
+
+def _dtype_problem(origin: Adapter, target: Adapter, leaf: Any) -> str | None:
+    key = (origin.name, getattr(leaf, "dtype", None))
+    name = _dtype_names.get(key)
+    if name is None:
+        name = origin.dtype_name(leaf)
+        if key[1] is not None:
+            _dtype_names[key] = name
+    if name not in FLOAT_DTYPES:
+        return (
+            "only floating parameters (float16, bfloat16, float32, float64) can be "
+            "differentiated: cast it to a float dtype, or pass it in data instead of params"
+        )
+    # Not cached: it can depend on global modes (JAX's x64 flag) that change between calls.
+    return target.param_problem(name)
+
+
+def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) -> CallPlan:
+    """Validate ``params`` and decide how the call runs.
+
+    Args:
+        params: the user's parameter pytree.
+        backend: the backend asked for, or ``None`` to infer it from the leaves.
+        adapter: an adapter instance to use instead of ``backend``'s registered one.
+
+    Raises:
+        EmptyParamsError, InvalidParamsError, BackendRequiredError, MixedBackendsError,
+        PrecisionError, UnknownBackendError, BackendNotInstalledError.
+    """
+    leaves, treedef = _flatten_registering_dataclasses(params)
+    if not leaves:
+        raise EmptyParamsError(
+            f"params has no array leaves (structure {treedef}); pass at least one floating array"
+        )
+    owners = [backend_name_of(leaf) for leaf in leaves]
+    if None in owners:
+        index = owners.index(None)
+        path = _tree.leaf_paths(params)[index]
+        raise InvalidParamsError(
+            f"{path} is {_describe_leaf(leaves[index], None)}, not an array: params leaves must be "
+            f"floating arrays of torch, tensorflow, jax or numpy (wrap numbers with np.asarray and "
+            f"pass backend=, or register custom containers with optree)"
+        )
+
+    explicit = backend is not None or adapter is not None
+    if adapter is None:
+        if backend is None:
+            backend = _infer_backend(params, leaves, owners)
+        adapter = get_adapter(backend)
+
+    native = all(owner == adapter.name for owner in owners)
+    origins = None if native else [get_adapter(owner) for owner in owners]
+    for index, leaf in enumerate(leaves):
+        origin = adapter if origins is None else origins[index]
+        problem = _dtype_problem(origin, adapter, leaf)
+        if problem is not None:
+            path = _tree.leaf_paths(params)[index]
+            error = InvalidParamsError if "only floating" in problem else PrecisionError
+            raise error(
+                f"{path} is {_describe_leaf(leaf, origin.name)} on backend {adapter.name!r}: {problem}"
+            )
+    if origins is None:
+        inputs = leaves
+    else:
+        inputs = [
+            leaf if origin is adapter else adapter.from_foreign(leaf, origin)
+            for leaf, origin in zip(leaves, origins, strict=True)
+        ]
+    return CallPlan(adapter, treedef, leaves, inputs, origins, explicit)
+
+
+def _infer_backend(params: Any, leaves: list[Any], owners: list[str | None]) -> str:
+    distinct = list(dict.fromkeys(owners))
+    if distinct == ["numpy"]:
+        raise BackendRequiredError(
+            "params are NumPy arrays, which cannot be differentiated by themselves: pass "
+            "backend='torch', 'tensorflow' or 'jax' (or 'numpy' for the finite-difference "
+            "reference); gradients come back as NumPy arrays of the same dtype"
+        )
+    if len(distinct) > 1:
+        paths = _tree.leaf_paths(params)
+        examples = ", ".join(
+            f"{paths[owners.index(name)]} is {_describe_leaf(leaves[owners.index(name)], name)}"
+            for name in distinct
+        )
+        raise MixedBackendsError(
+            f"params mix leaves of {len(distinct)} backends ({examples}): convert them to one "
+            f"framework, or pass backend= to say which one computes (the others are converted)"
+        )
+    return str(distinct[0])

@@ -1,0 +1,60 @@
+"""Typed exceptions raised by unigrad.
+
+Every error unigrad raises on bad input is a subclass of :class:`UnigradError`, and also of the builtin
+exception a Python user would expect (``TypeError``, ``ValueError`` or ``ImportError``), so both
+``except UnigradError`` and ``except TypeError`` work.
+
+Example:
+    >>> import numpy as np, unigrad as ug
+    >>> try:
+    ...     ug.grad(lambda p: (p ** 2).sum(), np.ones(3))
+    ... except ug.BackendRequiredError as err:
+    ...     print(type(err).__name__)
+    BackendRequiredError
+"""
+
+from __future__ import annotations
+
+
+class UnigradError(Exception):
+    """Base class of every error unigrad raises on bad input."""
+
+
+class UnknownBackendError(UnigradError, ValueError):
+    """``backend=`` names no backend unigrad knows."""
+
+
+class BackendNotInstalledError(UnigradError, ImportError):
+    """The backend is known but its framework cannot be imported."""
+
+
+class MixedBackendsError(UnigradError, TypeError):
+    """Parameter leaves belong to two frameworks and no ``backend=`` says which one computes."""
+
+
+class BackendRequiredError(UnigradError, TypeError):
+    """Parameters are NumPy arrays, so ``backend=`` must say which framework differentiates."""
+
+
+class InvalidParamsError(UnigradError, TypeError):
+    """A parameter leaf cannot be differentiated (not an array, integer, bool, complex, ...)."""
+
+
+class EmptyParamsError(UnigradError, ValueError):
+    """``params`` holds no array leaves, so there is nothing to differentiate."""
+
+
+class InvalidLossError(UnigradError, TypeError):
+    """The loss function returned something that is not a real floating scalar array."""
+
+
+class InvalidAuxError(UnigradError, TypeError):
+    """``has_aux=True`` but the loss function did not return a ``(loss, aux)`` pair."""
+
+
+class NotCallableError(UnigradError, TypeError):
+    """``loss_fn`` is not callable."""
+
+
+class PrecisionError(UnigradError, TypeError):
+    """A parameter would silently lose precision on the chosen backend (e.g. float64 on JAX without x64)."""

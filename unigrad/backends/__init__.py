@@ -1,0 +1,144 @@
+"""Backend registry: which backends exist, which are installed, and which one owns a leaf.
+
+Recognising a leaf never imports a framework: a leaf can only be a ``torch.Tensor`` if ``torch`` is
+already in ``sys.modules``, so only imported frameworks are consulted. An adapter module (which does
+import its framework) is loaded the first time its backend is used.
+
+Example:
+    >>> import numpy as np
+    >>> from unigrad.backends import backend_name_of
+    >>> backend_name_of(np.zeros(2))
+    'numpy'
+    >>> backend_name_of("text") is None
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from unigrad._errors import BackendNotInstalledError, UnknownBackendError
+from unigrad.backends._base import FLOAT_DTYPES, Adapter
+
+__all__ = [
+    "BACKENDS",
+    "FLOAT_DTYPES",
+    "Adapter",
+    "BackendInfo",
+    "backend_name_of",
+    "canonical_name",
+    "get_adapter",
+    "installed_backends",
+]
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What unigrad knows about a backend before importing it."""
+
+    name: str
+    module: str
+    extra: str
+    adapter_module: str
+    array_types: Callable[[ModuleType], tuple[type, ...]]
+
+
+BACKENDS: dict[str, BackendInfo] = {
+    info.name: info
+    for info in (
+        BackendInfo("torch", "torch", "torch", "unigrad.backends._torch", lambda torch: (torch.Tensor,)),
+        BackendInfo(
+            "tensorflow",
+            "tensorflow",
+            "tensorflow",
+            "unigrad.backends._tensorflow",
+            lambda tf: (tf.Tensor, tf.Variable),
+        ),
+        BackendInfo("jax", "jax", "jax", "unigrad.backends._jax", lambda jax: (jax.Array,)),
+        BackendInfo("numpy", "numpy", "", "unigrad.backends._numpy", lambda np: (np.ndarray, np.generic)),
+    )
+}
+
+_ALIASES = {"tf": "tensorflow", "pytorch": "torch", "np": "numpy"}
+
+_adapters: dict[str, Adapter] = {}
+_owner_by_type: dict[type, str | None] = {}
+
+
+def canonical_name(name: str) -> str:
+    """The registry name for ``name`` (aliases ``tf``, ``pytorch``, ``np`` accepted).
+
+    Raises:
+        UnknownBackendError: ``name`` is not a backend unigrad knows.
+    """
+    if not isinstance(name, str):
+        raise UnknownBackendError(
+            f"backend must be a string such as 'torch', 'tensorflow', 'jax' or 'numpy', "
+            f"got {type(name).__name__} {name!r}"
+        )
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in BACKENDS:
+        known = ", ".join(repr(n) for n in BACKENDS)
+        raise UnknownBackendError(f"unknown backend {name!r}: choose one of {known}")
+    return key
+
+
+def get_adapter(name: str) -> Adapter:
+    """The adapter for backend ``name``, importing its framework on first use.
+
+    Raises:
+        UnknownBackendError: ``name`` is not a backend unigrad knows.
+        BackendNotInstalledError: the framework cannot be imported.
+    """
+    key = canonical_name(name)
+    adapter = _adapters.get(key)
+    if adapter is None:
+        info = BACKENDS[key]
+        if importlib.util.find_spec(info.module) is None:
+            raise BackendNotInstalledError(
+                f"backend {key!r} needs the '{info.module}' package, which is not installed: "
+                f"pip install 'unigrad[{info.extra}]'"
+            )
+        try:
+            module = importlib.import_module(info.adapter_module)
+        except ImportError as err:
+            raise BackendNotInstalledError(
+                f"backend {key!r} is installed but failed to import ({err}); "
+                f"reinstall it with pip install 'unigrad[{info.extra}]'"
+            ) from err
+        adapter = module.ADAPTER
+        _adapters[key] = adapter
+    return adapter
+
+
+def backend_name_of(leaf: Any) -> str | None:
+    """The backend that owns ``leaf``, or ``None`` if it is no framework's array. Never imports."""
+    leaf_type = type(leaf)
+    try:
+        return _owner_by_type[leaf_type]
+    except KeyError:
+        pass
+    owner = None
+    for info in BACKENDS.values():
+        module = sys.modules.get(info.module)
+        if module is not None and issubclass(leaf_type, info.array_types(module)):
+            owner = info.name
+            break
+    # Safe to cache: a type belongs to a framework that was already imported when it was created.
+    _owner_by_type[leaf_type] = owner
+    return owner
+
+
+def installed_backends() -> list[str]:
+    """Names of the differentiating backends whose framework is installed (without importing them)."""
+    return [
+        info.name
+        for info in BACKENDS.values()
+        if info.name != "numpy" and importlib.util.find_spec(info.module) is not None
+    ]
