@@ -139,7 +139,9 @@ def reference_grad(
     Costs two loss evaluations per parameter element: use it on small problems.
 
     Args:
-        loss_fn, params, data: as for :func:`grad`.
+        loss_fn: as for :func:`grad`, written against NumPy (or ``ug.namespace``).
+        params: a pytree of floating arrays of any framework (copied to float64 NumPy).
+        data: as for :func:`grad`.
         step: relative step ``h``; element ``x`` is moved by ``h * max(1, |x|)``.
 
     Returns:
