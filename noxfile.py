@@ -57,6 +57,13 @@ def tests_all(session: nox.Session) -> None:
     _run_tests(session, [pkg for pkgs in FRAMEWORKS.values() for pkg in pkgs])
 
 
+@nox.session(name="conformance-low-precision")
+def conformance_low_precision(session: nox.Session) -> None:
+    """The catalogue at float16 and bfloat16 on every backend (slow; not in the default set)."""
+    session.install(*CONSTRAINTS, "-e", ".[test]", *[p for ps in FRAMEWORKS.values() for p in ps])
+    session.run("pytest", "-m", "slow", "tests/test_conformance.py", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""

@@ -118,3 +118,21 @@ def test_using_one_backend_imports_only_that_one() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_jax_grad_inside_jit_and_under_jax_transformations() -> None:
+    require("jax")
+    import jax
+    import jax.numpy as jnp
+
+    def loss_fn(p):
+        return jnp.sum(jnp.sin(p["w"]) * p["w"])
+
+    params = {"w": jnp.array([0.5, 1.0, 2.0], dtype=jnp.float32)}
+    jitted = jax.jit(lambda p: ug.grad(loss_fn, p))(params)
+    eager = ug.grad(loss_fn, params)
+    np.testing.assert_allclose(np.asarray(jitted["w"]), np.asarray(eager["w"]), rtol=1e-6)
+    # second derivative through unigrad: d/dw of (d/dw loss) summed
+    second = jax.grad(lambda p: jnp.sum(ug.grad(loss_fn, p)["w"]))(params)
+    w = np.array([0.5, 1.0, 2.0])
+    np.testing.assert_allclose(np.asarray(second["w"]), 2 * np.cos(w) - w * np.sin(w), rtol=1e-5)

@@ -23,6 +23,7 @@ from unigrad._errors import (
     UnigradError,
     UnknownBackendError,
 )
+from unigrad._namespace import namespace
 from unigrad.backends import installed_backends
 
 __version__ = "0.1.0"
@@ -42,6 +43,7 @@ __all__ = [
     "__version__",
     "grad",
     "installed_backends",
+    "namespace",
     "reference_grad",
     "value_and_grad",
 ]

@@ -127,7 +127,9 @@ def backend_name_of(leaf: Any) -> str | None:
     owner = None
     for info in BACKENDS.values():
         module = sys.modules.get(info.module)
-        if module is not None and issubclass(leaf_type, info.array_types(module)):
+        # isinstance, not issubclass: JAX tracers are jax.Arrays only through __instancecheck__.
+        # The answer still depends on the type alone, so caching it per type is sound.
+        if module is not None and isinstance(leaf, info.array_types(module)):
             owner = info.name
             break
     # Safe to cache: a type belongs to a framework that was already imported when it was created.

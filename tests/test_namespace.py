@@ -1,0 +1,610 @@
+"""``unigrad._namespace``: every guaranteed function matches NumPy on every backend and differentiates.
+
+One table of cases drives both checks: each case calls one guaranteed function through the
+namespace and says what plain NumPy computes for the same float64 inputs. The value test runs it on
+all four backends; the gradient test differentiates a weighted sum of its output with ``ug.grad`` on
+each framework and compares with the finite-difference ``ug.reference_grad`` on NumPy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import doctest
+import math
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+from conftest import FRAMEWORK_BACKENDS, is_installed, require, skip_reason
+from frameworks import dtype_name, make, to_numpy, tolerance
+
+import unigrad as ug
+from unigrad._namespace import (
+    DTYPE_NAMES,
+    GUARANTEED,
+    EighResult,
+    Namespace,
+    QRResult,
+    SlogdetResult,
+    namespace,
+)
+
+ARRAY_BACKENDS = ("numpy", *FRAMEWORK_BACKENDS)
+
+# Tolerances, stated once: backends against NumPy on float64 values (different LAPACK/Eigen kernels
+# agree to a few ulps), and framework gradients against float64 central differences.
+VALUE_TOL = {"rtol": 1e-9, "atol": 1e-12}
+GRAD_TOL = tolerance("float64")
+
+
+@pytest.fixture(params=ARRAY_BACKENDS)
+def array_backend(request: pytest.FixtureRequest) -> str:
+    """Each array backend (NumPy included), skipped with the reason when its framework is missing."""
+    name = request.param
+    if name != "numpy" and not is_installed(name):
+        pytest.skip(skip_reason(name))
+    return name
+
+
+# -- inputs --------------------------------------------------------------------------------------
+
+_rng = np.random.default_rng(0)
+
+
+def _normal(*shape: int) -> np.ndarray:
+    return _rng.standard_normal(shape)
+
+
+def _well_conditioned(*shape: int) -> np.ndarray:
+    return _normal(*shape) + 3.0 * np.eye(shape[-1])
+
+
+_spd_root = _normal(3, 3)
+
+INPUTS: dict[str, np.ndarray] = {
+    "v": _normal(5),
+    "v3": _normal(3),
+    "v4": _normal(4),
+    "m": _normal(3, 4),
+    "m2": _normal(3, 4),
+    "m42": _normal(4, 2),
+    "m43": _normal(4, 3),
+    "b3": _normal(2, 3, 4),
+    "pos": _rng.uniform(0.5, 2.0, (3, 4)),
+    "sq": _well_conditioned(3, 3),
+    "bsq": _well_conditioned(2, 3, 3),
+    "spd": _spd_root @ _spd_root.T + 3.0 * np.eye(3),
+    "special": np.array([1.0, math.inf, -math.inf, math.nan, 0.0]),
+    "minus_inf": np.array([[-math.inf, -math.inf], [0.0, -math.inf]]),
+}
+
+
+class Case(NamedTuple):
+    """One call of a guaranteed function and what NumPy says it returns."""
+
+    name: str  # the guaranteed name exercised
+    call: Callable[..., Any]  # (xp, *arrays) -> array
+    expected: Callable[..., Any]  # (*numpy arrays) -> numpy array
+    inputs: tuple[str, ...] = ("m",)
+    grad: bool = True  # differentiable: checked against reference_grad
+    label: str = ""  # tells apart several cases of one name
+
+
+def _np_logsumexp(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims))
+
+
+def _sym(xp: Namespace, a: Any) -> Any:
+    """The symmetric part of a matrix."""
+    return (a + xp.matrix_transpose(a)) * 0.5
+
+
+def _abs_qr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    q, r = np.linalg.qr(x)
+    return np.abs(q), np.abs(r)
+
+
+_inf = math.inf
+F64 = "float64"
+
+CASES: list[Case] = [
+    # creation
+    Case("asarray", lambda xp: xp.asarray([[1.0, 2.0], [3.0, 4.5]], dtype=xp.float64),
+         lambda: np.array([[1.0, 2.0], [3.0, 4.5]]), (), grad=False),
+    Case("asarray", lambda xp: xp.asarray(np.arange(3.0)), lambda: np.arange(3.0), (), grad=False,
+         label="numpy-input"),
+    Case("zeros", lambda xp: xp.zeros((2, 3), dtype=xp.float64), lambda: np.zeros((2, 3)), (), grad=False),
+    Case("ones", lambda xp: xp.ones(4, dtype=xp.float64), lambda: np.ones(4), (), grad=False),
+    Case("zeros_like", lambda xp, a: xp.zeros_like(a), np.zeros_like, grad=False),
+    Case("ones_like", lambda xp, a: xp.ones_like(a), np.ones_like, grad=False),
+    Case("full", lambda xp: xp.full((2, 3), 1.5, dtype=xp.float64), lambda: np.full((2, 3), 1.5), (),
+         grad=False),
+    Case("eye", lambda xp: xp.eye(3, dtype=xp.float64), lambda: np.eye(3), (), grad=False),
+    Case("arange", lambda xp: xp.arange(1, 8, 2, dtype=xp.int64), lambda: np.arange(1, 8, 2), (),
+         grad=False),
+    Case("arange", lambda xp: xp.arange(0.0, 1.0, 0.25, dtype=xp.float64), lambda: np.arange(0.0, 1.0, 0.25),
+         (), grad=False, label="float"),
+    Case("arange", lambda xp: xp.arange(4, dtype=xp.int32), lambda: np.arange(4, dtype=np.int32), (),
+         grad=False, label="stop-only"),
+    Case("astype", lambda xp, a: xp.astype(xp.astype(a, xp.float32), xp.float64),
+         lambda a: a.astype(np.float32).astype(np.float64), grad=False),
+    Case("astype", lambda xp, a: xp.astype(a, xp.float64), lambda a: a, label="float64"),
+    Case("astype", lambda xp, a: xp.astype(a, xp.float32), lambda a: a.astype(np.float32), grad=False,
+         label="float32"),
+    # elementwise
+    *[Case(name, (lambda fn: lambda xp, a: getattr(xp, fn)(a))(name), getattr(np, name))
+      for name in ("abs", "exp", "expm1", "sin", "cos", "tanh", "sinh", "cosh", "square", "sign",
+                   "negative", "floor")],
+    *[Case(name, (lambda fn: lambda xp, a: getattr(xp, fn)(a))(name), getattr(np, name), ("pos",))
+      for name in ("log", "log1p", "sqrt")],
+    Case("tan", lambda xp, a: xp.tan(0.5 * a), lambda a: np.tan(0.5 * a)),
+    Case("atan", lambda xp, a: xp.atan(a), np.arctan),
+    Case("atan2", lambda xp, a, b: xp.atan2(a, b), np.arctan2, ("m", "m2")),
+    Case("pow", lambda xp, a, b: xp.pow(a, b), np.power, ("pos", "m")),
+    Case("pow", lambda xp, a: xp.pow(a, 3), lambda a: a**3, label="scalar-exponent"),
+    Case("maximum", lambda xp, a, b: xp.maximum(a, b), np.maximum, ("m", "m2")),
+    Case("maximum", lambda xp, a: xp.maximum(a, 0.25), lambda a: np.maximum(a, 0.25), label="scalar"),
+    Case("minimum", lambda xp, a, b: xp.minimum(a, b), np.minimum, ("m", "m2")),
+    Case("minimum", lambda xp, a, b: xp.minimum(a, b[0]), lambda a, b: np.minimum(a, b[0]), ("m", "m2"),
+         label="broadcast"),
+    Case("where", lambda xp, a, b: xp.where(a > 0, a, b), lambda a, b: np.where(a > 0, a, b), ("m", "m2")),
+    Case("where", lambda xp, a, b: xp.where(a[0] > 0, 0.5, b), lambda a, b: np.where(a[0] > 0, 0.5, b),
+         ("m", "m2"), label="broadcast-scalar"),
+    Case("clip", lambda xp, a: xp.clip(a, -0.5, 0.5), lambda a: np.clip(a, -0.5, 0.5)),
+    Case("clip", lambda xp, a: xp.clip(a, min=-0.5), lambda a: np.clip(a, -0.5, None), label="min-only"),
+    Case("clip", lambda xp, a: xp.clip(a, max=0.5), lambda a: np.clip(a, None, 0.5), label="max-only"),
+    Case("isfinite", lambda xp, a: xp.isfinite(a), np.isfinite, ("special",), grad=False),
+    Case("logaddexp", lambda xp, a, b: xp.logaddexp(a, b), np.logaddexp, ("m", "m2")),
+    Case("logaddexp", lambda xp, a, b: xp.logaddexp(a, b), np.logaddexp, ("m", "m"), label="ties"),
+    Case("logaddexp", lambda xp, a, b: xp.logaddexp(800.0 * a, b), lambda a, b: np.logaddexp(800.0 * a, b),
+         ("m", "m2"), grad=False, label="far-apart"),
+    Case("logaddexp", lambda xp, a: xp.logaddexp(a, a), lambda a: np.logaddexp(a, a), ("special",),
+         grad=False, label="infinities"),
+    # reductions
+    Case("sum", lambda xp, a: xp.sum(a, axis=0), lambda a: np.sum(a, axis=0)),
+    Case("sum", lambda xp, a: xp.sum(a, axis=(0, 2), keepdims=True),
+         lambda a: np.sum(a, axis=(0, 2), keepdims=True), ("b3",), label="tuple-keepdims"),
+    Case("mean", lambda xp, a: xp.mean(a), np.mean),
+    Case("mean", lambda xp, a: xp.mean(a, axis=-1, keepdims=True), lambda a: np.mean(a, -1, keepdims=True),
+         ("b3",), label="keepdims"),
+    Case("prod", lambda xp, a: xp.prod(a, axis=0), lambda a: np.prod(a, axis=0), ("pos",)),
+    Case("max", lambda xp, a: xp.max(a, axis=1), lambda a: np.max(a, axis=1)),
+    Case("max", lambda xp, a: xp.max(a), np.max, label="all"),
+    Case("min", lambda xp, a: xp.min(a, axis=(0, 1)), lambda a: np.min(a, axis=(0, 1)), ("b3",)),
+    Case("var", lambda xp, a: xp.var(a), np.var),
+    Case("var", lambda xp, a: xp.var(a, axis=0), lambda a: np.var(a, axis=0), label="axis"),
+    Case("var", lambda xp, a: xp.var(a, axis=(0, 2), correction=1, keepdims=True),
+         lambda a: np.var(a, axis=(0, 2), ddof=1, keepdims=True), ("b3",), label="correction"),
+    Case("std", lambda xp, a: xp.std(a, axis=1), lambda a: np.std(a, axis=1)),
+    Case("std", lambda xp, a: xp.std(a, axis=(1, 2), correction=1.0),
+         lambda a: np.std(a, axis=(1, 2), ddof=1), ("b3",), label="correction"),
+    Case("cumulative_sum", lambda xp, a: xp.cumulative_sum(a), np.cumsum, ("v",)),
+    Case("cumulative_sum", lambda xp, a: xp.cumulative_sum(a, axis=1), lambda a: np.cumsum(a, axis=1),
+         label="axis"),
+    # manipulation
+    Case("reshape", lambda xp, a: xp.reshape(a, (4, 3)), lambda a: np.reshape(a, (4, 3))),
+    Case("reshape", lambda xp, a: xp.reshape(a, (2, -1)), lambda a: np.reshape(a, (2, -1)), ("b3",),
+         label="infer"),
+    Case("permute_dims", lambda xp, a: xp.permute_dims(a, (2, 0, 1)), lambda a: np.transpose(a, (2, 0, 1)),
+         ("b3",)),
+    Case("matrix_transpose", lambda xp, a: xp.matrix_transpose(a), lambda a: np.swapaxes(a, -1, -2),
+         ("b3",)),
+    Case("concat", lambda xp, a, b: xp.concat([a, b]), lambda a, b: np.concatenate([a, b]), ("m", "m2")),
+    Case("concat", lambda xp, a, b: xp.concat([a, b], axis=-1), lambda a, b: np.concatenate([a, b], -1),
+         ("m", "m2"), label="last-axis"),
+    Case("concat", lambda xp, a, b: xp.concat([a, b], axis=None), lambda a, b: np.concatenate([a, b], None),
+         ("m", "b3"), label="flattened"),
+    Case("stack", lambda xp, a, b: xp.stack([a, b], axis=1), lambda a, b: np.stack([a, b], axis=1),
+         ("m", "m2")),
+    Case("take", lambda xp, a: xp.take(a, xp.asarray([2, 0, -1, 2]), axis=1),
+         lambda a: np.take(a, [2, 0, -1, 2], axis=1)),
+    Case("take", lambda xp, a: xp.take(a, xp.asarray([[0, 2], [2, -3]]), axis=0),
+         lambda a: np.take(a, [[0, 2], [2, -3]], axis=0), label="2d-indices"),
+    Case("take", lambda xp, a: xp.take(a, xp.asarray([0, 5, -1])), lambda a: np.take(a, [0, 5, -1]),
+         label="flattened"),
+    Case("expand_dims", lambda xp, a: xp.expand_dims(a, axis=1), lambda a: np.expand_dims(a, 1)),
+    Case("expand_dims", lambda xp, a: xp.expand_dims(a, axis=-1), lambda a: np.expand_dims(a, -1),
+         label="last"),
+    Case("squeeze", lambda xp, a: xp.squeeze(xp.reshape(a, (3, 1, 4)), 1), lambda a: a),
+    Case("flip", lambda xp, a: xp.flip(a), np.flip),
+    Case("flip", lambda xp, a: xp.flip(a, axis=1), lambda a: np.flip(a, 1), label="axis"),
+    Case("flip", lambda xp, a: xp.flip(a, axis=(0, 2)), lambda a: np.flip(a, (0, 2)), ("b3",), label="axes"),
+    Case("broadcast_to", lambda xp, a: xp.broadcast_to(a, (2, 5)), lambda a: np.broadcast_to(a, (2, 5)),
+         ("v",)),
+    # linear algebra
+    Case("matmul", lambda xp, a, b: xp.matmul(a, b), np.matmul, ("m", "m42")),
+    Case("matmul", lambda xp, a, b: xp.matmul(a, b), np.matmul, ("m", "v4"), label="matrix-vector"),
+    Case("matmul", lambda xp, a, b: xp.matmul(a, b), np.matmul, ("v3", "m"), label="vector-matrix"),
+    Case("matmul", lambda xp, a, b: xp.matmul(a, b), np.matmul, ("v4", "v4"), label="vector-vector"),
+    Case("matmul", lambda xp, a, b: xp.matmul(a, b), np.matmul, ("b3", "m42"), label="batch-broadcast"),
+    Case("matmul", lambda xp, a, b: xp.matmul(a, b), np.matmul, ("b3", "v4"), label="batch-vector"),
+    Case("tensordot", lambda xp, a, b: xp.tensordot(a, b, axes=1), lambda a, b: np.tensordot(a, b, 1),
+         ("m", "m42")),
+    Case("tensordot", lambda xp, a, b: xp.tensordot(a, b), np.tensordot, ("b3", "m"), label="default-2"),
+    Case("tensordot", lambda xp, a, b: xp.tensordot(a, b, axes=([0], [0])),
+         lambda a, b: np.tensordot(a, b, ([0], [0])), ("m", "m2"), label="pairs"),
+    Case("vecdot", lambda xp, a, b: xp.vecdot(a, b), lambda a, b: np.sum(a * b, -1), ("m", "m2")),
+    Case("vecdot", lambda xp, a, b: xp.vecdot(a, b, axis=0), lambda a, b: np.sum(a * b, 0), ("m", "m2"),
+         label="axis"),
+    Case("vecdot", lambda xp, a, b: xp.vecdot(a, b), lambda a, b: np.sum(a * b, -1), ("b3", "m"),
+         label="broadcast"),
+    Case("linalg.solve", lambda xp, a, b: xp.linalg.solve(a, b), np.linalg.solve, ("sq", "m")),
+    Case("linalg.solve", lambda xp, a, b: xp.linalg.solve(a, b), np.linalg.solve, ("sq", "v3"),
+         label="vector"),
+    Case("linalg.solve", lambda xp, a, b: xp.linalg.solve(a, b), np.linalg.solve, ("bsq", "v3"),
+         label="batch-vector"),
+    Case("linalg.solve", lambda xp, a, b: xp.linalg.solve(a, b), np.linalg.solve, ("bsq", "m"),
+         label="batch-broadcast"),
+    Case("linalg.inv", lambda xp, a: xp.linalg.inv(a), np.linalg.inv, ("bsq",)),
+    Case("linalg.det", lambda xp, a: xp.linalg.det(a), np.linalg.det, ("sq",)),
+    Case("linalg.det", lambda xp, a: xp.linalg.det(a), np.linalg.det, ("bsq",), label="batch"),
+    Case("linalg.slogdet", lambda xp, a: xp.stack(list(xp.linalg.slogdet(a))),
+         lambda a: np.stack(np.linalg.slogdet(a)), ("bsq",)),
+    # The frameworks differentiate cholesky/eigh as functions of a symmetric matrix, NumPy's finite
+    # differences see only the triangle LAPACK reads: symmetrising the input makes them one function.
+    Case("linalg.cholesky", lambda xp, a: xp.linalg.cholesky(_sym(xp, a)),
+         lambda a: np.linalg.cholesky((a + a.T) / 2), ("spd",)),
+    Case("linalg.eigh", lambda xp, a: xp.linalg.eigh(_sym(xp, a)).eigenvalues,
+         lambda a: np.linalg.eigh((a + a.T) / 2)[0], ("spd",)),
+    # Eigenvector and QR signs are implementation-defined (LAPACK vs Eigen): compare magnitudes.
+    Case("linalg.eigh", lambda xp, a: xp.abs(xp.linalg.eigh(_sym(xp, a)).eigenvectors),
+         lambda a: np.abs(np.linalg.eigh((a + a.T) / 2)[1]), ("spd",), label="eigenvectors"),
+    Case("linalg.qr", lambda xp, a: xp.abs(xp.linalg.qr(a).Q), lambda a: _abs_qr(a)[0], ("m43",)),
+    Case("linalg.qr", lambda xp, a: xp.abs(xp.linalg.qr(a).R), lambda a: _abs_qr(a)[1], ("m43",), label="R"),
+    Case("linalg.vector_norm", lambda xp, a: xp.linalg.vector_norm(a), lambda a: np.linalg.norm(a.ravel())),
+    Case("linalg.vector_norm", lambda xp, a: xp.linalg.vector_norm(a, axis=1),
+         lambda a: np.linalg.norm(a, axis=1), label="axis"),
+    Case("linalg.vector_norm", lambda xp, a: xp.linalg.vector_norm(a, axis=(0, 2), keepdims=True),
+         lambda a: np.sqrt(np.sum(a * a, axis=(0, 2), keepdims=True)), ("b3",), label="keepdims"),
+    *[Case("linalg.vector_norm", (lambda o: lambda xp, a: xp.linalg.vector_norm(a, ord=o))(order),
+           (lambda o: lambda a: np.linalg.norm(a.ravel(), ord=o))(order), grad=order != 0,
+           label=f"ord={order}")
+      for order in (1, 3, 0, _inf, -_inf)],
+    *[Case("linalg.matrix_norm", (lambda o: lambda xp, a: xp.linalg.matrix_norm(a, ord=o))(order),
+           (lambda o: lambda a: np.linalg.norm(a, ord=o, axis=(-2, -1)))(order), ("b3",),
+           label=f"ord={order}")
+      for order in ("fro", "nuc", 1, -1, 2, -2, _inf, -_inf)],
+    Case("linalg.matrix_norm", lambda xp, a: xp.linalg.matrix_norm(a, keepdims=True),
+         lambda a: np.linalg.norm(a, axis=(-2, -1), keepdims=True), ("b3",), label="keepdims"),
+    # extras
+    Case("logsumexp", lambda xp, a: xp.logsumexp(a), _np_logsumexp),
+    Case("logsumexp", lambda xp, a: xp.logsumexp(a, axis=1), lambda a: _np_logsumexp(a, 1), label="axis"),
+    Case("logsumexp", lambda xp, a: xp.logsumexp(a, axis=(0, 2), keepdims=True),
+         lambda a: _np_logsumexp(a, (0, 2), True), ("b3",), label="keepdims"),
+    Case("logsumexp", lambda xp, a: xp.logsumexp(a, axis=1), lambda a: _np_logsumexp(a, 1), ("minus_inf",),
+         grad=False, label="minus-inf"),
+    Case("logsumexp", lambda xp, a: xp.logsumexp(1000.0 * a, axis=0),
+         lambda a: 1000.0 * np.max(a, 0) + _np_logsumexp(1000.0 * (a - np.max(a, 0)), 0), grad=False,
+         label="large"),
+    Case("sigmoid", lambda xp, a: xp.sigmoid(3.0 * a), lambda a: 1 / (1 + np.exp(-3.0 * a))),
+    Case("sigmoid", lambda xp, a: xp.sigmoid(400.0 * a), lambda a: 0.5 * (1 + np.tanh(200.0 * a)),
+         grad=False, label="tails"),
+    Case("softplus", lambda xp, a: xp.softplus(a), lambda a: np.log1p(np.exp(a))),
+    Case("softplus", lambda xp, a: xp.softplus(30.0 * a),
+         lambda a: np.maximum(30.0 * a, 0) + np.log1p(np.exp(-np.abs(30.0 * a))), grad=False,
+         label="large"),
+    Case("relu", lambda xp, a: xp.relu(a), lambda a: np.maximum(a, 0.0)),
+    Case("erf", lambda xp, a: xp.erf(a), np.vectorize(math.erf)),
+    Case("rsqrt", lambda xp, a: xp.rsqrt(a), lambda a: 1 / np.sqrt(a), ("pos",)),
+    Case("log_softmax", lambda xp, a: xp.log_softmax(a), lambda a: a - _np_logsumexp(a, -1, True)),
+    Case("log_softmax", lambda xp, a: xp.log_softmax(a, axis=0), lambda a: a - _np_logsumexp(a, 0, True),
+         label="axis"),
+    Case("softmax", lambda xp, a: xp.softmax(a), lambda a: np.exp(a) / np.exp(a).sum(-1, keepdims=True)),
+    Case("softmax", lambda xp, a: xp.softmax(a, axis=1),
+         lambda a: np.exp(a) / np.exp(a).sum(1, keepdims=True), ("b3",), label="axis"),
+    Case("einsum", lambda xp, a, b: xp.einsum("ij,kj->ik", a, b), lambda a, b: np.einsum("ij,kj->ik", a, b),
+         ("m", "m2")),
+    Case("einsum", lambda xp, a, b: xp.einsum("bij,jk->bik", a, b),
+         lambda a, b: np.einsum("bij,jk->bik", a, b), ("b3", "m42"), label="batch"),
+]  # fmt: skip
+
+
+def _case_id(case: Case) -> str:
+    return f"{case.name}[{case.label}]" if case.label else case.name
+
+
+def test_every_guaranteed_name_has_a_case() -> None:
+    assert {case.name for case in CASES} == set(GUARANTEED)
+    assert len(set(GUARANTEED)) == len(GUARANTEED)
+    assert len({_case_id(case) for case in CASES}) == len(CASES)
+
+
+def _namespace_of(backend: str) -> Namespace:
+    return namespace(make(backend, [0.0]))
+
+
+# -- values ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def jax_results() -> dict[str, Any]:
+    """Every case's JAX result from one ``jax.jit``.
+
+    Compiling each case eagerly costs JAX tens of milliseconds per operation, most of this file's run
+    time; one program compiles several times faster. Tracers inside jit also exercise ``namespace``
+    on JAX tracers.
+    """
+    import jax
+
+    def run_all(arrays: dict[str, Any]) -> dict[str, Any]:
+        xp = namespace(arrays)
+        return {_case_id(case): case.call(xp, *(arrays[name] for name in case.inputs)) for case in CASES}
+
+    return jax.jit(run_all)({name: make("jax", value) for name, value in INPUTS.items()})
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_matches_numpy(case: Case, array_backend: str, request: pytest.FixtureRequest) -> None:
+    if array_backend == "jax":
+        result = request.getfixturevalue("jax_results")[_case_id(case)]
+    else:
+        arrays = [make(array_backend, INPUTS[name]) for name in case.inputs]
+        xp = namespace(arrays[0]) if arrays else _namespace_of(array_backend)
+        with np.errstate(all="ignore"):
+            result = case.call(xp, *arrays)
+    with np.errstate(all="ignore"):
+        expected = np.asarray(case.expected(*(INPUTS[name] for name in case.inputs)))
+    where = f"{_case_id(case)} on {array_backend}"
+    assert tuple(result.shape) == expected.shape, f"{where}: shape"
+    assert dtype_name(result) == expected.dtype.name, f"{where}: dtype"
+    np.testing.assert_allclose(to_numpy(result), expected, **VALUE_TOL, err_msg=where)
+
+
+# -- gradients -------------------------------------------------------------------------------------
+
+# JAX's functions are jax.numpy's and jax.nn's own, and each eager JAX operation compiles (slowly)
+# on first use; so JAX differentiates a sample (the wrapped ones and the regression loss below),
+# PyTorch and TensorFlow every case.
+JAX_GRAD_SAMPLE = {"linalg.slogdet", "linalg.qr", "softplus", "einsum"}
+
+
+def _grad_params() -> list[Any]:
+    params = []
+    for backend in FRAMEWORK_BACKENDS:
+        missing = pytest.mark.skipif(not is_installed(backend), reason=skip_reason(backend))
+        for case in CASES:
+            if case.grad and (backend != "jax" or (case.name in JAX_GRAD_SAMPLE and not case.label)):
+                params.append(pytest.param(backend, case, id=f"{backend}-{_case_id(case)}", marks=missing))
+    return params
+
+
+@pytest.mark.parametrize(("backend", "case"), _grad_params())
+def test_differentiates_through_ug_grad(backend: str, case: Case) -> None:
+    inputs = [INPUTS[name] for name in case.inputs]
+    weights = np.random.default_rng(1).standard_normal(np.shape(case.expected(*inputs)))
+
+    def loss(params: list[Any], data: dict[str, Any]) -> Any:
+        xp = namespace(params)
+        return xp.sum(case.call(xp, *params) * data["w"])
+
+    expected = ug.reference_grad(loss, inputs, {"w": weights})
+    grads = ug.grad(loss, [make(backend, x) for x in inputs], {"w": weights}, backend=backend)
+    for grad, want in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(to_numpy(grad), want, **GRAD_TOL, err_msg=f"{_case_id(case)} on {backend}")
+
+
+def _regression_loss(params: dict[str, Any], data: dict[str, Any]) -> Any:
+    xp = namespace(params)
+    hidden = xp.tanh(xp.matmul(data["x"], params["w"]) + params["b"])
+    picked = xp.take(hidden, data["rows"], axis=0)
+    solved = xp.linalg.solve(data["a"], xp.matrix_transpose(picked))
+    return (
+        xp.mean(xp.logsumexp(hidden, axis=1))
+        + xp.var(params["w"], axis=0)[0]
+        + xp.sum(xp.square(solved))
+        + xp.sum(xp.matmul(hidden, params["v"]))
+    )
+
+
+def test_one_loss_same_gradient_on_every_backend() -> None:
+    rng = np.random.default_rng(2)
+    params = {"w": rng.standard_normal((4, 3)), "b": rng.standard_normal(3), "v": rng.standard_normal(3)}
+    data = {
+        "x": rng.standard_normal((5, 4)),
+        "rows": np.array([4, 0, -1, 2]),
+        "a": rng.standard_normal((3, 3)) + 3 * np.eye(3),
+    }
+    expected = ug.reference_grad(_regression_loss, params, data)
+    ran = 0
+    for backend in FRAMEWORK_BACKENDS:
+        if not is_installed(backend):
+            continue
+        grads = ug.grad(_regression_loss, {k: make(backend, v) for k, v in params.items()}, data,
+                        backend=backend)  # fmt: skip
+        for key, want in expected.items():
+            np.testing.assert_allclose(to_numpy(grads[key]), want, **GRAD_TOL, err_msg=f"{key} on {backend}")
+        ran += 1
+    if not ran:
+        pytest.skip("no framework installed")
+
+
+def test_jax_tracers_under_grad_and_jit() -> None:
+    require("jax")
+    import jax
+    import jax.numpy as jnp
+
+    def loss(x: Any) -> Any:
+        xp = namespace({"x": x})
+        assert xp.name == "jax"
+        return xp.sum(xp.softplus(x) * xp.var(x))
+
+    x = jnp.asarray(INPUTS["v"])
+    np.testing.assert_allclose(jax.jit(jax.grad(loss))(x), jax.grad(loss)(x), rtol=1e-12)
+
+
+def test_torch_tensor_requiring_grad_and_tf_tensor_on_tape() -> None:
+    require("torch", "tensorflow")
+    import tensorflow as tf
+    import torch
+
+    x = torch.tensor(INPUTS["m"], requires_grad=True)
+    namespace(x).sum(namespace(x).exp(x)).backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.exp(INPUTS["m"]), **VALUE_TOL)
+    y = tf.Variable(INPUTS["m"])
+    with tf.GradientTape() as tape:
+        xp = namespace(y)
+        value = xp.sum(xp.exp(y))
+    np.testing.assert_allclose(tape.gradient(value, y).numpy(), np.exp(INPUTS["m"]), **VALUE_TOL)
+
+
+# -- namespace behaviour -----------------------------------------------------------------------------
+
+
+def test_tuple_results_are_the_array_api_named_tuples(array_backend: str) -> None:
+    xp = _namespace_of(array_backend)
+    spd, m43 = make(array_backend, INPUTS["spd"]), make(array_backend, INPUTS["m43"])
+    sign, logabsdet = xp.linalg.slogdet(spd)
+    assert isinstance(xp.linalg.slogdet(spd), SlogdetResult)
+    np.testing.assert_allclose(to_numpy(logabsdet), np.linalg.slogdet(INPUTS["spd"])[1], **VALUE_TOL)
+    assert float(to_numpy(sign)) == 1.0
+    eig = xp.linalg.eigh(spd)
+    assert isinstance(eig, EighResult)
+    reconstructed = xp.matmul(eig.eigenvectors * eig.eigenvalues, xp.matrix_transpose(eig.eigenvectors))
+    np.testing.assert_allclose(to_numpy(reconstructed), INPUTS["spd"], **VALUE_TOL)
+    q, r = result = xp.linalg.qr(m43)
+    assert isinstance(result, QRResult) and result.Q is q and result.R is r
+    assert tuple(q.shape) == (4, 3) and tuple(r.shape) == (3, 3)  # reduced
+    np.testing.assert_allclose(to_numpy(xp.matmul(q, r)), INPUTS["m43"], **VALUE_TOL)
+
+
+def test_dtypes_and_name(array_backend: str) -> None:
+    xp = _namespace_of(array_backend)
+    assert xp.name == array_backend
+    for name in DTYPE_NAMES:
+        if name == "bfloat16" and array_backend == "numpy" and not is_installed("ml_dtypes"):
+            continue
+        dtype = getattr(xp, name)
+        assert dtype_name(xp.zeros(2, dtype=dtype)) == name
+
+
+def test_one_cached_namespace_per_backend(array_backend: str) -> None:
+    xp = _namespace_of(array_backend)
+    assert namespace(make(array_backend, [[1.0]])) is xp
+    assert namespace({"w": make(array_backend, [1.0], "float32")}) is xp
+
+
+def test_tensorflow_matmul_takes_vectors_and_promotes() -> None:
+    require("tensorflow")
+    import tensorflow as tf
+
+    matrix, vector = tf.constant(INPUTS["m"]), tf.constant(INPUTS["v4"], dtype=tf.float32)
+    xp = namespace(matrix)
+    product = xp.matmul(matrix, vector)  # tf.matmul refuses a vector and a float32/float64 mix
+    assert product.dtype == tf.float64 and tuple(product.shape) == (3,)
+    np.testing.assert_allclose(product.numpy(), INPUTS["m"] @ INPUTS["v4"].astype(np.float32), **VALUE_TOL)
+
+
+def test_tensorflow_numpy_behaviour_stays_off() -> None:
+    require("tensorflow")
+    import tensorflow as tf
+
+    xp = _namespace_of("tensorflow")
+    for case in CASES:
+        arrays = [make("tensorflow", INPUTS[name]) for name in case.inputs]
+        case.call(xp, *arrays)
+    assert not hasattr(tf.constant(1.0), "sum")
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.constant(1.0) + tf.constant(1.0, dtype=tf.float64)  # TF's own rule: no promotion
+
+
+def test_tensorflow_inside_tf_function() -> None:
+    require("tensorflow")
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float64)])
+    def statistics(x: Any) -> Any:
+        xp = namespace(x)  # a symbolic tensor with an unknown first dimension
+        return xp.var(x, axis=0, correction=1), xp.matmul(x, xp.ones(4, dtype=xp.float64))
+
+    variance, row_sums = statistics(tf.constant(INPUTS["m"]))
+    np.testing.assert_allclose(variance.numpy(), np.var(INPUTS["m"], axis=0, ddof=1), **VALUE_TOL)
+    np.testing.assert_allclose(row_sums.numpy(), INPUTS["m"].sum(1), **VALUE_TOL)
+
+
+@pytest.mark.parametrize("attribute", ["fft", "nonzero", "argmax", "float128"])
+def test_names_outside_the_subset_raise(attribute: str) -> None:
+    xp = _namespace_of("numpy")
+    with pytest.raises(AttributeError, match=r"docs/namespace\.md"):
+        getattr(xp, attribute)
+
+
+def test_linalg_names_outside_the_subset_raise(array_backend: str) -> None:
+    xp = _namespace_of(array_backend)
+    with pytest.raises(
+        AttributeError, match=r"'linalg\.svd' is not in the guaranteed subset.*docs/namespace"
+    ):
+        xp.linalg.svd
+
+
+@dataclasses.dataclass
+class _Layer:
+    label: str
+    weights: Any
+
+
+def test_namespace_of_pytree_uses_first_array_leaf() -> None:
+    assert namespace({"a": "label", "b": [None, 3.0, np.ones(2)]}).name == "numpy"
+    assert namespace([_Layer("dense", np.ones(2))]).name == "numpy"
+    if is_installed("torch"):
+        import torch
+
+        assert namespace([{"w": torch.ones(2)}, np.ones(2)]).name == "torch"
+
+
+@pytest.mark.parametrize("value", [1.0, [1.0, 2.0], "text", {}, {"a": 1, "b": [2.0]}, None])
+def test_namespace_without_an_array_raises(value: Any) -> None:
+    with pytest.raises(ug.InvalidParamsError, match="needs an array") as info:
+        namespace(value)
+    assert isinstance(info.value, TypeError)
+
+
+def test_cumulative_sum_needs_axis_beyond_one_dimension(array_backend: str) -> None:
+    xp = _namespace_of(array_backend)
+    with pytest.raises(ValueError, match="axis"):
+        xp.cumulative_sum(make(array_backend, INPUTS["m"]))
+
+
+def test_torch_asarray_uses_the_default_device() -> None:
+    require("torch")
+    import torch
+
+    xp = _namespace_of("torch")
+    with torch.device("meta"):
+        assert xp.asarray(np.ones(2)).device.type == "meta"
+        assert xp.asarray([1.0, 2.0]).device.type == "meta"
+    on_cpu = torch.ones(2)
+    assert xp.asarray(on_cpu) is on_cpu
+
+
+def test_numpy_namespace_imports_no_framework() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        import unigrad._namespace
+        assert not any(m.startswith("array_api_compat") for m in sys.modules), "eager array_api_compat"
+        import numpy as np
+        from unigrad._namespace import namespace
+        xp = namespace({"w": np.ones(2)})
+        float(xp.logsumexp(xp.matmul(np.eye(2), xp.asarray([1.0, 2.0]))))
+        heavy = sorted(
+            m for m in sys.modules
+            if m.split(".")[0] in ("torch", "tensorflow", "jax") or m.startswith("array_api_compat.torch")
+        )
+        print(heavy)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_docstring_examples() -> None:
+    import importlib
+
+    module = importlib.import_module("unigrad._namespace")
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,321 @@
+"""A backend-neutral array namespace: write a loss once, run it on PyTorch, TensorFlow, JAX and NumPy.
+
+``namespace(x)`` returns the :class:`Namespace` of the framework that owns ``x``: a fixed subset of
+Array API functions (``GUARANTEED``) with NumPy semantics on every backend. PyTorch, JAX and NumPy
+are served by array-api-compat; TensorFlow, which it does not cover, by a thin shim. Functions
+outside the subset are refused, so a loss that runs on one backend runs on all of them. See
+``docs/namespace.md`` for the table of names and their semantics.
+
+Importing this module imports no framework and nothing of array-api-compat; a backend's namespace
+is built (and cached) the first time one of its arrays is seen.
+
+Example:
+    >>> import numpy as np
+    >>> from unigrad._namespace import namespace
+    >>> xp = namespace(np.ones(3))
+    >>> xp.name, float(xp.var(xp.asarray([1.0, 2.0, 3.0])))
+    ('numpy', 0.6666666666666666)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from unigrad import _tree
+from unigrad._errors import InvalidParamsError
+from unigrad.backends import BACKENDS, backend_name_of
+
+__all__ = [
+    "DTYPE_NAMES",
+    "GUARANTEED",
+    "EighResult",
+    "Namespace",
+    "QRResult",
+    "SlogdetResult",
+    "namespace",
+]
+
+_CREATION = (
+    "asarray",
+    "zeros",
+    "ones",
+    "zeros_like",
+    "ones_like",
+    "full",
+    "eye",
+    "arange",
+    "astype",
+)
+_ELEMENTWISE = (
+    "abs",
+    "exp",
+    "log",
+    "log1p",
+    "expm1",
+    "sqrt",
+    "sin",
+    "cos",
+    "tan",
+    "tanh",
+    "sinh",
+    "cosh",
+    "atan",
+    "atan2",
+    "pow",
+    "square",
+    "sign",
+    "negative",
+    "maximum",
+    "minimum",
+    "where",
+    "clip",
+    "floor",
+    "isfinite",
+    "logaddexp",
+)
+_REDUCTIONS = ("sum", "mean", "prod", "max", "min", "var", "std", "cumulative_sum")
+_MANIPULATION = (
+    "reshape",
+    "permute_dims",
+    "matrix_transpose",
+    "concat",
+    "stack",
+    "take",
+    "expand_dims",
+    "squeeze",
+    "flip",
+    "broadcast_to",
+)
+_LINEAR_ALGEBRA = (
+    "matmul",
+    "tensordot",
+    "vecdot",
+    "linalg.solve",
+    "linalg.inv",
+    "linalg.det",
+    "linalg.slogdet",
+    "linalg.cholesky",
+    "linalg.eigh",
+    "linalg.qr",
+    "linalg.vector_norm",
+    "linalg.matrix_norm",
+)
+#: Names outside the Array API standard, implemented per backend (``unigrad._namespace._extras``).
+EXTRAS = ("logsumexp", "sigmoid", "softplus", "relu", "erf", "rsqrt", "log_softmax", "softmax", "einsum")
+
+#: Every function name a :class:`Namespace` guarantees on every backend (``linalg.*`` included).
+GUARANTEED: tuple[str, ...] = (
+    _CREATION + _ELEMENTWISE + _REDUCTIONS + _MANIPULATION + _LINEAR_ALGEBRA + EXTRAS
+)
+
+#: The dtype attributes of a :class:`Namespace` (``bfloat16`` only where the backend has one).
+DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int32", "int64", "bool")
+
+_DOCS_HINT = (
+    "the guaranteed names are listed in docs/namespace.md (and in "
+    "`from unigrad._namespace import GUARANTEED`); call the framework directly for anything else"
+)
+
+
+class SlogdetResult(NamedTuple):
+    """``linalg.slogdet``'s result on every backend."""
+
+    sign: Any
+    logabsdet: Any
+
+
+class EighResult(NamedTuple):
+    """``linalg.eigh``'s result on every backend: ascending eigenvalues, eigenvectors as columns."""
+
+    eigenvalues: Any
+    eigenvectors: Any
+
+
+class QRResult(NamedTuple):
+    """``linalg.qr``'s result on every backend."""
+
+    Q: Any
+    R: Any
+
+
+class _Functions:
+    """Attributes for the guaranteed functions; any other name is refused with a pointer to the list."""
+
+    _prefix = ""
+
+    def __init__(self, name: str, functions: Mapping[str, Callable[..., Any]]) -> None:
+        self.name = name
+        # Instance attributes, so a guaranteed lookup costs a dict hit and __getattr__ only runs
+        # for names outside the subset.
+        self.__dict__.update(functions)
+
+    def __getattr__(self, attr: str) -> Any:
+        backend = self.__dict__.get("name", "?")
+        raise AttributeError(
+            f"{self._prefix + attr!r} is not in the guaranteed subset of unigrad's array namespace "
+            f"(backend {backend!r}), so a loss using it would not run on every backend; {_DOCS_HINT}"
+        )
+
+    def __dir__(self) -> list[str]:
+        return sorted(self.__dict__)
+
+
+class _Linalg(_Functions):
+    _prefix = "linalg."
+
+    def __repr__(self) -> str:
+        return f"<unigrad namespace {self.name!r}.linalg>"
+
+
+class Namespace(_Functions):
+    """The guaranteed array functions of one backend, with NumPy / Array API semantics.
+
+    Get one with :func:`namespace`. Attributes: every name in ``GUARANTEED`` (``linalg.solve`` as
+    ``xp.linalg.solve``), the dtypes in ``DTYPE_NAMES`` (the framework's own dtype objects, e.g.
+    ``torch.float32``), and ``name``, the backend (``'torch'``, ``'tensorflow'``, ``'jax'`` or
+    ``'numpy'``). Any other attribute raises ``AttributeError``.
+    """
+
+    name: str
+    linalg: Any
+
+    def __init__(
+        self, name: str, functions: Mapping[str, Callable[..., Any]], dtypes: Mapping[str, Any]
+    ) -> None:
+        top = {key: fn for key, fn in functions.items() if not key.startswith("linalg.")}
+        linalg = {
+            key.removeprefix("linalg."): fn for key, fn in functions.items() if key.startswith("linalg.")
+        }
+        super().__init__(name, {**top, **dtypes})
+        self.linalg = _Linalg(name, linalg)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr in DTYPE_NAMES:
+            backend = self.__dict__.get("name", "?")
+            hint = " (install ml_dtypes for NumPy's bfloat16)" if backend == "numpy" else ""
+            raise AttributeError(f"dtype {attr!r} is not available on backend {backend!r}{hint}")
+        return super().__getattr__(attr)
+
+    def __repr__(self) -> str:
+        return f"<unigrad namespace {self.name!r}: {len(GUARANTEED)} guaranteed functions>"
+
+
+_namespaces: dict[str, Namespace] = {}
+_owner_by_type: dict[type, str] = {}
+
+
+def _owner(leaf: Any) -> str | None:
+    """The backend of ``leaf`` (JAX tracers included), or ``None``. Never imports a framework."""
+    owner = _owner_by_type.get(type(leaf))
+    if owner is not None:
+        return owner
+    owner = backend_name_of(leaf)
+    if owner is None:
+        # JAX tracers are jax.Array instances only through isinstance (not issubclass), so a
+        # type-based check misses them; test instances against the imported frameworks too.
+        for info in BACKENDS.values():
+            module = sys.modules.get(info.module)
+            if module is not None and isinstance(leaf, info.array_types(module)):
+                owner = info.name
+                break
+    if owner is not None:
+        _owner_by_type[type(leaf)] = owner
+    return owner
+
+
+def _first_array_leaf(tree: Any) -> tuple[Any, str]:
+    leaves, _ = _tree.flatten(tree)
+    if _tree.register_dataclass_leaves(leaves):
+        leaves, _ = _tree.flatten(tree)
+    for leaf in leaves:
+        owner = _owner(leaf)
+        if owner is not None:
+            return leaf, owner
+    if not leaves:
+        found = f"got {tree!r:.60}, which holds no leaves"
+    elif len(leaves) == 1 and leaves[0] is tree:
+        found = f"got {type(tree).__name__} {tree!r:.60}"
+    else:
+        kinds = sorted({type(leaf).__name__ for leaf in leaves})
+        found = f"got a {type(tree).__name__} whose {len(leaves)} leaves hold no array (leaf types: {kinds})"
+    raise InvalidParamsError(
+        f"namespace(x) needs an array of PyTorch, TensorFlow, JAX or NumPy, or a pytree holding one; "
+        f"{found}. Python numbers and lists are not arrays: pass the params (or convert with "
+        f"np.asarray) so the namespace knows which framework to use"
+    )
+
+
+def _build(owner: str, leaf: Any) -> Namespace:
+    from unigrad._namespace._extras import corrections_for, extras_for
+
+    if owner == "tensorflow":
+        from unigrad._namespace import _tensorflow
+
+        module: Any = _tensorflow
+        dtypes = dict(_tensorflow.DTYPES)
+        compat_module = None
+    else:
+        import array_api_compat
+
+        module = compat_module = array_api_compat.array_namespace(leaf)
+        dtypes = {name: getattr(module, name) for name in DTYPE_NAMES if hasattr(module, name)}
+        if owner == "numpy" and "bfloat16" not in dtypes and importlib.util.find_spec("ml_dtypes"):
+            import ml_dtypes
+
+            dtypes["bfloat16"] = ml_dtypes.bfloat16
+    functions = {name: _lookup(module, name) for name in GUARANTEED if name not in EXTRAS}
+    functions.update(corrections_for(owner, compat_module))
+    functions.update(extras_for(owner))
+    return Namespace(owner, functions, dtypes)
+
+
+def _lookup(module: Any, dotted: str) -> Callable[..., Any]:
+    target = module
+    for part in dotted.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def namespace(x: Any) -> Namespace:
+    """The guaranteed array functions for the framework of ``x``, with NumPy semantics.
+
+    Call it inside a loss function to write the loss once for every backend: the first array leaf
+    of ``x`` decides the framework (tracers inside ``jax.grad``, tensors that require grad and
+    tensors inside a ``tf.GradientTape`` included), and the namespace's functions differentiate
+    through :func:`unigrad.grad` on that framework. Operators on the arrays themselves (``+``,
+    ``@``, ``.sum()``) keep each framework's own rules; use the namespace's functions instead.
+
+    Args:
+        x: an array of PyTorch, TensorFlow, JAX or NumPy, or any pytree (dict, list, dataclass...)
+            holding at least one; the first array leaf decides the backend.
+
+    Returns:
+        The backend's :class:`Namespace` (one cached object per backend).
+
+    Raises:
+        InvalidParamsError: ``x`` holds no array of a known framework (a ``TypeError``).
+
+    Example:
+        >>> import numpy as np
+        >>> from unigrad._namespace import namespace
+        >>> def loss(p, d):
+        ...     xp = namespace(p)
+        ...     return xp.mean((xp.matmul(d["X"], p["w"]) - d["y"]) ** 2)
+        >>> params = {"w": np.array([1.0, 2.0])}
+        >>> data = {"X": np.eye(2), "y": np.array([0.0, 0.0])}
+        >>> float(loss(params, data))
+        2.5
+        >>> namespace(params).name
+        'numpy'
+    """
+    owner = _owner(x)
+    leaf = x
+    if owner is None:
+        leaf, owner = _first_array_leaf(x)
+    found = _namespaces.get(owner)
+    if found is None:
+        found = _namespaces.setdefault(owner, _build(owner, leaf))
+    return found

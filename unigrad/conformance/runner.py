@@ -1,0 +1,269 @@
+"""Run conformance cases on every backend × device × dtype and compare the gradients.
+
+For each case the runner builds float64 inputs from the seed, computes the reference (central finite
+differences, or the case's closed form at kinks and ties), then evaluates ``ug.value_and_grad`` on
+each backend, device and dtype. Three kinds of comparison are recorded:
+
+- ``reference``: float64 results against the reference; lower precisions against the same
+  backend's float64 result on the same device (the float64 reference, itself checked above);
+- ``pairwise``: every two backends at the same dtype and device kind;
+- ``device``: each backend's GPU against its CPU.
+
+Example:
+    >>> from unigrad.conformance import run_conformance
+    >>> report = run_conformance(cases=["elementwise_exp"], backends=[], dtypes=["float64"])
+    >>> report.cases
+    ['elementwise_exp']
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import unigrad as ug
+from unigrad import _tree
+from unigrad.conformance.case import ALL_DTYPES, Case, Tolerance
+from unigrad.conformance.cases import CASES
+from unigrad.conformance.compare import compare_leaf, compare_trees
+from unigrad.conformance.devices import available_devices, place, strict_precision, to_float64
+from unigrad.conformance.results import (
+    ERROR,
+    FAIL,
+    KNOWN,
+    PASS,
+    UNSUPPORTED,
+    Comparison,
+    LeafMetrics,
+    Report,
+)
+from unigrad.conformance.tolerances import tolerance_for
+
+DEFAULT_DTYPES: tuple[str, ...] = ("float64", "float32")
+LOW_PRECISION = frozenset({"float16", "bfloat16"})
+
+
+@dataclass
+class Outcome:
+    """One evaluation: float64 copies of the loss and gradients, or the error it raised."""
+
+    loss: np.ndarray | None = None
+    grads: Any = None
+    error: str = ""
+
+
+def select_cases(patterns: Iterable[str] | None = None) -> list[Case]:
+    """Cases whose name matches a pattern (exact or glob) or that carry a pattern as a tag.
+
+    Raises:
+        ValueError: a pattern matches no case (names the pattern).
+    """
+    if patterns is None:
+        return list(CASES)
+    chosen: dict[str, Case] = {}
+    for pattern in patterns:
+        matched = [case for case in CASES if fnmatch.fnmatchcase(case.name, pattern) or pattern in case.tags]
+        if not matched:
+            raise ValueError(f"no conformance case matches {pattern!r} (see `unigrad check --list`)")
+        chosen.update((case.name, case) for case in matched)
+    return [case for case in CASES if case.name in chosen]
+
+
+def framework_versions(backends: Sequence[str]) -> dict[str, str]:
+    """Versions of unigrad, NumPy and each backend's framework."""
+    import platform
+
+    versions = {"unigrad": ug.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    for backend in backends:
+        module = __import__(backend)
+        versions[backend] = str(module.__version__)
+    return versions
+
+
+def _to_numpy_tree(tree: Any) -> Any:
+    return _tree.tree_map(lambda leaf: to_float64(leaf) if hasattr(leaf, "dtype") else leaf, tree)
+
+
+def _place_tree(tree: Any, backend: str, dtype: str, device: str) -> Any:
+    def place_leaf(leaf: Any) -> Any:
+        return place(backend, leaf, dtype, device) if isinstance(leaf, np.ndarray) else leaf
+
+    return _tree.tree_map(place_leaf, tree)
+
+
+def _loss_of(case: Case, data: Any) -> Callable[..., Any]:
+    """The case's loss as unigrad calls it: ``loss(params)`` when the case has no data."""
+    if data is None:
+        return lambda params: case.loss(params, None)
+    return case.loss
+
+
+def evaluate(case: Case, backend: str, device: str, dtype: str, params: Any, data: Any) -> Outcome:
+    """Loss and gradients of ``case`` on one backend, device and dtype, as float64 NumPy."""
+    try:
+        placed_params = _place_tree(params, backend, dtype, device)
+        placed_data = _place_tree(data, backend, dtype, device)
+        loss, grads = ug.value_and_grad(_loss_of(case, data), placed_params, placed_data)
+        return Outcome(loss=to_float64(loss).reshape(()), grads=_to_numpy_tree(grads))
+    except Exception as err:  # noqa: BLE001 - a framework refusing an op is a result to report
+        message = f"{type(err).__name__}: {err}".strip().splitlines()[0]
+        return Outcome(error=message[:300])
+
+
+def reference(case: Case, params: Any, data: Any) -> tuple[np.ndarray, Any, str]:
+    """The float64 reference: (loss, grads, what it is)."""
+    # Kink cases evaluate functions at the edge of their domain (sqrt of a negative in an untaken
+    # branch): NumPy's warnings there are expected, not news.
+    with np.errstate(all="ignore"):
+        loss = np.asarray(case.loss(params, data), dtype=np.float64).reshape(())
+        if case.expected_grad is not None:
+            grads = _to_numpy_tree(case.expected_grad(params, data))
+            return loss, grads, "closed form"
+        return loss, ug.reference_grad(_loss_of(case, data), params, data), "finite differences"
+
+
+def _status(case: Case, backend: str, dtype: str, device: str, leaves: list[LeafMetrics]) -> tuple[str, str]:
+    if all(leaf.passed for leaf in leaves):
+        return PASS, ""
+    known = case.known_difference(backend, dtype, device)
+    if known is not None:
+        return KNOWN, known.reason
+    return FAIL, ""
+
+
+def _compare(
+    case: Case,
+    kind: str,
+    key: tuple[str, str, str],
+    outcome: Outcome,
+    against: str,
+    want_loss: np.ndarray,
+    want_grads: Any,
+    tolerance: Tolerance,
+    other_backend: str | None = None,
+) -> Comparison:
+    backend, device, dtype = key
+    base = dict(case=case.name, kind=kind, backend=backend, device=device, dtype=dtype, against=against)
+    if outcome.error:
+        known = case.known_difference(backend, dtype, device)
+        if dtype in LOW_PRECISION:
+            status, reason = UNSUPPORTED, outcome.error
+        elif known is not None:
+            status, reason = KNOWN, f"{known.reason} ({outcome.error})"
+        else:
+            status, reason = ERROR, outcome.error
+        return Comparison(**base, status=status, rtol=tolerance.rtol, atol=tolerance.atol, reason=reason)
+    leaves = [compare_leaf("loss", outcome.loss, want_loss, tolerance)]
+    leaves += compare_trees(outcome.grads, want_grads, tolerance)
+    status, reason = _status(case, backend, dtype, device, leaves)
+    if status == FAIL and other_backend is not None:
+        other_known = case.known_difference(other_backend, dtype, device)
+        if other_known is not None:
+            status, reason = KNOWN, other_known.reason
+    return Comparison(
+        **base, status=status, rtol=tolerance.rtol, atol=tolerance.atol, leaves=leaves, reason=reason
+    )
+
+
+def _doubled(tolerance: Tolerance) -> Tolerance:
+    # Two results each within tol of the reference can be 2 tol apart.
+    return Tolerance(2 * tolerance.rtol, 2 * tolerance.atol)
+
+
+def run_case(
+    case: Case, backends: Sequence[str], devices: dict[str, list[str]], dtypes: Sequence[str], seed: int
+) -> list[Comparison]:
+    """Every comparison for one case (see the module docstring)."""
+    params, data = case.make_inputs(seed)
+    ref_loss, ref_grads, ref_name = reference(case, params, data)
+    wanted = [d for d in dtypes if d in case.dtypes]
+    outcomes: dict[tuple[str, str, str], Outcome] = {}
+    for backend in backends:
+        for device in devices[backend]:
+            for dtype in wanted:
+                outcomes[(backend, device, dtype)] = evaluate(case, backend, device, dtype, params, data)
+
+    comparisons = []
+    for key, outcome in outcomes.items():
+        backend, device, dtype = key
+        own64 = outcomes.get((backend, device, "float64"))
+        if dtype == "float64" or own64 is None or own64.error:
+            against, want_loss, want_grads = ref_name, ref_loss, ref_grads
+        else:
+            against, want_loss, want_grads = f"{backend}/{device}/float64", own64.loss, own64.grads
+        tolerance = tolerance_for(dtype, case)
+        comparisons.append(
+            _compare(case, "reference", key, outcome, against, want_loss, want_grads, tolerance)
+        )
+
+    for (a_key, a), (b_key, b) in itertools.combinations(outcomes.items(), 2):
+        same_place = a_key[1] == b_key[1] and a_key[2] == b_key[2]
+        if a_key[0] != b_key[0] and same_place and not a.error and not b.error:
+            comparisons.append(
+                _compare(
+                    case, "pairwise", a_key, a, f"{b_key[0]}/{b_key[1]}/{b_key[2]}",
+                    b.loss, b.grads, _doubled(tolerance_for(a_key[2], case)), other_backend=b_key[0],
+                )
+            )  # fmt: skip
+    for key, outcome in outcomes.items():
+        backend, device, dtype = key
+        cpu = outcomes.get((backend, "cpu", dtype))
+        if device.startswith("gpu") and cpu is not None and not cpu.error and not outcome.error:
+            comparisons.append(
+                _compare(
+                    case, "device", key, outcome, f"{backend}/cpu/{dtype}",
+                    cpu.loss, cpu.grads, _doubled(tolerance_for(dtype, case)),
+                )
+            )  # fmt: skip
+    return comparisons
+
+
+def run_conformance(
+    cases: Iterable[str] | None = None,
+    backends: Sequence[str] | None = None,
+    devices: Iterable[str] | None = None,
+    dtypes: Sequence[str] = DEFAULT_DTYPES,
+    seed: int = 0,
+    progress: Callable[[Case], None] | None = None,
+) -> Report:
+    """Run the catalogue (or the selected cases) and return the full :class:`Report`.
+
+    Args:
+        cases: names, globs or tags; ``None`` runs every case.
+        backends: backends to run (default: every installed one).
+        devices: device kinds or names to keep (``'cpu'``, ``'gpu'``, ``'gpu:1'``); default: all.
+        dtypes: dtypes to run, from ``float64, float32, float16, bfloat16``.
+        seed: inputs are a pure function of the seed and the case name.
+        progress: called after each case (progress bars).
+    """
+    selected = select_cases(cases)
+    backends = list(ug.installed_backends() if backends is None else backends)
+    unknown = sorted(set(dtypes) - set(ALL_DTYPES))
+    if unknown:
+        raise ValueError(f"unknown dtype(s) {unknown}: choose from {list(ALL_DTYPES)}")
+    wanted_devices = None if devices is None else set(devices)
+    device_map = {}
+    for backend in backends:
+        found = available_devices(backend)
+        if wanted_devices is not None:
+            found = [d for d in found if d in wanted_devices or d.split(":")[0] in wanted_devices]
+        device_map[backend] = found
+    report = Report(
+        seed=seed,
+        cases=[case.name for case in selected],
+        backends=backends,
+        dtypes=list(dtypes),
+        devices=device_map,
+        versions=framework_versions(backends),
+    )
+    with strict_precision(backends):
+        for case in selected:
+            report.comparisons.extend(run_case(case, backends, device_map, dtypes, seed))
+            if progress is not None:
+                progress(case)
+    return report
