@@ -82,6 +82,8 @@ class Case:
         expected_grad: closed-form gradient ``(params, data) -> grads`` used as the reference instead
             of finite differences, for points where finite differences are meaningless (kinks, ties).
         convention: what ``expected_grad`` encodes, for the docs (e.g. "abs'(0) = 0").
+        reference_name: how reports name the reference when ``expected_grad`` is given
+            (default ``"closed form"``).
     """
 
     name: str
@@ -94,6 +96,7 @@ class Case:
     known_differences: tuple[KnownDifference, ...] = ()
     expected_grad: Callable[[Any, Any], Any] | None = None
     convention: str = ""
+    reference_name: str = "closed form"
 
     def __post_init__(self) -> None:
         if self.tolerances and not self.tolerance_reason:

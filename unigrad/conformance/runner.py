@@ -123,7 +123,7 @@ def reference(case: Case, params: Any, data: Any) -> tuple[np.ndarray, Any, str]
         loss = np.asarray(case.loss(params, data), dtype=np.float64).reshape(())
         if case.expected_grad is not None:
             grads = _to_numpy_tree(case.expected_grad(params, data))
-            return loss, grads, "closed form"
+            return loss, grads, case.reference_name
         return loss, ug.reference_grad(_loss_of(case, data), params, data), "finite differences"
 
 

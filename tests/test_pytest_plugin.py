@@ -1,0 +1,80 @@
+"""The pytest plugin, driven with pytester the way a third-party test suite would use it."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+INSTALLED = [b for b in ("torch", "tensorflow", "jax") if importlib.util.find_spec(b) is not None]
+MISSING = [b for b in ("torch", "tensorflow", "jax") if b not in INSTALLED]
+
+TEST_FILE = """
+import numpy as np
+import pytest
+import unigrad as ug
+
+def loss(p):
+    xp = ug.namespace(p)
+    return xp.sum(p["w"] ** 2)
+
+def test_grad_on_every_backend(ug_backend, ug_device):
+    params = {"w": np.array([1.0, 2.0], dtype=np.float32)}
+    grads = ug.grad(loss, params, backend=ug_backend)
+    np.testing.assert_allclose(grads["w"], [2.0, 4.0])
+
+@pytest.mark.unigrad_gpu
+def test_needs_gpu(ug_backend):
+    pass
+
+@pytest.mark.unigrad_slow
+def test_slow():
+    pass
+
+@pytest.mark.unigrad_skip_backends("tensorflow", reason="no complex support here")
+def test_skips_tf(ug_backend):
+    assert ug_backend != "tensorflow"
+"""
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_third_party=TEST_FILE)
+    # the plugin loads through its pytest11 entry point, as it will for any user who installs unigrad
+    return pytester.runpytest_subprocess("-rs", *args)
+
+
+def test_backends_parametrised_and_missing_ones_skipped_with_reason(pytester: pytest.Pytester) -> None:
+    result = _run(pytester)
+    outcomes = result.parseoutcomes()
+    # 3 backends x cpu for test_grad; unigrad_gpu skipped (no GPU here); slow skipped; skip marker
+    assert outcomes.get("passed", 0) == len(INSTALLED) + len([b for b in INSTALLED if b != "tensorflow"])
+    result.stdout.fnmatch_lines(["*unigrad_slow test: pass --unigrad-run-slow to run it*"])
+    result.stdout.fnmatch_lines(["*sees no GPU*"])
+    for backend in MISSING:
+        result.stdout.fnmatch_lines([f"*{backend} is not installed (pip install 'unigrad[{backend}]')*"])
+    if "tensorflow" in INSTALLED:
+        result.stdout.fnmatch_lines(["*tensorflow skipped by the test: no complex support here*"])
+
+
+def test_options_select_backends_and_devices(pytester: pytest.Pytester) -> None:
+    if not INSTALLED:
+        pytest.skip("no framework installed")
+    chosen = INSTALLED[0]
+    result = _run(pytester, f"--unigrad-backends={chosen}", "--unigrad-devices=cpu,gpu", "--unigrad-run-slow")
+    outcomes = result.parseoutcomes()
+    # cpu passes, gpu skipped (no GPU); slow test now runs
+    assert outcomes.get("passed", 0) >= 2
+    result.stdout.fnmatch_lines(["*no GPU visible to*"])
+
+
+def test_header_lists_versions(pytester: pytest.Pytester) -> None:
+    result = _run(pytester)
+    result.stdout.fnmatch_lines(["unigrad *: torch *, tensorflow *, jax *; devices requested: cpu"])
+
+
+def test_unknown_backend_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, "--unigrad-backends=mxnet")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown backend(s) mxnet*"])
