@@ -84,3 +84,15 @@ def demo(session: nox.Session) -> None:
     """Install everything and print one loss's gradients from every backend side by side."""
     session.install(*CONSTRAINTS, "-e", ".", *[p for ps in FRAMEWORKS.values() for p in ps])
     session.run("python", "-m", "unigrad.demo")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against native code (not in the default set); writes docs/benchmarks.md.
+
+    ``nox -s bench -- --quick`` is the smoke-sized run; other arguments go to ``python -m benchmarks``.
+    """
+    session.install(*CONSTRAINTS, "-e", ".", *[p for ps in FRAMEWORKS.values() for p in ps])
+    # The peer comparison needs EagerPy; the benchmarks mark it pending if it does not install.
+    session.run("python", "-m", "pip", "install", "--quiet", "eagerpy", success_codes=[0, 1])
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -12,6 +12,9 @@ from conftest import require
 MODULES = {
     "unigrad": ["torch"],
     "unigrad._api": ["torch"],
+    "unigrad._compiled": ["torch"],
+    "unigrad._transforms": ["torch", "tensorflow", "jax"],
+    "unigrad.conformance.transforms": [],
     "unigrad._errors": [],
     "unigrad._tree": [],
     "unigrad._namespace": [],

@@ -10,20 +10,28 @@ Example:
 """
 
 from unigrad._api import grad, reference_grad, value_and_grad
+from unigrad._compiled import ValueAndGradFn, value_and_grad_fn
 from unigrad._errors import (
     BackendNotInstalledError,
     BackendRequiredError,
+    CompileFallbackWarning,
+    DtypeMismatchError,
     EmptyParamsError,
     InvalidAuxError,
+    InvalidDataError,
     InvalidLossError,
+    InvalidOutputError,
     InvalidParamsError,
     MixedBackendsError,
     NotCallableError,
     PrecisionError,
+    StructureMismatchError,
     UnigradError,
     UnknownBackendError,
+    UnsupportedTransformError,
 )
 from unigrad._namespace import namespace
+from unigrad._transforms import hessian, hvp, jacobian, jvp, per_example_grads, vjp
 from unigrad.backends import installed_backends
 
 __version__ = "0.1.0"
@@ -31,19 +39,33 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendNotInstalledError",
     "BackendRequiredError",
+    "CompileFallbackWarning",
+    "DtypeMismatchError",
     "EmptyParamsError",
     "InvalidAuxError",
+    "InvalidDataError",
     "InvalidLossError",
+    "InvalidOutputError",
     "InvalidParamsError",
     "MixedBackendsError",
     "NotCallableError",
     "PrecisionError",
+    "StructureMismatchError",
     "UnigradError",
     "UnknownBackendError",
+    "UnsupportedTransformError",
+    "ValueAndGradFn",
     "__version__",
     "grad",
+    "hessian",
+    "hvp",
     "installed_backends",
+    "jacobian",
+    "jvp",
     "namespace",
+    "per_example_grads",
     "reference_grad",
     "value_and_grad",
+    "value_and_grad_fn",
+    "vjp",
 ]

@@ -8,7 +8,9 @@ device.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import optree
@@ -25,6 +27,9 @@ from unigrad.backends import FLOAT_DTYPES, Adapter, backend_name_of, get_adapter
 
 # (backend, dtype object) -> NumPy-style dtype name; saves a string conversion per leaf per call.
 _dtype_names: dict[tuple[str, Any], str] = {}
+_get_dtype = attrgetter("dtype")
+# The treedef of a single leaf (the same for every leaf), made on first use.
+_leaf_spec: optree.PyTreeSpec | None = None
 
 
 @dataclass
@@ -67,6 +72,30 @@ class CallPlan:
         adapter = self.adapter
         return _tree.tree_map(lambda x: home.from_foreign(x, adapter) if adapter.is_array(x) else x, tree)
 
+    def rebind(self, leaves: list[Any]) -> CallPlan:
+        """This plan for new leaves with the same types, dtypes and devices (a compiled step's cache hit).
+
+        Converts foreign leaves as the original plan did; validates nothing, since the cache key
+        already says that these leaves are like the ones this plan was made and checked for.
+        """
+        adapter, origins = self.adapter, self.origins
+        if origins is None:
+            inputs = leaves
+        else:
+            inputs = [
+                leaf if origin is adapter else adapter.from_foreign(leaf, origin)
+                for leaf, origin in zip(leaves, origins, strict=True)
+            ]
+        return CallPlan(adapter, self.treedef, leaves, inputs, origins, self.explicit)
+
+    def bind(self, fn: Callable[..., Any], data: Any) -> Callable[[list[Any]], Any]:
+        """``fn`` as a function of this plan's flat leaves: ``fn(params)``, or ``fn(params, data)``."""
+        treedef = self.treedef
+        if data is None:
+            return lambda leaves: fn(treedef.unflatten(leaves))
+        call_data = self.prepare_data(data)
+        return lambda leaves: fn(treedef.unflatten(leaves), call_data)
+
     def prepare_data(self, data: Any) -> Any:
         """``data`` as the loss function sees it: foreign arrays converted when ``backend=`` was given."""
         if not self.explicit or data is None:
@@ -85,6 +114,13 @@ class CallPlan:
 
 
 def _flatten_registering_dataclasses(tree: Any) -> tuple[list[Any], optree.PyTreeSpec]:
+    global _leaf_spec
+    if backend_name_of(tree) is not None:
+        # A bare array is one leaf: skip optree, whose flatten of an unregistered framework type
+        # costs several µs in a real call (measured by benchmarks/: cold caches after the framework ran).
+        if _leaf_spec is None:
+            _leaf_spec = _tree.flatten(tree)[1]
+        return [tree], _leaf_spec
     leaves, treedef = _tree.flatten(tree)
     if _tree.register_dataclass_leaves(leaves):
         leaves, treedef = _tree.flatten(tree)
@@ -131,8 +167,17 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
         raise EmptyParamsError(
             f"params has no array leaves (structure {treedef}); pass at least one floating array"
         )
-    owners = [backend_name_of(leaf) for leaf in leaves]
-    if None in owners:
+    # The owner depends on the leaf's type alone, so it is looked up once per distinct type (one
+    # C-level pass over the leaves), not once per leaf: this is the per-leaf cost of every call.
+    by_type = dict(zip(map(type, leaves), leaves, strict=True))
+    owner_by_type = {kind: backend_name_of(leaf) for kind, leaf in by_type.items()}
+    owners: list[str | None] | None = None  # per leaf; only built when the leaves disagree
+    uniform = len(owner_by_type) == 1 or len(set(owner_by_type.values())) == 1
+    owner = next(iter(owner_by_type.values()))
+    if not uniform or owner is None:
+        owners = [owner_by_type[type(leaf)] for leaf in leaves]
+    if None in owner_by_type.values():
+        assert owners is not None
         index = owners.index(None)
         path = _tree.leaf_paths(params)[index]
         raise InvalidParamsError(
@@ -144,28 +189,50 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
     explicit = backend is not None or adapter is not None
     if adapter is None:
         if backend is None:
-            backend = _infer_backend(params, leaves, owners)
+            if owners is None and owner != "numpy":
+                backend = str(owner)  # one framework owns every leaf: nothing to infer
+            else:
+                backend = _infer_backend(params, leaves, owners if owners is not None else [owner])
         adapter = get_adapter(backend)
 
-    native = all(owner == adapter.name for owner in owners)
-    origins = None if native else [get_adapter(owner) for owner in owners]
+    native = owners is None and owner == adapter.name
+    if native:
+        _check_native_dtypes(params, leaves, adapter)
+        return CallPlan(adapter, treedef, leaves, leaves, None, explicit)
+
+    if owners is None:
+        owners = [owner_by_type[type(leaf)] for leaf in leaves]
+    origins = [get_adapter(owner) for owner in owners]  # type: ignore[arg-type]
     for index, leaf in enumerate(leaves):
-        origin = adapter if origins is None else origins[index]
-        problem = _dtype_problem(origin, adapter, leaf)
-        if problem is not None:
-            path = _tree.leaf_paths(params)[index]
-            error = InvalidParamsError if "only floating" in problem else PrecisionError
-            raise error(
-                f"{path} is {_describe_leaf(leaf, origin.name)} on backend {adapter.name!r}: {problem}"
-            )
-    if origins is None:
-        inputs = leaves
-    else:
-        inputs = [
-            leaf if origin is adapter else adapter.from_foreign(leaf, origin)
-            for leaf, origin in zip(leaves, origins, strict=True)
-        ]
+        _raise_on_dtype_problem(params, index, leaf, origins[index], adapter)
+    inputs = [
+        leaf if origin is adapter else adapter.from_foreign(leaf, origin)
+        for leaf, origin in zip(leaves, origins, strict=True)
+    ]
     return CallPlan(adapter, treedef, leaves, inputs, origins, explicit)
+
+
+def _raise_on_dtype_problem(params: Any, index: int, leaf: Any, origin: Adapter, target: Adapter) -> None:
+    problem = _dtype_problem(origin, target, leaf)
+    if problem is not None:
+        path = _tree.leaf_paths(params)[index]
+        error = InvalidParamsError if "only floating" in problem else PrecisionError
+        raise error(f"{path} is {_describe_leaf(leaf, origin.name)} on backend {target.name!r}: {problem}")
+
+
+def _check_native_dtypes(params: Any, leaves: list[Any], adapter: Adapter) -> None:
+    """The dtype check of leaves that are all ``adapter``'s arrays, once per distinct dtype.
+
+    Raises for the first leaf (in flatten order) whose dtype has a problem, exactly as checking every
+    leaf in turn would.
+    """
+    for leaf in dict(zip(map(_get_dtype, leaves), leaves, strict=True)).values():
+        if _dtype_problem(adapter, adapter, leaf) is not None:
+            break
+    else:
+        return
+    for index, leaf in enumerate(leaves):
+        _raise_on_dtype_problem(params, index, leaf, adapter, adapter)
 
 
 def _infer_backend(params: Any, leaves: list[Any], owners: list[str | None]) -> str:
@@ -187,3 +254,11 @@ def _infer_backend(params: Any, leaves: list[Any], owners: list[str | None]) -> 
             f"framework, or pass backend= to say which one computes (the others are converted)"
         )
     return str(distinct[0])
+
+
+def to_backend(adapter: Adapter, leaf: Any) -> Any:
+    """``leaf`` (an array of any framework) as an array of ``adapter``'s framework, ready for a call."""
+    owner = backend_name_of(leaf)
+    if owner is not None and owner != adapter.name:
+        leaf = adapter.from_foreign(leaf, get_adapter(owner))
+    return adapter.prepare_data_leaf(leaf)

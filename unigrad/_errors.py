@@ -58,3 +58,31 @@ class NotCallableError(UnigradError, TypeError):
 
 class PrecisionError(UnigradError, TypeError):
     """A parameter would silently lose precision on the chosen backend (e.g. float64 on JAX without x64)."""
+
+
+class StructureMismatchError(UnigradError, ValueError):
+    """A pytree argument (tangents, cotangent, vector, batch) lacks the structure or shapes it must have."""
+
+
+class DtypeMismatchError(UnigradError, TypeError):
+    """A tangent, cotangent or vector leaf is not an array of the dtype of the value it pairs with."""
+
+
+class InvalidOutputError(UnigradError, TypeError):
+    """A function given to ``jvp``, ``vjp`` or ``jacobian`` returned something other than floating arrays."""
+
+
+class InvalidDataError(UnigradError, TypeError):
+    """A data leaf cannot be used as given (e.g. an unhashable non-array leaf in a compiled step)."""
+
+
+class UnsupportedTransformError(UnigradError, NotImplementedError):
+    """The backend does not implement this transformation."""
+
+
+class CompileFallbackWarning(UnigradError, UserWarning):
+    """A compiled step could not be compiled on this platform and runs eagerly instead.
+
+    A warning, not an error; it derives from :class:`UnigradError` too, so that with warnings turned
+    into errors (``-W error``) ``except UnigradError`` still catches everything unigrad raises.
+    """

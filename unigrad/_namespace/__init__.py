@@ -204,6 +204,9 @@ class Namespace(_Functions):
 
 
 _namespaces: dict[str, Namespace] = {}
+# leaf type -> backend, or "" for types that are never arrays (containers, numbers...). Caching the
+# negative answers too means a warm cache is never missed, so torch.compile's guards on this lookup
+# stay valid (a miss reads sys.modules, whose length Dynamo would then guard on).
 _owner_by_type: dict[type, str] = {}
 
 
@@ -211,7 +214,7 @@ def _owner(leaf: Any) -> str | None:
     """The backend of ``leaf`` (JAX tracers included), or ``None``. Never imports a framework."""
     owner = _owner_by_type.get(type(leaf))
     if owner is not None:
-        return owner
+        return owner or None
     owner = backend_name_of(leaf)
     if owner is None:
         # JAX tracers are jax.Array instances only through isinstance (not issubclass), so a
@@ -223,6 +226,8 @@ def _owner(leaf: Any) -> str | None:
                 break
     if owner is not None:
         _owner_by_type[type(leaf)] = owner
+    elif not type(leaf).__module__.startswith("jax"):  # a JAX tracer type may hold arrays or not
+        _owner_by_type[type(leaf)] = ""
     return owner
 
 

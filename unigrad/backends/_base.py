@@ -6,16 +6,24 @@ move arrays in and out of it. Everything else (pytrees, validation, dispatch) li
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+
+from unigrad._errors import UnsupportedTransformError
 
 #: dtype names that can be differentiated, as every backend spells them.
 FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 
 #: ``finish(out) -> (loss, aux)``: splits and validates what the loss function returned.
 OutputCheck = Callable[[Any], tuple[Any, Any]]
+
+#: A function of a flat list of leaves returning a flat list of arrays (``jvp``, ``vjp``, ``jacobian``).
+FlatFn = Callable[[list[Any]], list[Any]]
+
+#: ``fn(param_leaves, data_leaves) -> (loss, aux, grads)``: the body of a compiled training step.
+StepFn = Callable[[list[Any], list[Any]], tuple[Any, Any, list[Any]]]
 
 
 class Adapter:
@@ -108,3 +116,82 @@ class Adapter:
     def detach(self, x: Any) -> Any:
         """``x`` without autodiff history (identity where arrays carry none)."""
         return x
+
+    def signature(self, x: Any) -> Hashable:
+        """What a compiled step's cache key records of ``x``: type, shape, dtype and device."""
+        return (type(x), self.shape(x), self.dtype_name(x), self.device_of(x))
+
+    # -- transformations beyond the gradient (see unigrad._transforms) -------------------------------
+    # Every ``fn`` below takes the flat list of parameter leaves; results are flat lists too. Nesting
+    # (``jacobian[output][param]``) follows JAX: outer index = output leaf, inner = parameter leaf.
+    def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
+        """Forward mode: ``(fn(leaves), J @ tangents)``, one output tangent per output leaf."""
+        raise self._unsupported("jvp")
+
+    def vjp(self, fn: FlatFn, leaves: list[Any]) -> tuple[list[Any], Callable[[list[Any]], list[Any]]]:
+        """Reverse mode: ``(fn(leaves), pullback)``; ``pullback(cotangents)`` gives one array per leaf."""
+        raise self._unsupported("vjp")
+
+    def jacobian(self, fn: FlatFn, leaves: list[Any]) -> list[list[Any]]:
+        """``J[i][j]`` of shape ``out_i.shape + leaf_j.shape``."""
+        raise self._unsupported("jacobian")
+
+    def hessian(
+        self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
+    ) -> list[list[Any]]:
+        """``H[i][j]`` of shape ``leaf_i.shape + leaf_j.shape``; ``finish`` validates the scalar loss."""
+        raise self._unsupported("hessian")
+
+    def hvp(
+        self, fn: Callable[[list[Any]], Any], leaves: list[Any], vector: list[Any], finish: OutputCheck
+    ) -> list[Any]:
+        """The Hessian-vector product ``H @ vector``, one array per leaf, without forming ``H``."""
+        raise self._unsupported("hvp")
+
+    def per_example_grads(
+        self,
+        fn: Callable[[list[Any], list[Any]], Any],
+        leaves: list[Any],
+        batch: list[Any],
+        finish: OutputCheck,
+    ) -> list[Any]:
+        """Gradients of ``fn(leaves, example)`` for each slice along axis 0 of the ``batch`` arrays.
+
+        Returns one array per leaf, of shape ``(batch_size,) + leaf.shape``.
+        """
+        raise self._unsupported("per_example_grads")
+
+    def compile(
+        self, fn: StepFn, param_leaves: list[Any], data_leaves: list[Any], options: Mapping[str, Any]
+    ) -> StepFn:
+        """``fn`` compiled for inputs with the signatures of ``param_leaves`` and ``data_leaves``.
+
+        Called once per cache key of a compiled step (see unigrad._compiled), so the result never
+        needs to handle other shapes. The default runs ``fn`` as it is.
+        """
+        return fn
+
+    def _unsupported(self, transform: str) -> UnsupportedTransformError:
+        return UnsupportedTransformError(
+            f"backend {self.name!r} does not implement {transform}: use 'torch', 'tensorflow' or 'jax'"
+        )
+
+
+def split_arrays(
+    tree: Any, is_array: Callable[[Any], bool]
+) -> tuple[dict[int, Any], Callable[[dict[int, Any]], Any]]:
+    """The array leaves of ``tree`` by position, and a function putting (transformed) arrays back.
+
+    Transformations (``jax.jit``, ``torch.func.grad``'s aux, ``tf.function``) only carry arrays; the
+    other leaves (strings, numbers, NumPy arrays) cannot depend on the inputs and are carried around
+    them unchanged by the returned function.
+    """
+    from unigrad import _tree
+
+    leaves, treedef = _tree.flatten(tree)
+    arrays = {index: leaf for index, leaf in enumerate(leaves) if is_array(leaf)}
+
+    def rebuild(new_arrays: dict[int, Any]) -> Any:
+        return treedef.unflatten([new_arrays.get(index, leaf) for index, leaf in enumerate(leaves)])
+
+    return arrays, rebuild

@@ -3,17 +3,26 @@
 ``watch_accessed_variables=False`` keeps variables the loss reads from elsewhere (a Keras layer
 captured by closure) out of the gradient, so the result matches the other backends: gradients with
 respect to ``params`` only. Unconnected leaves get zeros and ``IndexedSlices`` come back dense.
+
+Beyond the gradient: ``tf.autodiff.ForwardAccumulator`` for forward mode (``jvp``, and ``hvp`` as
+forward over reverse), nested tapes for the Hessian, ``tape.jacobian`` (vectorised with pfor, a
+while loop if pfor refuses an op) and ``tf.vectorized_map`` for per-example gradients, with a Python
+loop over the examples when ``vectorized_map`` cannot convert the loss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from unigrad.backends._base import Adapter, OutputCheck
+from unigrad._errors import UnigradError
+from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_arrays
+
+_ZERO = tf.UnconnectedGradients.ZERO
 
 
 class TensorFlowAdapter(Adapter):
@@ -49,16 +58,143 @@ class TensorFlowAdapter(Adapter):
         with tf.device(like.device or "/cpu:0"):
             return tf.identity(tf.cast(x, like.dtype))
 
+    def signature(self, x: Any) -> Hashable:
+        return (type(x), tuple(x.shape), x.dtype, x.device)
+
     def value_and_grad(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> tuple[Any, Any, list[Any]]:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(leaves)
             loss, aux = finish(fn(leaves))
-        grads = tape.gradient(loss, leaves, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        grads = tape.gradient(loss, leaves, unconnected_gradients=_ZERO)
         del tape  # release the recorded graph now rather than at the next garbage collection
-        dense = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-        return loss, aux, dense
+        return loss, aux, _dense(grads)
+
+    def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
+        with tf.autodiff.ForwardAccumulator(leaves, tangents) as accumulator:
+            out = fn(leaves)
+        return out, [accumulator.jvp(o, unconnected_gradients=_ZERO) for o in out]
+
+    def vjp(self, fn: FlatFn, leaves: list[Any]) -> tuple[list[Any], Callable[[list[Any]], list[Any]]]:
+        tape = tf.GradientTape(watch_accessed_variables=False, persistent=True)
+        with tape:
+            tape.watch(leaves)
+            out = fn(leaves)
+
+        def pullback(cotangents: list[Any]) -> list[Any]:
+            grads = tape.gradient(out, leaves, output_gradients=cotangents, unconnected_gradients=_ZERO)
+            return _dense(grads)
+
+        return out, pullback
+
+    def jacobian(self, fn: FlatFn, leaves: list[Any]) -> list[list[Any]]:
+        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
+            tape.watch(leaves)
+            out = fn(leaves)
+        return [_tape_jacobian(tape, o, leaves) for o in out]
+
+    def hessian(
+        self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
+    ) -> list[list[Any]]:
+        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as outer:
+            outer.watch(leaves)
+            grads = self._gradient(fn, leaves, finish)
+        return [_tape_jacobian(outer, g, leaves) for g in grads]
+
+    def hvp(
+        self, fn: Callable[[list[Any]], Any], leaves: list[Any], vector: list[Any], finish: OutputCheck
+    ) -> list[Any]:
+        # Forward over reverse: the accumulator outside the tape pushes `vector` through the gradient.
+        with tf.autodiff.ForwardAccumulator(leaves, vector) as accumulator:
+            grads = self._gradient(fn, leaves, finish)
+        return [accumulator.jvp(g, unconnected_gradients=_ZERO) for g in grads]
+
+    def per_example_grads(
+        self,
+        fn: Callable[[list[Any], list[Any]], Any],
+        leaves: list[Any],
+        batch: list[Any],
+        finish: OutputCheck,
+    ) -> list[Any]:
+        raised: list[UnigradError] = []
+
+        def example_grads(example: list[Any]) -> list[Any]:
+            try:
+                return self._gradient(lambda params: fn(params, list(example)), leaves, finish)
+            except UnigradError as err:  # tf.function re-raises it wrapped: keep the original
+                raised.append(err)
+                raise
+
+        try:
+            return list(tf.vectorized_map(example_grads, list(batch)))
+        except Exception as err:  # noqa: BLE001 - any pfor refusal: fall back to one example at a time
+            if raised:
+                raise raised[0] from None
+            _warn_loop_fallback(err)
+        size = int(batch[0].shape[0])
+        rows = [example_grads([b[index] for b in batch]) for index in range(size)]
+        return [tf.stack(column) for column in zip(*rows, strict=True)]
+
+    def compile(
+        self, fn: StepFn, param_leaves: list[Any], data_leaves: list[Any], options: Mapping[str, Any]
+    ) -> StepFn:
+        # One tf.function per cache key, traced for exactly this key's shapes and dtypes: the input
+        # signature means it can never retrace, and no relaxed (shape-generic) trace is ever made.
+        signature = [[_spec(x) for x in param_leaves], [_spec(x) for x in data_leaves]]
+        carried: dict[str, Any] = {}
+
+        def arrays_only(params: list[Any], data: list[Any]) -> tuple[Any, Any, list[Any]]:
+            loss, aux, grads = fn(params, data)
+            arrays, carried["rebuild"] = split_arrays(aux, self.is_array)
+            return loss, arrays, grads
+
+        traced = tf.function(arrays_only, **{"input_signature": signature, "autograph": False, **options})
+
+        def run(params: list[Any], data: list[Any]) -> tuple[Any, Any, list[Any]]:
+            loss, arrays, grads = traced(params, data)
+            return loss, carried["rebuild"](arrays), grads
+
+        return run
+
+    def _gradient(self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck) -> list[Any]:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(leaves)
+            loss, _ = finish(fn(leaves))
+        return _dense(tape.gradient(loss, leaves, unconnected_gradients=_ZERO))
+
+
+def _dense(grads: list[Any]) -> list[Any]:
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+
+
+def _spec(x: Any) -> tf.TensorSpec:
+    return tf.TensorSpec(x.shape, x.dtype)
+
+
+def _tape_jacobian(tape: tf.GradientTape, target: Any, sources: list[Any]) -> list[Any]:
+    try:
+        return list(tape.jacobian(target, sources, unconnected_gradients=_ZERO))
+    except UnigradError:
+        raise
+    except Exception:  # noqa: BLE001 - pfor cannot vectorise every op; a while loop always works
+        return list(tape.jacobian(target, sources, unconnected_gradients=_ZERO, experimental_use_pfor=False))
+
+
+_loop_warned = False
+
+
+def _warn_loop_fallback(err: Exception) -> None:
+    global _loop_warned
+    if not _loop_warned:
+        _loop_warned = True
+        first_line = (str(err).strip().splitlines() or [""])[0][:200]
+        warnings.warn(
+            f"tf.vectorized_map could not vectorise the loss ({type(err).__name__}: {first_line}); "
+            f"per_example_grads loops over the examples in Python instead (slower, same result)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 ADAPTER = TensorFlowAdapter()

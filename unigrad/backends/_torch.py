@@ -3,18 +3,24 @@
 Differentiating ``leaf.detach().requires_grad_()`` aliases (no copy) instead of the user's tensors
 means no ``.grad`` is written and no ``requires_grad`` flag is flipped on anything the user owns; it
 is also as fast as ``loss.backward()`` (see the Core issue's measurements).
+
+Inside ``torch.compile`` the gradient comes from ``torch.func.grad`` instead: Dynamo cannot trace
+``torch.autograd.grad`` and would break the graph there. The other transformations use ``torch.func``
+(``jvp``, ``vjp``, ``jacrev``, ``hessian``, ``vmap``) on detached inputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import types
+import warnings
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
 import optree
 import torch
 
-from unigrad.backends._base import Adapter, OutputCheck
+from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_arrays
 
 
 class TorchAdapter(Adapter):
@@ -60,9 +66,14 @@ class TorchAdapter(Adapter):
     def detach(self, x: Any) -> Any:
         return x.detach() if isinstance(x, torch.Tensor) else x
 
+    def signature(self, x: Any) -> Hashable:
+        return (type(x), x.shape, x.dtype, x.device)
+
     def value_and_grad(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> tuple[Any, Any, list[Any]]:
+        if torch.compiler.is_compiling():
+            return self._functional_value_and_grad(fn, leaves, finish)
         with torch.enable_grad():
             aliases = [leaf.detach().requires_grad_() for leaf in leaves]
             loss, aux = finish(fn(aliases))
@@ -70,8 +81,132 @@ class TorchAdapter(Adapter):
                 grads = list(torch.autograd.grad(loss, aliases, allow_unused=True, materialize_grads=True))
             else:  # the loss never touched the parameters
                 grads = [torch.zeros_like(leaf) for leaf in leaves]
-        aux = optree.tree_map(self.detach, aux, namespace="unigrad")
+        if aux is not None:  # the common case skips a pytree walk
+            aux = optree.tree_map(self.detach, aux, namespace="unigrad")
         return loss.detach(), aux, grads
+
+    def _functional_value_and_grad(
+        self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
+    ) -> tuple[Any, Any, list[Any]]:
+        # torch.func.grad's aux must hold tensors only: carry the other leaves around it.
+        carried: dict[str, Any] = {}
+
+        def scalar_loss(diff_leaves: list[Any]) -> tuple[Any, Any]:
+            loss, aux = finish(fn(diff_leaves))
+            tensors, carried["rebuild"] = split_arrays(aux, self.is_array)
+            return loss.reshape(()), (loss, tensors)
+
+        grads, (loss, tensors) = torch.func.grad(scalar_loss, has_aux=True)(list(leaves))
+        return loss.detach(), carried["rebuild"](tensors), list(grads)
+
+    def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
+        out, out_tangents = torch.func.jvp(_positional(fn), _detached(leaves), _detached(tangents))
+        return list(out), list(out_tangents)
+
+    def vjp(self, fn: FlatFn, leaves: list[Any]) -> tuple[list[Any], Callable[[list[Any]], list[Any]]]:
+        out, pullback = torch.func.vjp(_positional(fn), *_detached(leaves))
+        return [o.detach() for o in out], lambda cotangents: list(pullback(tuple(cotangents)))
+
+    def jacobian(self, fn: FlatFn, leaves: list[Any]) -> list[list[Any]]:
+        argnums = tuple(range(len(leaves)))
+        rows = torch.func.jacrev(_positional(fn), argnums=argnums)(*_detached(leaves))
+        return [list(row) for row in rows]
+
+    def hessian(
+        self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
+    ) -> list[list[Any]]:
+        argnums = tuple(range(len(leaves)))
+        rows = torch.func.hessian(_positional(_scalar(fn, finish)), argnums=argnums)(*_detached(leaves))
+        return [list(row) for row in rows]
+
+    def hvp(
+        self, fn: Callable[[list[Any]], Any], leaves: list[Any], vector: list[Any], finish: OutputCheck
+    ) -> list[Any]:
+        # Forward over reverse: one JVP of the gradient, never the Hessian itself.
+        argnums = tuple(range(len(leaves)))
+        gradient = torch.func.grad(_positional(_scalar(fn, finish)), argnums=argnums)
+        return list(torch.func.jvp(gradient, _detached(leaves), _detached(vector))[1])
+
+    def per_example_grads(
+        self,
+        fn: Callable[[list[Any], list[Any]], Any],
+        leaves: list[Any],
+        batch: list[Any],
+        finish: OutputCheck,
+    ) -> list[Any]:
+        def example_loss(params: list[Any], example: list[Any]) -> Any:
+            loss, _ = finish(fn(params, example))
+            return loss.reshape(())
+
+        per_example = torch.func.vmap(torch.func.grad(example_loss), in_dims=(None, 0))
+        return list(per_example(list(_detached(leaves)), list(_detached(batch))))
+
+    def compile(
+        self, fn: StepFn, param_leaves: list[Any], data_leaves: list[Any], options: Mapping[str, Any]
+    ) -> StepFn:
+        # One compiled function (with its own code object) per cache key, so Dynamo only ever sees
+        # one signature per code object: its graphs stay static-shaped without dynamic=False, whose
+        # per-call config patching would cost about 10 us a call.
+        compiled = torch.compile(_own_code(fn), **options)
+        warm = False
+
+        def run(params: list[Any], data: list[Any]) -> tuple[Any, Any, list[Any]]:
+            nonlocal warm
+            # Detached inputs: the result must not hold a graph back to the caller's tensors.
+            params, data = _detached_list(params), _detached_list(data)
+            if warm:
+                return compiled(params, data)
+            # Dynamo guards on the Python state the traced code reads, lazy caches included
+            # (unigrad's backend-of-type and namespace caches): one eager run fills them first, so
+            # the guards see their steady state and later calls do not recompile.
+            fn(params, data)
+            with warnings.catch_warnings():
+                # ug.namespace reaches array-api-compat's lru_cache'd type predicates; they are
+                # pure, so Dynamo tracing through the cache is exact and its warning is noise.
+                warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`")
+                result = compiled(params, data)
+            warm = True
+            return result
+
+        return run
+
+
+def _own_code(fn: Any) -> Any:
+    """``fn`` with a code object of its own.
+
+    Dynamo keeps its compiled graphs, and its budget of recompilations (``recompile_limit``, 8),
+    per code object. Every compiled step body shares one code object, so without a copy the ninth
+    signature compiled in a process would silently run eagerly.
+    """
+    return types.FunctionType(
+        fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+    )
+
+
+def _detached(tensors: list[Any]) -> tuple[Any, ...]:
+    return tuple(t.detach() for t in tensors)
+
+
+def _detached_list(values: list[Any]) -> list[Any]:
+    return [v.detach() if isinstance(v, torch.Tensor) else v for v in values]
+
+
+def _positional(fn: Callable[[list[Any]], Any]) -> Callable[..., Any]:
+    """``fn`` taking the leaves as positional arguments, as ``torch.func`` wants them."""
+
+    def positional(*leaves: Any) -> Any:
+        out = fn(list(leaves))
+        return tuple(out) if isinstance(out, list) else out
+
+    return positional
+
+
+def _scalar(fn: Callable[[list[Any]], Any], finish: OutputCheck) -> Callable[[list[Any]], Any]:
+    def scalar_loss(leaves: list[Any]) -> Any:
+        loss, _ = finish(fn(leaves))
+        return loss.reshape(())
+
+    return scalar_loss
 
 
 ADAPTER = TorchAdapter()

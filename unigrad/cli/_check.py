@@ -10,7 +10,16 @@ from typing import Any
 import unigrad as ug
 from unigrad.cli._errors import UsageError
 from unigrad.cli._user_loss import user_case
-from unigrad.conformance import ALL_DTYPES, CASES, Case, Report, run_conformance, select_cases
+from unigrad.conformance import (
+    ALL_DTYPES,
+    CASES,
+    Case,
+    Report,
+    TransformCase,
+    run_conformance,
+    select_cases,
+    select_transform_cases,
+)
 from unigrad.conformance.devices import available_devices, strict_precision
 from unigrad.conformance.render import render_markdown, render_text
 from unigrad.conformance.render_plot import render_plot
@@ -38,7 +47,7 @@ def _validate(args: argparse.Namespace) -> list[str]:
     return list(backends)
 
 
-def _areas(cases: list[Case]) -> dict[str, str]:
+def _areas(cases: list[Case | TransformCase]) -> dict[str, str]:
     return {case.name: case.tags[0] for case in cases}
 
 
@@ -54,8 +63,8 @@ def _progress(total: int, enabled: bool) -> Any:
     return None
 
 
-def _list_cases(cases: list[Case]) -> int:
-    groups: dict[str, list[Case]] = {}
+def _list_cases(cases: list[Case | TransformCase]) -> int:
+    groups: dict[str, list[Case | TransformCase]] = {}
     for case in cases:
         groups.setdefault(case.tags[0], []).append(case)
     for group, members in groups.items():
@@ -65,7 +74,9 @@ def _list_cases(cases: list[Case]) -> int:
     return 0
 
 
-def _run_user_loss(args: argparse.Namespace, backends: list[str]) -> tuple[Report, list[Case]]:
+def _run_user_loss(
+    args: argparse.Namespace, backends: list[str]
+) -> tuple[Report, list[Case | TransformCase]]:
     case = user_case(args.target, args.params, args.data, backends)
     devices = {b: _filter_devices(available_devices(b), args.devices) for b in backends}
     report = Report(
@@ -106,14 +117,14 @@ def run_check(args: argparse.Namespace) -> int:
         report, cases = _run_user_loss(args, backends)
     else:
         try:
-            cases = select_cases(args.cases)
+            cases = [*select_cases(args.cases), *select_transform_cases(args.cases)]
         except ValueError as err:
             raise UsageError(f"unigrad check: {err}") from None
         if args.list:
             return _list_cases(cases)
         bar = _progress(len(cases), not args.no_progress)
         report = run_conformance(
-            cases=[case.name for case in cases],
+            cases=args.cases,
             backends=backends,
             devices=args.devices,
             dtypes=args.dtypes,

@@ -43,6 +43,7 @@ from unigrad.conformance.results import (
     Report,
 )
 from unigrad.conformance.tolerances import tolerance_for
+from unigrad.conformance.transforms import run_transform_case, select_transform_cases
 
 DEFAULT_DTYPES: tuple[str, ...] = ("float64", "float32")
 LOW_PRECISION = frozenset({"float16", "bfloat16"})
@@ -68,7 +69,7 @@ def select_cases(patterns: Iterable[str] | None = None) -> list[Case]:
     chosen: dict[str, Case] = {}
     for pattern in patterns:
         matched = [case for case in CASES if fnmatch.fnmatchcase(case.name, pattern) or pattern in case.tags]
-        if not matched:
+        if not matched and not select_transform_cases([pattern]):  # transform cases: see run_conformance
             raise ValueError(f"no conformance case matches {pattern!r} (see `unigrad check --list`)")
         chosen.update((case.name, case) for case in matched)
     return [case for case in CASES if case.name in chosen]
@@ -234,14 +235,17 @@ def run_conformance(
     """Run the catalogue (or the selected cases) and return the full :class:`Report`.
 
     Args:
-        cases: names, globs or tags; ``None`` runs every case.
+        cases: names, globs or tags (``'transform'`` selects the transform cases); ``None`` runs
+            every case, gradient and transform.
         backends: backends to run (default: every installed one).
         devices: device kinds or names to keep (``'cpu'``, ``'gpu'``, ``'gpu:1'``); default: all.
         dtypes: dtypes to run, from ``float64, float32, float16, bfloat16``.
         seed: inputs are a pure function of the seed and the case name.
         progress: called after each case (progress bars).
     """
+    cases = None if cases is None else list(cases)  # read twice below
     selected = select_cases(cases)
+    transforms = select_transform_cases(cases)  # jvp, hessian, jit... (unigrad.conformance.transforms)
     backends = list(ug.installed_backends() if backends is None else backends)
     unknown = sorted(set(dtypes) - set(ALL_DTYPES))
     if unknown:
@@ -255,7 +259,7 @@ def run_conformance(
         device_map[backend] = found
     report = Report(
         seed=seed,
-        cases=[case.name for case in selected],
+        cases=[case.name for case in selected] + [case.name for case in transforms],
         backends=backends,
         dtypes=list(dtypes),
         devices=device_map,
@@ -266,4 +270,8 @@ def run_conformance(
             report.comparisons.extend(run_case(case, backends, device_map, dtypes, seed))
             if progress is not None:
                 progress(case)
+        for transform_case in transforms:
+            report.comparisons.extend(run_transform_case(transform_case, backends, device_map, dtypes, seed))
+            if progress is not None:
+                progress(transform_case)  # type: ignore[arg-type]
     return report

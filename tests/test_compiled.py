@@ -1,0 +1,236 @@
+"""value_and_grad_fn: same results as value_and_grad, compiled once per signature, never retraced."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import require
+from frameworks import make, to_numpy, tolerance
+
+import unigrad as ug
+
+# torch.compile's Inductor backend costs seconds per graph on this CPU; tests about caching and
+# retracing use the AOT-eager backend (same Dynamo tracing and guards, no C++ code generation), and
+# one test compiles with the default Inductor backend.
+FAST_TORCH = {"backend": "aot_eager"}
+
+
+class TraceCounter:
+    """Counts traces: a Python side effect in the loss runs only while JAX or TensorFlow trace it.
+
+    Dynamo instead replays Python side effects on every call, so on PyTorch the count is the number
+    of graphs Dynamo compiled (``torch._dynamo.utils.counters``).
+    """
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.python_traces = 0
+        if backend == "torch":
+            from torch._dynamo.utils import counters
+
+            self._counters = counters
+            self._start = counters["stats"]["unique_graphs"]
+
+    @property
+    def count(self) -> int:
+        if self.backend == "torch":
+            return self._counters["stats"]["unique_graphs"] - self._start
+        return self.python_traces
+
+    def loss(self, params: Any, data: Any) -> Any:
+        if self.backend != "torch":
+            self.python_traces += 1
+        xp = ug.namespace(params)
+        prediction = xp.tanh(xp.matmul(data["x"], params["w"]) + params["b"])
+        return xp.mean((prediction - data["y"]) ** 2)
+
+
+def _problem(
+    backend: str, rng: np.random.Generator, rows: int = 4, dtype: str = "float32"
+) -> tuple[dict, dict]:
+    params = {"w": make(backend, rng.normal(size=(3, 2)), dtype), "b": make(backend, np.zeros(2), dtype)}
+    data = {
+        "x": make(backend, rng.normal(size=(rows, 3)), dtype),
+        "y": make(backend, rng.normal(size=(rows, 2)), dtype),
+    }
+    return params, data
+
+
+def _options(backend: str) -> dict[str, Any]:
+    return FAST_TORCH if backend == "torch" else {}
+
+
+@pytest.fixture
+def no_fallback() -> Iterator[None]:
+    """Compiling must work here: a fallback to eager would be a failure of these tests."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ug.CompileFallbackWarning)
+        yield
+
+
+def _assert_same(got: tuple[Any, Any], want: tuple[Any, Any], dtype: str = "float32") -> None:
+    np.testing.assert_allclose(to_numpy(got[0]), to_numpy(want[0]), **tolerance(dtype))
+    for name in want[1]:
+        np.testing.assert_allclose(to_numpy(got[1][name]), to_numpy(want[1][name]), **tolerance(dtype))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_step_matches_value_and_grad(
+    backend: str, jit: bool, rng: np.random.Generator, no_fallback: None
+) -> None:
+    counter = TraceCounter(backend)
+    params, data = _problem(backend, rng)
+    step = ug.value_and_grad_fn(counter.loss, jit=jit, jit_options=_options(backend))
+    got = step(params, data)
+    _assert_same(got, ug.value_and_grad(counter.loss, params, data))
+    assert type(got[1]["w"]) is type(params["w"]) and got[1]["w"].dtype == params["w"].dtype
+
+
+def test_no_retrace_in_100_calls_and_one_per_new_signature(
+    backend: str, rng: np.random.Generator, no_fallback: None
+) -> None:
+    counter = TraceCounter(backend)
+    step = ug.value_and_grad_fn(counter.loss, jit=True, jit_options=_options(backend))
+    params, data = _problem(backend, rng)
+    for _ in range(100):
+        step(params, data)
+    assert (counter.count, step.cache_size) == (1, 1)
+
+    other_params, other_data = _problem(backend, rng)  # new values, same signature: no retrace
+    for _ in range(10):
+        step(other_params, other_data)
+    assert counter.count == 1
+
+    step(params, _problem(backend, rng, rows=7)[1])  # a new shape
+    assert (counter.count, step.cache_size) == (2, 2)
+    step({**params, "extra": params["b"]}, data)  # a new structure
+    assert (counter.count, step.cache_size) == (3, 3)
+    step(*_problem(backend, rng, dtype="float64"))  # a new dtype
+    assert (counter.count, step.cache_size) == (4, 4)
+    for _ in range(20):  # every signature seen before runs without tracing again
+        step(params, data)
+        step({**params, "extra": params["b"]}, data)
+    assert counter.count == 4
+
+
+def test_torch_compiles_with_inductor_on_this_platform(rng: np.random.Generator, no_fallback: None) -> None:
+    require("torch")
+    counter = TraceCounter("torch")
+    params, data = _problem("torch", rng)
+    step = ug.value_and_grad_fn(counter.loss, jit=True)
+    for _ in range(5):
+        loss, grads = step(params, data)
+    _assert_same((loss, grads), ug.value_and_grad(counter.loss, params, data))
+    assert counter.count == 1
+
+
+def test_has_aux_carries_arrays_and_python_values(
+    backend: str, rng: np.random.Generator, no_fallback: None
+) -> None:
+    def loss(params: Any, data: Any) -> Any:
+        xp = ug.namespace(params)
+        prediction = xp.matmul(data["x"], params["w"])
+        return xp.mean(prediction**2), {"prediction": prediction, "note": "text", "count": 3}
+
+    params, data = _problem(backend, rng)
+    step = ug.value_and_grad_fn(loss, has_aux=True, jit=True, jit_options=_options(backend))
+    for _ in range(2):  # the second call runs the compiled code
+        (value, aux), grads = step(params, data)
+    (want_value, want_aux), want_grads = ug.value_and_grad(loss, params, data, has_aux=True)
+    assert aux["note"] == "text" and aux["count"] == 3
+    np.testing.assert_allclose(to_numpy(aux["prediction"]), to_numpy(want_aux["prediction"]), rtol=1e-6)
+    _assert_same((value, grads), (want_value, want_grads))
+
+
+def test_numpy_params_with_backend_come_back_as_numpy(backend: str, rng: np.random.Generator) -> None:
+    params = {"w": rng.normal(size=(3, 2)).astype(np.float32), "b": np.zeros(2, np.float32)}
+    data = {"x": rng.normal(size=(4, 3)).astype(np.float32), "y": np.zeros((4, 2), np.float32)}
+    counter = TraceCounter(backend)
+    for jit in (False, True):
+        step = ug.value_and_grad_fn(counter.loss, backend=backend, jit=jit, jit_options=_options(backend))
+        loss, grads = step(params, data)
+        assert isinstance(grads["w"], np.ndarray) and grads["w"].dtype == np.float32
+        want = ug.value_and_grad(counter.loss, params, data, backend=backend)
+        _assert_same((loss, grads), want)
+
+
+def test_static_data_leaves_are_constants_keyed_by_value(backend: str, rng: np.random.Generator) -> None:
+    def loss(params: Any, data: Any) -> Any:
+        return ug.namespace(params).sum(params["w"] ** 2) * data["scale"]
+
+    params = {"w": make(backend, rng.normal(size=3))}
+    step = ug.value_and_grad_fn(loss, jit=True, jit_options=_options(backend))
+    first = to_numpy(step(params, {"scale": 2.0})[1]["w"])
+    second = to_numpy(step(params, {"scale": 3.0})[1]["w"])
+    np.testing.assert_allclose(second, first * 1.5)
+    assert step.cache_size == 2
+    step.clear_cache()
+    assert step.cache_size == 0
+
+
+def test_unhashable_static_data_is_a_typed_error(backend: str) -> None:
+    step = ug.value_and_grad_fn(lambda p, d: ug.namespace(p).sum(p**2), jit=True)
+    with pytest.raises(ug.InvalidDataError, match=r"data\['tags'\] is an unhashable set"):
+        step(make(backend, np.ones(2)), {"tags": {"a"}})
+
+
+def test_bad_loss_raises_the_same_typed_error_under_jit(backend: str) -> None:
+    step = ug.value_and_grad_fn(lambda p: p * 2, jit=True, jit_options=_options(backend))
+    with pytest.raises(ug.InvalidLossError, match=r"loss of shape \(3,\)"):
+        step(make(backend, np.ones(3)))
+    with pytest.raises(ug.NotCallableError):
+        ug.value_and_grad_fn("loss")  # type: ignore[arg-type]
+    with pytest.raises(ug.UnknownBackendError):
+        ug.value_and_grad_fn(lambda p: p, backend="mxnet")
+
+
+def test_compile_failure_falls_back_to_eager_with_one_warning(rng: np.random.Generator) -> None:
+    require("torch")
+
+    def broken_compiler(graph: Any, example_inputs: Any) -> Callable[..., Any]:
+        raise RuntimeError("no C++ compiler on this machine")
+
+    counter = TraceCounter("torch")
+    params, data = _problem("torch", rng)
+    step = ug.value_and_grad_fn(counter.loss, jit=True, jit_options={"backend": broken_compiler})
+    with pytest.warns(ug.CompileFallbackWarning, match="no C\\+\\+ compiler.*runs eagerly instead"):
+        result = step(params, data)
+    _assert_same(result, ug.value_and_grad(counter.loss, params, data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ug.CompileFallbackWarning)  # one warning per step, not per call
+        step(params, data)
+        step(params, _problem("torch", rng, rows=6)[1])
+
+
+def test_untraceable_python_control_flow_falls_back(backend: str) -> None:
+    def loss(p: Any) -> Any:
+        total = ug.namespace(p).sum(p**2)
+        return total if total > 1 else -total  # a Python branch on a value
+
+    step = ug.value_and_grad_fn(loss, jit=True, jit_options=_options(backend))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, grads = step(make(backend, np.ones(3)))
+    np.testing.assert_allclose(to_numpy(grads), 2 * np.ones(3))
+    fallbacks = [w for w in caught if issubclass(w.category, ug.CompileFallbackWarning)]
+    # jax.jit and tf.function refuse the branch; Dynamo splits the graph around it instead.
+    assert len(fallbacks) == (0 if backend == "torch" else 1)
+
+
+def test_inputs_are_not_mutated(backend: str, rng: np.random.Generator) -> None:
+    params, data = _problem(backend, rng)
+    before = [to_numpy(x).copy() for x in [*params.values(), *data.values()]]
+    for jit in (False, True):
+        ug.value_and_grad_fn(TraceCounter(backend).loss, jit=jit, jit_options=_options(backend))(params, data)
+    for old, new in zip(before, [to_numpy(x) for x in [*params.values(), *data.values()]], strict=True):
+        np.testing.assert_array_equal(old, new)
+    if backend == "torch":
+        import torch
+
+        leaf = torch.ones(2, requires_grad=True)
+        ug.value_and_grad_fn(lambda p: (p**2).sum(), jit=True, jit_options=FAST_TORCH)(leaf)
+        assert leaf.grad is None and leaf.requires_grad

@@ -1,0 +1,275 @@
+"""A reusable (optionally compiled) ``value_and_grad``: plan once per input signature, then just run.
+
+``value_and_grad_fn(loss_fn, jit=True)`` returns a :class:`ValueAndGradFn`. Each call flattens the
+params (and data), builds a cache key from the pytree structures and each array leaf's type, shape,
+dtype and device (plus the value of every non-array data leaf when compiling), and looks it up:
+
+- a hit runs the stored entry: convert foreign leaves, call, hand results back; nothing is
+  validated or planned again, and nothing is retraced;
+- a miss validates the params (``unigrad._dispatch.plan_call``), builds the entry and, with
+  ``jit=True``, compiles it once for exactly that key (``jax.jit``, ``tf.function`` with the key's
+  input signature, ``torch.compile`` on a code object of its own).
+
+If compiling fails on the first call of a key (no C++ compiler for TorchInductor, an op XLA cannot
+lower, Python control flow on traced values...), that key runs eagerly from then on and a
+:class:`~unigrad.CompileFallbackWarning` is issued once per step function; the result is the same.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+from unigrad import _tree
+from unigrad._api import _require_callable
+from unigrad._dispatch import CallPlan, plan_call, to_backend
+from unigrad._errors import CompileFallbackWarning, InvalidDataError, UnigradError
+from unigrad._loss import output_checker
+from unigrad.backends import Adapter, backend_name_of, canonical_name, get_adapter
+from unigrad.backends._base import StepFn
+
+# leaf type -> its adapter's signature function (None: not an array); filled on first sight.
+_signers: dict[type, Callable[[Any], Hashable] | None] = {}
+
+
+def _signer(leaf: Any) -> Callable[[Any], Hashable] | None:
+    leaf_type = type(leaf)
+    try:
+        return _signers[leaf_type]
+    except KeyError:
+        owner = backend_name_of(leaf)
+        signer = None if owner is None else get_adapter(owner).signature
+        _signers[leaf_type] = signer
+        return signer
+
+
+def _param_signature(leaves: list[Any]) -> tuple[Hashable, ...]:
+    # A non-array params leaf is keyed by its type only: the miss path rejects it with a clear error.
+    return tuple((type(leaf),) if (signer := _signer(leaf)) is None else signer(leaf) for leaf in leaves)
+
+
+def _data_signature(leaves: list[Any]) -> tuple[Hashable, ...]:
+    # Non-array data leaves are compiled in as constants, so their value is part of the key.
+    return tuple((type(leaf), leaf) if (signer := _signer(leaf)) is None else signer(leaf) for leaf in leaves)
+
+
+class _Entry:
+    """Everything one cache key needs: the validated plan and the (compiled) computation."""
+
+    def __init__(
+        self, owner: ValueAndGradFn, plan: CallPlan, data: Any, data_leaves: list[Any], data_def: Any
+    ) -> None:
+        self.owner = owner
+        self.plan = plan
+        adapter = plan.adapter
+        finish = output_checker(adapter, owner.has_aux)
+        loss_fn = owner.loss_fn
+        rebuild_params = _tree.unflattener(plan.treedef)
+        with_data = data is not None
+        if owner.jit:
+            # Array data leaves are inputs of the compiled function; the others are constants in it.
+            positions = [i for i, leaf in enumerate(data_leaves) if _signer(leaf) is not None]
+            self.data_positions = positions
+            # The constants only: holding this call's arrays would keep its batch alive.
+            statics = [None if i in positions else leaf for i, leaf in enumerate(data_leaves)]
+            rebuild_data = _tree.unflattener(data_def)
+
+            def body(param_leaves: list[Any], data_arrays: list[Any]) -> tuple[Any, Any, list[Any]]:
+                leaves = list(statics)
+                for index, value in zip(positions, data_arrays, strict=True):
+                    leaves[index] = value
+                call_data = rebuild_data(leaves)
+
+                def call(diff_leaves: list[Any]) -> Any:
+                    params = rebuild_params(diff_leaves)
+                    return loss_fn(params, call_data) if with_data else loss_fn(params)
+
+                return adapter.value_and_grad(call, param_leaves, finish)
+
+            self.body: StepFn = body
+            self.run: StepFn | None = None  # compiled on the first call
+        else:
+            self.finish = finish
+
+    def _data_arrays(self, data_leaves: list[Any]) -> list[Any]:
+        adapter = self.plan.adapter
+        return [to_backend(adapter, data_leaves[index]) for index in self.data_positions]
+
+    def __call__(self, leaves: list[Any], data: Any, data_leaves: list[Any]) -> tuple[Any, Any]:
+        plan = self.plan.rebind(leaves)
+        owner = self.owner
+        if owner.jit:
+            arrays = self._data_arrays(data_leaves)
+            run = self.run
+            if run is None:
+                loss, aux, grads = self._compile_and_run(plan.inputs, arrays)
+            else:
+                loss, aux, grads = run(plan.inputs, arrays)
+        else:
+            loss, aux, grads = plan.adapter.value_and_grad(
+                plan.bind(owner.loss_fn, data), plan.inputs, self.finish
+            )
+        grads_tree = plan.treedef.unflatten(plan.restore_grads(grads))
+        loss = plan.restore_output(loss)
+        if owner.has_aux:
+            return (loss, plan.restore_output(aux)), grads_tree
+        return loss, grads_tree
+
+    def _compile_and_run(self, inputs: list[Any], arrays: list[Any]) -> tuple[Any, Any, list[Any]]:
+        adapter = self.plan.adapter
+        try:
+            compiled = adapter.compile(self.body, inputs, arrays, self.owner.jit_options)
+            result = compiled(inputs, arrays)
+        except UnigradError:
+            raise
+        except Exception as err:  # noqa: BLE001 - whatever the compiler refused, eager still works
+            failure = err
+        else:
+            self.run = compiled
+            return result
+        # Outside the except block: a bug in the loss itself raises here as it would without jit,
+        # not chained to the compiler's error.
+        result = self.body(inputs, arrays)
+        self.run = self.body
+        self.owner._warn_fallback(adapter, failure)
+        return result
+
+
+class ValueAndGradFn:
+    """A reusable ``step(params, data=None)`` returning what :func:`unigrad.value_and_grad` returns.
+
+    Made by :func:`value_and_grad_fn`. Inputs with a new structure, shape, dtype or device (or, with
+    ``jit=True``, a new value of a non-array data leaf) are planned, and compiled, once; later calls
+    with the same key reuse that work.
+
+    Attributes:
+        loss_fn: the loss function.
+        backend: the backend asked for (``None``: the params' own).
+        has_aux: ``loss_fn`` returns ``(loss, aux)``.
+        jit: whether each key is compiled.
+        jit_options: keyword arguments for the compiler (``jax.jit``, ``tf.function``, ``torch.compile``).
+    """
+
+    def __init__(
+        self,
+        loss_fn: Callable[..., Any],
+        backend: str | None,
+        has_aux: bool,
+        jit: bool,
+        jit_options: Mapping[str, Any] | None,
+    ) -> None:
+        _require_callable(loss_fn)
+        self.loss_fn = loss_fn
+        self.backend = None if backend is None else canonical_name(backend)
+        self.has_aux = has_aux
+        self.jit = bool(jit)
+        self.jit_options = dict(jit_options or {})
+        self._entries: dict[Hashable, _Entry] = {}
+        self._warned = False
+
+    @property
+    def cache_size(self) -> int:
+        """How many distinct input signatures have been planned (and, with ``jit=True``, compiled)."""
+        return len(self._entries)
+
+    def clear_cache(self) -> None:
+        """Forget every planned and compiled signature (the next call of each plans it again)."""
+        self._entries.clear()
+
+    def __call__(self, params: Any, data: Any = None) -> tuple[Any, Any]:
+        leaves, treedef = _tree.flatten(params)
+        if self.jit:
+            data_leaves, data_def = _tree.flatten(data)
+            key: Hashable = (treedef, data_def, _param_signature(leaves), _data_signature(data_leaves))
+        else:
+            data_leaves, data_def = [], None
+            key = (treedef, _param_signature(leaves))
+        try:
+            entry = self._entries.get(key)
+        except TypeError:  # an unhashable non-array data leaf
+            raise self._unhashable(data, data_leaves) from None
+        if entry is None:
+            if _tree.register_dataclass_leaves(leaves + data_leaves):
+                return self(params, data)  # dataclass containers are structure: key them as such
+            plan = plan_call(params, self.backend)
+            entry = _Entry(self, plan, data, data_leaves, data_def)
+            self._entries[key] = entry
+        return entry(leaves, data, data_leaves)
+
+    def _unhashable(self, data: Any, data_leaves: list[Any]) -> InvalidDataError:
+        paths = _tree.leaf_paths(data, "data")
+        for path, leaf in zip(paths, data_leaves, strict=True):
+            try:
+                hash(leaf)
+            except TypeError:
+                return InvalidDataError(
+                    f"{path} is an unhashable {type(leaf).__name__}; with jit=True, data leaves that are "
+                    f"not arrays are compiled in as constants and key the cache by value: pass it as "
+                    f"an array, make it hashable, or close over it in loss_fn"
+                )
+        return InvalidDataError("data holds an unhashable non-array leaf")  # pragma: no cover
+
+    def _warn_fallback(self, adapter: Adapter, err: Exception) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        # Compiler errors often say what failed on their second line ("backend='inductor' raised:").
+        reason = " ".join(line.strip() for line in str(err).strip().splitlines()[:2])[:300]
+        warnings.warn(
+            f"value_and_grad_fn(jit=True) could not compile on backend {adapter.name!r} "
+            f"({type(err).__name__}: {reason}); this step runs eagerly instead (same results, "
+            f"eager speed). Pass jit=False to silence this.",
+            CompileFallbackWarning,
+            stacklevel=4,
+        )
+
+    def __repr__(self) -> str:
+        name = getattr(self.loss_fn, "__qualname__", repr(self.loss_fn))
+        return (
+            f"<unigrad value_and_grad_fn of {name} backend={self.backend!r} jit={self.jit} "
+            f"signatures={self.cache_size}>"
+        )
+
+
+def value_and_grad_fn(
+    loss_fn: Callable[..., Any],
+    *,
+    backend: str | None = None,
+    has_aux: bool = False,
+    jit: bool = False,
+    jit_options: Mapping[str, Any] | None = None,
+) -> ValueAndGradFn:
+    """A reusable ``step(params, data=None)`` computing :func:`unigrad.value_and_grad`, optionally compiled.
+
+    Validation and planning happen once per input signature instead of on every call; with
+    ``jit=True`` each signature is also compiled once: ``jax.jit`` on JAX, ``tf.function`` with that
+    signature's exact ``input_signature`` on TensorFlow (it never retraces), ``torch.compile`` on
+    PyTorch (one static-shaped graph per signature). See ``docs/compiled.md`` for the retracing rules.
+
+    Args:
+        loss_fn: as for :func:`unigrad.value_and_grad`.
+        backend: as for :func:`unigrad.value_and_grad` (``None``: the params' own framework).
+        has_aux: ``loss_fn`` returns ``(loss, aux)``; the step then returns ``((loss, aux), grads)``.
+        jit: compile each input signature. If compiling fails on the platform, the step warns once
+            (:class:`~unigrad.CompileFallbackWarning`) and runs eagerly; it never raises for that.
+        jit_options: keyword arguments for the compiler, e.g. ``{"backend": "aot_eager"}`` for
+            ``torch.compile`` or ``{"jit_compile": True}`` for ``tf.function``.
+
+    Returns:
+        A :class:`ValueAndGradFn`; ``step.cache_size`` counts the signatures seen so far.
+
+    Raises:
+        NotCallableError: ``loss_fn`` is not callable.
+        UnknownBackendError: ``backend`` is not a backend unigrad knows.
+
+    Example:
+        >>> import torch, unigrad as ug
+        >>> step = ug.value_and_grad_fn(lambda w, x: ((x * w) ** 2).sum())
+        >>> loss, grads = step(torch.tensor(2.0), torch.tensor([1.0, 1.0]))
+        >>> float(loss), float(grads)
+        (8.0, 8.0)
+        >>> step.cache_size
+        1
+    """
+    return ValueAndGradFn(loss_fn, backend, has_aux, jit, jit_options)

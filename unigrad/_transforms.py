@@ -1,0 +1,423 @@
+"""Derivatives beyond the gradient: ``jvp``, ``vjp``, ``jacobian``, ``hessian``, ``hvp``, per-example grads.
+
+Each function validates and plans the call like :func:`unigrad.grad` (``unigrad._dispatch``), checks
+the extra pytree it takes (tangents, cotangent, vector, batch) against what it pairs with, hands flat
+lists to the backend adapter, and unflattens once on the way back.
+
+Nesting of pytree results follows JAX: ``jacobian(fn, params)[out][param]`` (outer structure: the
+output of ``fn``; inner: ``params``) and ``hessian(loss_fn, params)[p][q]`` (params inside params),
+each leaf of shape ``out.shape + param.shape`` or ``p.shape + q.shape``.
+
+Example:
+    >>> import numpy as np, unigrad as ug
+    >>> ug.hessian(lambda x: (x ** 3).sum(), np.array([1.0, 2.0]), backend="torch")
+    array([[ 6.,  0.],
+           [ 0., 12.]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from unigrad import _tree
+from unigrad._api import _require_callable
+from unigrad._dispatch import CallPlan, _flatten_registering_dataclasses, plan_call, to_backend
+from unigrad._errors import DtypeMismatchError, InvalidOutputError, StructureMismatchError
+from unigrad._loss import output_checker
+from unigrad.backends import FLOAT_DTYPES, Adapter, backend_name_of, get_adapter
+
+PyTree = TypeVar("PyTree")
+
+
+class _FlatOutputs:
+    """``call`` with its output flattened to a list of floating arrays; remembers the structure."""
+
+    def __init__(self, call: Callable[[list[Any]], Any], adapter: Adapter, name: str) -> None:
+        self.call, self.adapter, self.name = call, adapter, name
+        self.treedef: Any = None
+
+    def __call__(self, leaves: list[Any]) -> list[Any]:
+        out = self.call(leaves)
+        out_leaves, self.treedef = _tree.flatten(out)
+        adapter = self.adapter
+        for index, leaf in enumerate(out_leaves):
+            if not adapter.is_array(leaf) or adapter.dtype_name(leaf) not in FLOAT_DTYPES:
+                path = _tree.leaf_paths(out, root="output")[index]
+                found = getattr(leaf, "dtype", type(leaf).__name__)
+                raise InvalidOutputError(
+                    f"{self.name}: fn's {path} is {found} on backend {adapter.name!r}; fn must return a "
+                    f"{adapter.name} floating array or a pytree of them (cast integer outputs, and move "
+                    f"non-array values out of the output)"
+                )
+        if not out_leaves:
+            raise InvalidOutputError(f"{self.name}: fn returned {out!r:.60}, which holds no array")
+        return out_leaves
+
+
+def _describe_structure_mismatch(tree: Any, root: str, like: Any, like_root: str) -> str:
+    paths = {path.removeprefix(root) for path in _tree.leaf_paths(tree, root)}
+    like_paths = {path.removeprefix(like_root) for path in _tree.leaf_paths(like, like_root)}
+    missing = sorted(like_paths - paths)
+    extra = sorted(paths - like_paths)
+    parts = []
+    if missing:
+        parts.append(f"it lacks {', '.join(root + p for p in missing[:3])}")
+    if extra:
+        parts.append(f"it has {', '.join(root + p for p in extra[:3])}, which {like_root} does not")
+    if not parts:
+        parts.append(f"its containers differ: {_tree.flatten(tree)[1]} vs {_tree.flatten(like)[1]}")
+    return "; ".join(parts)
+
+
+def _matching(
+    tree: Any,
+    root: str,
+    like_tree: Any,
+    like_treedef: Any,
+    like_leaves: list[Any],
+    like_adapters: list[Adapter],
+    like_root: str,
+    adapter: Adapter,
+) -> list[Any]:
+    """The leaves of ``tree`` in ``adapter``'s framework, checked leaf by leaf against ``like_leaves``.
+
+    Raises:
+        StructureMismatchError: another structure, or a leaf of another shape.
+        DtypeMismatchError: a leaf that is not an array, or has another dtype.
+    """
+    leaves, treedef = _flatten_registering_dataclasses(tree)
+    if treedef != like_treedef:
+        detail = _describe_structure_mismatch(tree, root, like_tree, like_root)
+        raise StructureMismatchError(
+            f"{root} must have the structure of {like_root} (one array per leaf, same containers): {detail}"
+        )
+
+    def paths_at(index: int) -> tuple[str, str]:  # only on the error path: paths cost a tree walk
+        return _tree.leaf_paths(tree, root)[index], _tree.leaf_paths(like_tree, like_root)[index]
+
+    converted = []
+    for index, (leaf, like, like_adapter) in enumerate(zip(leaves, like_leaves, like_adapters, strict=True)):
+        owner = backend_name_of(leaf)
+        if owner is None:
+            path, like_path = paths_at(index)
+            raise DtypeMismatchError(
+                f"{path} is a {type(leaf).__name__}, not an array: pass an array of the shape and dtype "
+                f"of {like_path}"
+            )
+        origin = get_adapter(owner)
+        shape, want_shape = origin.shape(leaf), like_adapter.shape(like)
+        if shape != want_shape:
+            path, like_path = paths_at(index)
+            raise StructureMismatchError(
+                f"{path} has shape {shape} but {like_path} has shape {want_shape}: they must match"
+            )
+        dtype, want_dtype = origin.dtype_name(leaf), like_adapter.dtype_name(like)
+        if dtype != want_dtype:
+            path, like_path = paths_at(index)
+            raise DtypeMismatchError(
+                f"{path} has dtype {dtype} but {like_path} has dtype {want_dtype}: cast it to {want_dtype}"
+            )
+        converted.append(to_backend(adapter, leaf))
+    return converted
+
+
+def _like_params(tree: Any, root: str, params: Any, plan: CallPlan) -> list[Any]:
+    origins = plan.origins or [plan.adapter] * len(plan.originals)
+    return _matching(tree, root, params, plan.treedef, plan.originals, origins, "params", plan.adapter)
+
+
+def _nested(plan: CallPlan, outer: Any, rows: list[list[Any]]) -> Any:
+    """``rows[i][j]`` as ``outer``'s structure of params-shaped trees, in the params' framework."""
+    return plan.restore_output(outer.unflatten([plan.treedef.unflatten(row) for row in rows]))
+
+
+def jvp(
+    fn: Callable[..., Any],
+    params: PyTree,
+    tangents: PyTree,
+    data: Any = None,
+    *,
+    backend: str | None = None,
+) -> tuple[Any, Any]:
+    """Forward mode: the output of ``fn`` and its directional derivative along ``tangents``.
+
+    Args:
+        fn: ``fn(params, data)`` (or ``fn(params)``) returning a floating array or a pytree of them.
+        params: as for :func:`unigrad.grad`.
+        tangents: a pytree like ``params``: same structure, and each leaf the shape and dtype of its
+            parameter (any framework; converted).
+        data: passed to ``fn``, not differentiated.
+        backend: as for :func:`unigrad.grad`.
+
+    Returns:
+        ``(out, out_tangent)``: ``fn``'s output and ``J @ tangents``, both with the structure of the
+        output, in the params' framework.
+
+    Raises:
+        StructureMismatchError: ``tangents`` has another structure, or a leaf another shape.
+        DtypeMismatchError: a tangent leaf is not an array of its parameter's dtype.
+        InvalidOutputError: ``fn`` returned something other than floating arrays.
+
+    Example:
+        >>> import numpy as np, unigrad as ug
+        >>> x, direction = np.array([1.0, 3.0]), np.array([1.0, 0.0])
+        >>> ug.jvp(lambda p: p ** 2, x, direction, backend="tensorflow")
+        (array([1., 9.]), array([2., 0.]))
+    """
+    _require_callable(fn)
+    plan = plan_call(params, backend)
+    tangent_inputs = _like_params(tangents, "tangents", params, plan)
+    outputs = _FlatOutputs(plan.bind(fn, data), plan.adapter, "jvp")
+    out, out_tangents = plan.adapter.jvp(outputs, plan.inputs, tangent_inputs)
+    return (
+        plan.restore_output(outputs.treedef.unflatten(out)),
+        plan.restore_output(outputs.treedef.unflatten(out_tangents)),
+    )
+
+
+def vjp(
+    fn: Callable[..., Any],
+    params: PyTree,
+    cotangent: Any,
+    data: Any = None,
+    *,
+    backend: str | None = None,
+) -> tuple[Any, PyTree]:
+    """Reverse mode: the output of ``fn`` and ``cotangent @ J``, a pytree like ``params``.
+
+    Args:
+        fn: ``fn(params, data)`` (or ``fn(params)``) returning a floating array or a pytree of them.
+        params: as for :func:`unigrad.grad`.
+        cotangent: a pytree like ``fn``'s output (same structure, shapes and dtypes).
+        data: passed to ``fn``, not differentiated.
+        backend: as for :func:`unigrad.grad`.
+
+    Returns:
+        ``(out, params_cotangent)``; ``params_cotangent`` has the structure of ``params`` and each
+        leaf the framework, dtype and device of its parameter.
+
+    Raises:
+        StructureMismatchError, DtypeMismatchError: ``cotangent`` does not match the output.
+        InvalidOutputError: ``fn`` returned something other than floating arrays.
+
+    Example:
+        >>> import numpy as np, unigrad as ug
+        >>> x = np.array([1.0, 3.0])
+        >>> out, pulled = ug.vjp(lambda p: p ** 2, x, np.array([1.0, 1.0]), backend="torch")
+        >>> pulled
+        array([2., 6.])
+    """
+    _require_callable(fn)
+    plan = plan_call(params, backend)
+    adapter = plan.adapter
+    outputs = _FlatOutputs(plan.bind(fn, data), adapter, "vjp")
+    out, pullback = adapter.vjp(outputs, plan.inputs)
+    out_tree = outputs.treedef.unflatten(out)
+    cotangents = _matching(
+        cotangent, "cotangent", out_tree, outputs.treedef, out, [adapter] * len(out), "output", adapter
+    )
+    grads = pullback(cotangents)
+    return plan.restore_output(out_tree), plan.treedef.unflatten(plan.restore_grads(grads))
+
+
+def jacobian(
+    fn: Callable[..., Any],
+    params: PyTree,
+    data: Any = None,
+    *,
+    backend: str | None = None,
+) -> Any:
+    """The Jacobian of a (vector-valued) ``fn`` with respect to ``params`` (reverse mode, vectorised).
+
+    Args:
+        fn: ``fn(params, data)`` (or ``fn(params)``) returning a floating array or a pytree of them.
+        params: as for :func:`unigrad.grad`.
+        data: passed to ``fn``, not differentiated.
+        backend: as for :func:`unigrad.grad`.
+
+    Returns:
+        JAX's nesting: the structure of ``fn``'s output, each output leaf holding a pytree like
+        ``params`` whose leaf for parameter ``p`` has shape ``out.shape + p.shape``. A single array
+        output of a single array parameter gives one array of shape ``out.shape + param.shape``.
+
+    Raises:
+        InvalidOutputError: ``fn`` returned something other than floating arrays.
+
+    Example:
+        >>> import numpy as np, unigrad as ug
+        >>> def fn(p):
+        ...     return {"y": p["a"] * p["b"]}
+        >>> jac = ug.jacobian(fn, {"a": np.array([1.0, 2.0]), "b": np.array(3.0)}, backend="torch")
+        >>> dy = jac["y"]  # the Jacobian of output "y", shaped like params
+        >>> dy["a"]
+        array([[3., 0.],
+               [0., 3.]])
+        >>> dy["b"]
+        array([1., 2.])
+    """
+    _require_callable(fn)
+    plan = plan_call(params, backend)
+    outputs = _FlatOutputs(plan.bind(fn, data), plan.adapter, "jacobian")
+    rows = plan.adapter.jacobian(outputs, plan.inputs)
+    return _nested(plan, outputs.treedef, rows)
+
+
+def hessian(
+    loss_fn: Callable[..., Any],
+    params: PyTree,
+    data: Any = None,
+    *,
+    backend: str | None = None,
+) -> Any:
+    """The Hessian of a scalar loss with respect to ``params``.
+
+    Args:
+        loss_fn: as for :func:`unigrad.grad` (no ``has_aux``): returns a real floating scalar.
+        params: as for :func:`unigrad.grad`.
+        data: passed to ``loss_fn``, not differentiated.
+        backend: as for :func:`unigrad.grad`.
+
+    Returns:
+        JAX's nesting: a pytree like ``params`` of pytrees like ``params``; ``H[p][q]`` has shape
+        ``p.shape + q.shape``. A single array parameter of shape ``s`` gives shape ``s + s``.
+
+    Raises:
+        InvalidLossError: the loss is not a real floating scalar.
+
+    Example:
+        >>> import numpy as np, unigrad as ug
+        >>> def loss_fn(p):
+        ...     return ug.namespace(p).sum(p["x"] ** 2 * p["y"])
+        >>> H = ug.hessian(loss_fn, {"x": np.array([1.0]), "y": np.array(2.0)}, backend="tensorflow")
+        >>> row_x, row_y = H["x"], H["y"]
+        >>> row_x["x"], row_x["y"], row_y["y"]
+        (array([[4.]]), array([2.]), array(0.))
+    """
+    _require_callable(loss_fn)
+    plan = plan_call(params, backend)
+    finish = output_checker(plan.adapter, False)
+    rows = plan.adapter.hessian(plan.bind(loss_fn, data), plan.inputs, finish)
+    return _nested(plan, plan.treedef, rows)
+
+
+def hvp(
+    loss_fn: Callable[..., Any],
+    params: PyTree,
+    vector: PyTree,
+    data: Any = None,
+    *,
+    backend: str | None = None,
+) -> PyTree:
+    """The Hessian-vector product ``H @ vector``, without forming the Hessian (forward over reverse).
+
+    Costs about one gradient and one forward-mode pass, whatever the number of parameters.
+
+    Args:
+        loss_fn: as for :func:`unigrad.grad` (no ``has_aux``): returns a real floating scalar.
+        params: as for :func:`unigrad.grad`.
+        vector: a pytree like ``params`` (same structure, shapes and dtypes).
+        data: passed to ``loss_fn``, not differentiated.
+        backend: as for :func:`unigrad.grad`.
+
+    Returns:
+        A pytree like ``params``, each leaf with its parameter's framework, dtype and device.
+
+    Raises:
+        StructureMismatchError, DtypeMismatchError: ``vector`` does not match ``params``.
+        InvalidLossError: the loss is not a real floating scalar.
+
+    Example:
+        >>> import numpy as np, unigrad as ug
+        >>> ug.hvp(lambda x: (x ** 3).sum(), np.array([1.0, 2.0]), np.array([1.0, 1.0]), backend="torch")
+        array([ 6., 12.])
+    """
+    _require_callable(loss_fn)
+    plan = plan_call(params, backend)
+    vector_inputs = _like_params(vector, "vector", params, plan)
+    finish = output_checker(plan.adapter, False)
+    products = plan.adapter.hvp(plan.bind(loss_fn, data), plan.inputs, vector_inputs, finish)
+    return plan.treedef.unflatten(plan.restore_grads(products))
+
+
+def per_example_grads(
+    loss_fn: Callable[[Any, Any], Any],
+    params: PyTree,
+    batch: Any,
+    *,
+    backend: str | None = None,
+) -> PyTree:
+    """The gradient of ``loss_fn(params, example)`` for every example of ``batch``, vectorised.
+
+    ``jax.vmap`` on JAX, ``torch.func.vmap`` on PyTorch, ``tf.vectorized_map`` on TensorFlow (which
+    falls back to a Python loop over the examples, with a warning, if it cannot convert the loss).
+
+    Args:
+        loss_fn: ``loss_fn(params, example)`` returning a scalar loss; ``example`` has the structure
+            of ``batch`` with each array's leading axis removed.
+        params: as for :func:`unigrad.grad`.
+        batch: a pytree whose arrays (any framework; converted) share their leading axis, the batch
+            axis. Non-array leaves are passed to every example unchanged.
+        backend: as for :func:`unigrad.grad`.
+
+    Returns:
+        A pytree like ``params``; each leaf has shape ``(batch_size,) + param.shape`` and its
+        parameter's framework, dtype and device.
+
+    Raises:
+        StructureMismatchError: ``batch`` holds no array, an array without a leading axis, or
+            arrays whose leading axes differ (the error names two of them and their sizes).
+        InvalidLossError: the loss is not a real floating scalar.
+
+    Example:
+        >>> import numpy as np, unigrad as ug
+        >>> def loss_fn(w, example):
+        ...     return (example["x"] * w - example["y"]) ** 2
+        >>> batch = {"x": np.array([1.0, 2.0], np.float32), "y": np.zeros(2, np.float32)}
+        >>> ug.per_example_grads(loss_fn, np.array(1.0, np.float32), batch, backend="jax")
+        array([2., 8.], dtype=float32)
+    """
+    _require_callable(loss_fn)
+    plan = plan_call(params, backend)
+    adapter = plan.adapter
+    leaves, batch_def = _flatten_registering_dataclasses(batch)
+    positions = [index for index, leaf in enumerate(leaves) if backend_name_of(leaf) is not None]
+    _check_batch(batch, leaves, positions)
+    batched = [to_backend(adapter, leaves[index]) for index in positions]
+    treedef = plan.treedef
+
+    def call(param_leaves: list[Any], example: list[Any]) -> Any:
+        example_leaves = list(leaves)
+        for index, value in zip(positions, example, strict=True):
+            example_leaves[index] = value
+        return loss_fn(treedef.unflatten(param_leaves), batch_def.unflatten(example_leaves))
+
+    finish = output_checker(adapter, False)
+    grads = adapter.per_example_grads(call, plan.inputs, batched, finish)
+    return treedef.unflatten(plan.restore_grads(grads))
+
+
+def _check_batch(batch: Any, leaves: list[Any], positions: list[int]) -> None:
+    if not positions:
+        raise StructureMismatchError(
+            f"batch holds no array (got {batch!r:.60}); pass arrays whose leading axis is the batch axis"
+        )
+    sizes = {}
+    for index in positions:
+        shape = get_adapter(backend_name_of(leaves[index]) or "numpy").shape(leaves[index])
+        if not shape:
+            path = _tree.leaf_paths(batch, "batch")[index]
+            raise StructureMismatchError(
+                f"{path} is a scalar array, with no leading batch axis: give it one, or close over "
+                f"it in loss_fn if it is the same for every example"
+            )
+        sizes[index] = shape[0]
+    first = positions[0]
+    for index in positions[1:]:
+        if sizes[index] != sizes[first]:
+            paths = _tree.leaf_paths(batch, "batch")
+            raise StructureMismatchError(
+                f"batch arrays disagree on the batch size: {paths[first]} has {sizes[first]} examples "
+                f"(leading axis) but {paths[index]} has {sizes[index]}; every array in batch needs the "
+                f"same leading axis"
+            )
