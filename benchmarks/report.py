@@ -86,5 +86,30 @@ def render(
         "  pytree leaf. Both are medians with the IQR of the per-round values.",
         "- Rows marked *pending* could not run here (framework or feature missing).",
         "",
+        *_MISSES,
     ]
     return "\n".join(parts)
+
+
+# What profiling showed about the targets that are missed on this machine (cProfile and in-process
+# timing of each stage); kept with the generator so the page keeps explaining its own figures.
+_MISSES = [
+    "## Why the missed targets are missed (profiled)",
+    "",
+    "- **TensorFlow tiny loss (+25 µs) and MLP (≈1.05×)**: unigrad's own Python per call. Planning",
+    "  (`plan_call`) costs 3–4 µs timed alone but 16–27 µs inside a real call after TensorFlow has",
+    "  run (cold caches); the optree flatten is the largest piece. Not fixable without walking",
+    "  containers by hand.",
+    "- **JAX tiny loss (+78 µs)**: eager `jax.value_and_grad` dispatches every traced primitive on its",
+    "  own; unigrad's `has_aux` path (carrying the loss and aux through the transformation) adds",
+    "  work to each call. Skipping the reshape of an already-scalar loss took it from +312 µs to",
+    "  +78 µs; the MLP went from 1.14× to 1.03×.",
+    "- **Compiled JAX (≈1.05×)**: the per-call work around `jax.jit`: flattening params and data with",
+    "  optree, building the cache key and rebuilding the outputs (≈15–20 µs of a 440 µs step).",
+    "  Leaving sharding out of the key did not change it measurably; passing the pytrees to",
+    "  `jax.jit` directly (flattened in C++) is the next thing to try.",
+    "- **Zero-copy NumPy → JAX / TensorFlow**: `jnp.asarray` and `tf.convert_to_tensor` copy.",
+    "  `jax.device_put` and TensorFlow's DLPack import can alias aligned arrays, but aliasing",
+    "  memory the user can still mutate into JAX's immutable arrays needs a decision first.",
+    "",
+]
