@@ -64,12 +64,15 @@ class TensorFlowAdapter(Adapter):
     def value_and_grad(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> tuple[Any, Any, list[Any]]:
+        # One source is passed bare, not in a list: TF's nest packing of a list result runs
+        # isinstance checks against a typing Protocol, which cost more than the rest of a small call.
+        sources = leaves[0] if len(leaves) == 1 else leaves
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(leaves)
+            tape.watch(sources)
             loss, aux = finish(fn(leaves))
-        grads = tape.gradient(loss, leaves, unconnected_gradients=_ZERO)
+        grads = tape.gradient(loss, sources, unconnected_gradients=_ZERO)
         del tape  # release the recorded graph now rather than at the next garbage collection
-        return loss, aux, _dense(grads)
+        return loss, aux, _dense([grads] if len(leaves) == 1 else grads)
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
         with tf.autodiff.ForwardAccumulator(leaves, tangents) as accumulator:
