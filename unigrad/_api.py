@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
+
 from unigrad import _tree
 from unigrad._dispatch import plan_call
 from unigrad._errors import NotCallableError
 from unigrad._loss import output_checker
-from unigrad.backends import get_adapter
+from unigrad.backends import backend_name_of, get_adapter
 from unigrad.backends._numpy import DEFAULT_STEP, NumpyAdapter
 
 PyTree = TypeVar("PyTree")
@@ -153,19 +155,12 @@ def reference_grad(
         >>> np.round(g, 6)
         array([ 3., 12.])
     """
-    import numpy as np
 
     def to_float64(leaf: Any) -> Any:
-        owner = _owner_or_none(leaf)
+        owner = backend_name_of(leaf)
         if owner is None:
             return leaf
         return np.array(get_adapter(owner).to_numpy(leaf), dtype=np.float64)
 
     params64 = _tree.tree_map(to_float64, params)
     return _value_and_grad(loss_fn, params64, data, False, "numpy", NumpyAdapter(step))[1]
-
-
-def _owner_or_none(leaf: Any) -> str | None:
-    from unigrad.backends import backend_name_of
-
-    return backend_name_of(leaf)
