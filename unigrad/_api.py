@@ -33,7 +33,8 @@ def _value_and_grad(
     backend: str | None,
     adapter: NumpyAdapter | None = None,
 ) -> tuple[Any, Any]:
-    _require_callable(loss_fn)
+    if not callable(loss_fn):
+        _require_callable(loss_fn)
     plan = plan_call(params, backend, adapter)
     finish = output_checker(plan.adapter, has_aux)
     treedef = plan.treedef
@@ -48,11 +49,13 @@ def _value_and_grad(
             return loss_fn(treedef.unflatten(leaves), call_data)
 
     loss, aux, grads = plan.adapter.value_and_grad(call, plan.inputs, finish)
-    grads_tree = treedef.unflatten(plan.restore_grads(grads))
-    loss = plan.restore_output(loss)
+    if plan.origins is not None:  # some leaves were converted: results go back to their frameworks
+        grads = plan.restore_grads(grads)
+        loss = plan.restore_output(loss)
+        aux = plan.restore_output(aux)
     if has_aux:
-        return (loss, plan.restore_output(aux)), grads_tree
-    return loss, grads_tree
+        return (loss, aux), treedef.unflatten(grads)
+    return loss, treedef.unflatten(grads)
 
 
 def value_and_grad(

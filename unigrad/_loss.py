@@ -6,6 +6,7 @@ element (``(1,)``, ``(1, 1)``), as ``loss.backward()`` accepts; the value handed
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -20,8 +21,26 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__module__}.{type(value).__qualname__} {kind}"
 
 
+# (backend, type, dtype, shape) of losses already found valid. Validity depends on these alone, so a
+# repeated call skips the checks (dtype names cost microseconds on some frameworks). Only valid losses
+# are stored, and they have one element, so the set stays as small as the dtypes and ranks in use.
+_valid_losses: set[tuple[Any, ...]] = set()
+
+
 def check_loss(loss: Any, adapter: Adapter) -> None:
     """Raise :class:`InvalidLossError` unless ``loss`` is a one-element real floating array."""
+    try:
+        key: tuple[Any, ...] | None = (adapter.name, type(loss), loss.dtype, loss.shape)
+        if key in _valid_losses:
+            return
+    except (AttributeError, TypeError):  # no dtype or shape, or unhashable ones: check in full
+        key = None
+    _check_loss_in_full(loss, adapter)
+    if key is not None:
+        _valid_losses.add(key)
+
+
+def _check_loss_in_full(loss: Any, adapter: Adapter) -> None:
     if not adapter.is_array(loss):
         raise InvalidLossError(
             f"loss_fn returned {_describe(loss)} on backend {adapter.name!r}; it must return a "
@@ -47,10 +66,15 @@ def check_loss(loss: Any, adapter: Adapter) -> None:
         )
 
 
+@functools.lru_cache(maxsize=64)
 def output_checker(adapter: Adapter, has_aux: bool) -> OutputCheck:
-    """A function that splits a loss function's output into ``(loss, aux)`` and validates it."""
+    """A function that splits a loss function's output into ``(loss, aux)`` and validates it.
 
-    def finish(out: Any) -> tuple[Any, Any]:
+    It holds no per-call state, so one is made per adapter and ``has_aux`` and reused (bounded:
+    reference_grad makes a NumPy adapter per call).
+    """
+
+    def finish(out: Any) -> tuple[Any, Any]:  # (an OutputCheck once has_aux is set below)
         if has_aux:
             if not isinstance(out, (tuple, list)) or len(out) != 2:
                 found = f"a {type(out).__name__}" + (
@@ -71,4 +95,5 @@ def output_checker(adapter: Adapter, has_aux: bool) -> OutputCheck:
         check_loss(loss, adapter)
         return loss, aux
 
-    return finish
+    finish.has_aux = has_aux  # type: ignore[attr-defined]
+    return finish  # type: ignore[return-value]

@@ -7,7 +7,7 @@ move arrays in and out of it. Everything else (pytrees, validation, dispatch) li
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -16,8 +16,18 @@ from unigrad._errors import UnsupportedTransformError
 #: dtype names that can be differentiated, as every backend spells them.
 FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 
-#: ``finish(out) -> (loss, aux)``: splits and validates what the loss function returned.
-OutputCheck = Callable[[Any], tuple[Any, Any]]
+
+class OutputCheck(Protocol):
+    """``finish(out) -> (loss, aux)``: splits and validates what the loss function returned.
+
+    ``has_aux`` says whether the loss function returns ``(loss, aux)``; with ``False``, ``aux`` is
+    always ``None`` and an adapter may take a cheaper path without auxiliary outputs.
+    """
+
+    has_aux: bool
+
+    def __call__(self, out: Any) -> tuple[Any, Any]: ...
+
 
 #: A function of a flat list of leaves returning a flat list of arrays (``jvp``, ``vjp``, ``jacobian``).
 FlatFn = Callable[[list[Any]], list[Any]]
@@ -30,6 +40,8 @@ class Adapter:
     """Base class of the per-framework adapters (one instance per backend)."""
 
     name: ClassVar[str]
+    #: dtype names whose :meth:`param_problem` depends on a global mode that can change between calls.
+    mode_dependent_dtypes: ClassVar[frozenset[str]] = frozenset()
 
     # -- recognising and describing arrays ---------------------------------------------------
     def is_array(self, x: Any) -> bool:

@@ -18,6 +18,7 @@ from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_a
 
 class JaxAdapter(Adapter):
     name = "jax"
+    mode_dependent_dtypes = frozenset({"float64"})  # an error while x64 is off
 
     def is_array(self, x: Any) -> bool:
         return isinstance(x, jax.Array)
@@ -61,17 +62,14 @@ class JaxAdapter(Adapter):
     def value_and_grad(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> tuple[Any, Any, list[Any]]:
-        # Only JAX arrays travel through the transformation; every other aux leaf (numbers, strings,
-        # NumPy arrays) cannot depend on the parameters and is carried around it unchanged.
         carried: dict[str, Any] = {}
-
-        def scalar_loss(diff_leaves: list[Any]) -> tuple[Any, Any]:
-            loss, aux = finish(fn(diff_leaves))
-            traced, carried["rebuild"] = split_arrays(aux, self.is_array)
-            return _as_scalar(loss), (loss, traced)
-
-        (_, (loss, traced)), grads = jax.value_and_grad(scalar_loss, has_aux=True)(leaves)
-        return loss, carried["rebuild"](traced), list(grads)
+        if not finish.has_aux:
+            loss, grads = _VALUE_AND_GRAD_NO_AUX(leaves, fn, finish, carried)
+            shape = carried.get("shape")
+            return (loss if shape is None else jnp.reshape(loss, shape)), None, list(grads)
+        (_, (loss, traced)), grads = _VALUE_AND_GRAD(leaves, fn, finish, carried)
+        rebuild = carried.get("rebuild")
+        return loss, traced if rebuild is None else rebuild(traced), list(grads)
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
         out, out_tangents = jax.jvp(fn, (leaves,), (tangents,))
@@ -126,6 +124,41 @@ class JaxAdapter(Adapter):
             return loss, carried["rebuild"](arrays), grads
 
         return run
+
+
+def _loss_with_aux(
+    leaves: list[Any], fn: Callable[[list[Any]], Any], finish: OutputCheck, carried: dict[str, Any]
+) -> tuple[Any, tuple[Any, Any]]:
+    """``fn``'s loss as a scalar, with ``(loss as returned, aux arrays)`` as JAX's aux output.
+
+    Only JAX arrays travel through the transformation; every other aux leaf (numbers, strings, NumPy
+    arrays) cannot depend on the parameters and is carried around it (``carried["rebuild"]``).
+    """
+    loss, aux = finish(fn(leaves))
+    if aux is not None:
+        aux, carried["rebuild"] = split_arrays(aux, ADAPTER.is_array)
+    return _as_scalar(loss), (loss, aux)
+
+
+def _loss_only(
+    leaves: list[Any], fn: Callable[[list[Any]], Any], finish: OutputCheck, carried: dict[str, Any]
+) -> Any:
+    """``fn``'s loss as a scalar; a loss of shape ``(1,)``... leaves its shape in ``carried["shape"]``.
+
+    Without aux, JAX has no auxiliary output to trace out (measured: about 7 us less per call than
+    returning the loss as aux).
+    """
+    loss, _ = finish(fn(leaves))
+    if loss.ndim:
+        carried["shape"] = loss.shape
+        return jnp.reshape(loss, ())
+    return loss
+
+
+# Built once: the function, checker and carrier are arguments that are not differentiated, so
+# no call pays for jax.value_and_grad's wrapping and signature inspection (about 10 us).
+_VALUE_AND_GRAD = jax.value_and_grad(_loss_with_aux, has_aux=True)
+_VALUE_AND_GRAD_NO_AUX = jax.value_and_grad(_loss_only)
 
 
 def _as_scalar(loss: Any) -> Any:
