@@ -63,7 +63,8 @@ class _Entry:
         self.owner = owner
         self.plan = plan
         adapter = plan.adapter
-        finish = output_checker(adapter, owner.has_aux)
+        # A traced body checks the loss in full, once per trace: see check_loss's `remember`.
+        finish = output_checker(adapter, owner.has_aux, remember=not owner.jit)
         loss_fn = owner.loss_fn
         rebuild_params = _tree.unflattener(plan.treedef)
         with_data = data is not None

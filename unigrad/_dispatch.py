@@ -30,9 +30,12 @@ _dtype_names: dict[tuple[str, Any], str] = {}
 _get_dtype = attrgetter("dtype")
 # The treedef of a single leaf (the same for every leaf), made on first use.
 _leaf_spec: optree.PyTreeSpec | None = None
-# params type -> dtype -> adapter, for bare arrays already planned as native calls with no dtype
-# problem: a repeated ``ug.grad(f, x)`` skips the planning (the tiny-loss benchmark's overhead).
-_bare_native: dict[type, dict[Any, Adapter]] = {}
+# Calls already planned as native (every leaf the inferred backend's own, no dtype problem): the leaf
+# types (one type for a bare array, the frozenset of them for a tree) -> (adapter, dtypes that passed).
+# A repeated call with the same kinds of leaves skips the planning, which in a real call (caches
+# cold after the framework ran) costs several times what it does in a loop of its own.
+_bare_native: dict[type, tuple[Adapter, set[Any]]] = {}
+_tree_native: dict[frozenset[type], tuple[Adapter, set[Any]]] = {}
 
 
 @dataclass
@@ -165,18 +168,21 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
         EmptyParamsError, InvalidParamsError, BackendRequiredError, MixedBackendsError,
         PrecisionError, UnknownBackendError, BackendNotInstalledError.
     """
-    if backend is None and adapter is None:
-        by_dtype = _bare_native.get(type(params))
-        if by_dtype is not None:
-            known = by_dtype.get(params.dtype)
-            if known is not None:
-                assert _leaf_spec is not None  # set when the entry was made
-                return CallPlan(known, _leaf_spec, [params], [params], None, False)
+    inferred = backend is None and adapter is None
+    if inferred:
+        known = _bare_native.get(type(params))
+        if known is not None and params.dtype in known[1]:
+            assert _leaf_spec is not None  # set when the entry was made
+            return CallPlan(known[0], _leaf_spec, [params], [params], None, False)
     leaves, treedef = _flatten_registering_dataclasses(params)
     if not leaves:
         raise EmptyParamsError(
             f"params has no array leaves (structure {treedef}); pass at least one floating array"
         )
+    if inferred:
+        known = _tree_native.get(frozenset(map(type, leaves)))
+        if known is not None and known[1].issuperset(map(_get_dtype, leaves)):
+            return CallPlan(known[0], treedef, leaves, leaves, None, False)
     # The owner depends on the leaf's type alone, so it is looked up once per distinct type (one
     # C-level pass over the leaves), not once per leaf: this is the per-leaf cost of every call.
     by_type = dict(zip(map(type, leaves), leaves, strict=True))
@@ -208,8 +214,8 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
     native = owners is None and owner == adapter.name
     if native:
         _check_native_dtypes(params, leaves, adapter)
-        if not explicit and leaves[0] is params:
-            _remember_bare_native(params, adapter)
+        if not explicit:
+            _remember_native(params, leaves, adapter)
         return CallPlan(adapter, treedef, leaves, leaves, None, explicit)
 
     if owners is None:
@@ -224,13 +230,19 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
     return CallPlan(adapter, treedef, leaves, inputs, origins, explicit)
 
 
-def _remember_bare_native(array: Any, adapter: Adapter) -> None:
-    """Let the next call with a bare array of this type and dtype skip planning (it passed the checks).
+def _remember_native(params: Any, leaves: list[Any], adapter: Adapter) -> None:
+    """Let later calls with leaves of these types and dtypes skip planning (these passed the checks).
 
     Not for dtypes whose check depends on a global mode (JAX's float64 and its x64 flag).
     """
-    if adapter.dtype_name(array) not in adapter.mode_dependent_dtypes:
-        _bare_native.setdefault(type(array), {})[array.dtype] = adapter
+    one_per_dtype = dict(zip(map(_get_dtype, leaves), leaves, strict=True))
+    if any(adapter.dtype_name(leaf) in adapter.mode_dependent_dtypes for leaf in one_per_dtype.values()):
+        return
+    dtypes = set(one_per_dtype)
+    if len(leaves) == 1 and leaves[0] is params:
+        _bare_native.setdefault(type(params), (adapter, set()))[1].update(dtypes)
+    else:
+        _tree_native.setdefault(frozenset(map(type, leaves)), (adapter, set()))[1].update(dtypes)
 
 
 def _raise_on_dtype_problem(params: Any, index: int, leaf: Any, origin: Adapter, target: Adapter) -> None:

@@ -27,8 +27,16 @@ def _describe(value: Any) -> str:
 _valid_losses: set[tuple[Any, ...]] = set()
 
 
-def check_loss(loss: Any, adapter: Adapter) -> None:
-    """Raise :class:`InvalidLossError` unless ``loss`` is a one-element real floating array."""
+def check_loss(loss: Any, adapter: Adapter, remember: bool = True) -> None:
+    """Raise :class:`InvalidLossError` unless ``loss`` is a one-element real floating array.
+
+    ``remember=False`` neither reads nor fills the cache of valid losses: for code that a compiler
+    traces (``torch.compile`` guards on the globals a traced function reads, and would recompile
+    each time the cache grew).
+    """
+    if not remember:
+        _check_loss_in_full(loss, adapter)
+        return
     try:
         key: tuple[Any, ...] | None = (adapter.name, type(loss), loss.dtype, loss.shape)
         if key in _valid_losses:
@@ -67,8 +75,10 @@ def _check_loss_in_full(loss: Any, adapter: Adapter) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def output_checker(adapter: Adapter, has_aux: bool) -> OutputCheck:
+def output_checker(adapter: Adapter, has_aux: bool, remember: bool = True) -> OutputCheck:
     """A function that splits a loss function's output into ``(loss, aux)`` and validates it.
+
+    ``remember``: as for :func:`check_loss` (``False`` inside a compiled step).
 
     It holds no per-call state, so one is made per adapter and ``has_aux`` and reused (bounded:
     reference_grad makes a NumPy adapter per call).
@@ -92,7 +102,7 @@ def output_checker(adapter: Adapter, has_aux: bool) -> OutputCheck:
                     f"pass has_aux=True to get (loss, aux), or return the loss alone"
                 )
             loss, aux = out, None
-        check_loss(loss, adapter)
+        check_loss(loss, adapter, remember)
         return loss, aux
 
     finish.has_aux = has_aux  # type: ignore[attr-defined]

@@ -1,0 +1,90 @@
+"""The per-call fast paths (remembered plans and loss checks) never skip a check that should fail.
+
+A call whose leaf types, dtypes and loss were seen before skips planning and loss validation
+(benchmarks/ measures why). These tests make a good call first, so that the fast path is primed,
+then a bad one that differs in exactly one respect, and require the same typed error as a cold call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import unigrad as ug
+from tests.conftest import require
+from tests.frameworks import Ops, make, to_numpy
+
+
+def _prime(backend: str, params: object) -> None:
+    ops = Ops(backend)
+    for _ in range(2):
+        ug.grad(lambda p: ops.sum(p["w"] * p["w"]) + ops.sum(p["b"]), params)
+
+
+def test_primed_tree_still_rejects_an_integer_leaf(backend: str) -> None:
+    good = {"w": make(backend, [1.0, 2.0], "float32"), "b": make(backend, [0.5], "float32")}
+    _prime(backend, good)
+    bad = {**good, "b": make(backend, [1], "int32")}
+    with pytest.raises(ug.InvalidParamsError, match=r"params\['b'\].*int32"):
+        ug.grad(lambda p: Ops(backend).sum(p["w"]), bad)
+
+
+def test_primed_bare_array_still_rejects_an_integer_array(backend: str) -> None:
+    ops = Ops(backend)
+    x = make(backend, [1.0, 2.0], "float32")
+    for _ in range(2):
+        ug.grad(lambda v: ops.sum(v * v), x)
+    with pytest.raises(ug.InvalidParamsError, match="int32"):
+        ug.grad(lambda v: ops.sum(v), make(backend, [1, 2], "int32"))
+
+
+def test_primed_tree_gives_correct_gradients_for_new_values(backend: str) -> None:
+    ops = Ops(backend)
+    loss = lambda p: ops.sum(p["w"] * p["w"]) + ops.sum(p["b"])  # noqa: E731
+    for values in ([1.0, 2.0], [3.0, -4.0], [0.5, 0.25]):
+        params = {"w": make(backend, values, "float32"), "b": make(backend, [0.5], "float32")}
+        grads = ug.grad(loss, params)
+        np.testing.assert_allclose(to_numpy(grads["w"]), 2 * np.asarray(values))
+        np.testing.assert_allclose(to_numpy(grads["b"]), [1.0])
+
+
+def test_primed_loss_check_still_rejects_a_vector_loss(backend: str) -> None:
+    ops = Ops(backend)
+    x = make(backend, [1.0, 2.0], "float32")
+    ug.grad(lambda v: ops.sum(v * v), x)
+    with pytest.raises(ug.InvalidLossError, match=r"shape \(2,\)"):
+        ug.grad(lambda v: v * v, x)
+
+
+def test_primed_loss_check_still_rejects_an_integer_loss(backend: str) -> None:
+    ops = Ops(backend)
+    x = make(backend, [1.0, 2.0], "float32")
+    ug.grad(lambda v: ops.sum(v * v), x)
+    with pytest.raises(ug.InvalidLossError, match=r"int\d+ loss"):  # sums promote int32 on some
+        ug.grad(lambda v: ops.sum(make(backend, [1, 2], "int32")), x)
+
+
+def test_one_element_loss_keeps_its_shape_after_scalar_calls(backend: str) -> None:
+    ops = Ops(backend)
+    x = make(backend, [1.0, 2.0], "float32")
+    scalar, _ = ug.value_and_grad(lambda v: ops.sum(v * v), x)
+    shaped, grads = ug.value_and_grad(lambda v: ops.sum(v * v) + make(backend, [0.0], "float32"), x)
+    assert tuple(scalar.shape) == () and tuple(shaped.shape) == (1,)
+    np.testing.assert_allclose(to_numpy(grads), [2.0, 4.0])
+
+
+def test_jax_float64_fast_path_follows_the_x64_flag() -> None:
+    require("jax")
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(True):
+        params = {"w": jnp.asarray([1.0, 2.0], dtype=jnp.float64)}
+        for _ in range(2):
+            ug.grad(lambda p: jnp.sum(p["w"] ** 2), params)
+            ug.grad(lambda w: jnp.sum(w**2), params["w"])
+    with jax.enable_x64(False):
+        with pytest.raises(ug.PrecisionError, match="jax_enable_x64"):
+            ug.grad(lambda p: jnp.sum(p["w"] ** 2), params)
+        with pytest.raises(ug.PrecisionError, match="jax_enable_x64"):
+            ug.grad(lambda w: jnp.sum(w**2), params["w"])
