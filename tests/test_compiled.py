@@ -248,3 +248,61 @@ def test_tensorflow_compiled_step_reads_variables_at_call_time() -> None:
     params["w"].assign([2.0, 2.0])  # the compiled step must see the new value, not a traced constant
     loss, grads = step(params, data)
     assert float(loss) == 16.0 and grads["w"].numpy().tolist() == [4.0, 12.0]
+
+
+# -- JAX: steps keyed by structure, jax.jit keying shapes and dtypes (unigrad._compiled_by_structure) --
+
+
+def test_jax_step_after_jax_arrays_still_rejects_numpy_params_without_backend(
+    rng: np.random.Generator,
+) -> None:
+    require("jax")
+    counter = TraceCounter("jax")
+    step = ug.value_and_grad_fn(counter.loss, jit=True)
+    params, data = _problem("jax", rng)
+    step(params, data)
+    numpy_params = {name: np.asarray(value) for name, value in params.items()}
+    # jax.jit itself would take NumPy arrays and hand back JAX gradients: the type guard must not.
+    with pytest.raises(ug.BackendRequiredError):
+        step(numpy_params, data)
+    numpy_data = {name: np.asarray(value) for name, value in data.items()}
+    loss, grads = step(params, numpy_data)  # NumPy data with JAX params: converted, as on the keyed path
+    _assert_same((loss, grads), ug.value_and_grad(counter.loss, params, data))
+
+
+def test_jax_step_checks_a_new_dtype_while_tracing(rng: np.random.Generator) -> None:
+    require("jax")
+    import jax.numpy as jnp
+
+    step = ug.value_and_grad_fn(lambda p, d: jnp.sum((d["x"] @ p["w"]) ** 2), jit=True)
+    data = {"x": jnp.ones((2, 3))}
+    step({"w": jnp.ones((3, 2))}, data)
+    with pytest.raises(ug.InvalidParamsError, match=r"params\['w'\].*int32"):
+        step({"w": jnp.ones((3, 2), dtype=jnp.int32)}, data)
+
+
+def test_jax_step_gradients_follow_new_values_shapes_and_structures(rng: np.random.Generator) -> None:
+    require("jax")
+    counter = TraceCounter("jax")
+    step = ug.value_and_grad_fn(counter.loss, jit=True)
+    for rows in (4, 4, 7, 4):
+        params, data = _problem("jax", rng, rows=rows)
+        _assert_same(step(params, data), ug.value_and_grad(counter.loss, params, data))
+    params, data = _problem("jax", rng)
+    extra = {**params, "unused": params["b"]}
+    _, grads = step(extra, data)
+    assert sorted(grads) == ["b", "unused", "w"]
+    np.testing.assert_array_equal(to_numpy(grads["unused"]), np.zeros(2))
+    assert step.cache_size == 3  # two shapes, then a new structure
+
+
+def test_jax_step_inside_a_users_jit_takes_the_keyed_path(rng: np.random.Generator) -> None:
+    require("jax")
+    import jax
+
+    counter = TraceCounter("jax")
+    step = ug.value_and_grad_fn(counter.loss, jit=True)
+    params, data = _problem("jax", rng)
+    step(params, data)  # primes the structure-keyed entry with concrete arrays
+    outer = jax.jit(lambda p, d: step(p, d))  # tracers are not the entry's leaf types
+    _assert_same(outer(params, data), ug.value_and_grad(counter.loss, params, data))

@@ -23,6 +23,7 @@ from typing import Any
 
 from unigrad import _tree
 from unigrad._api import _require_callable
+from unigrad._compiled_by_structure import StructureEntry, qualifies
 from unigrad._dispatch import CallPlan, plan_call, to_backend
 from unigrad._errors import CompileFallbackWarning, InvalidDataError, UnigradError
 from unigrad._loss import output_checker
@@ -167,18 +168,42 @@ class ValueAndGradFn:
         self.jit = bool(jit)
         self.jit_options = dict(jit_options or {})
         self._entries: dict[Hashable, _Entry] = {}
+        # jit=True on a backend whose compiler keys shapes itself (JAX): treedef of (params, data) ->
+        # entry; see unigrad._compiled_by_structure. Stays empty when a call does not qualify.
+        self._by_structure: dict[Hashable, StructureEntry] = {}
+        self._compiler_flatten: Callable[[Any], tuple[list[Any], Hashable]] = _tree.flatten
         self._warned = False
 
     @property
     def cache_size(self) -> int:
-        """How many distinct input signatures have been planned (and, with ``jit=True``, compiled)."""
-        return len(self._entries)
+        """How many distinct input signatures have been planned (and, with ``jit=True``, compiled).
+
+        On JAX with ``jit=True``, shapes and dtypes are keyed by ``jax.jit`` itself: its traces are
+        what is counted there.
+        """
+        return len(self._entries) + sum(entry.traces for entry in self._by_structure.values())
 
     def clear_cache(self) -> None:
         """Forget every planned and compiled signature (the next call of each plans it again)."""
         self._entries.clear()
+        self._by_structure.clear()
 
     def __call__(self, params: Any, data: Any = None) -> tuple[Any, Any]:
+        by_structure = self._by_structure
+        if by_structure:
+            leaves, treedef = self._compiler_flatten((params, data))
+            entry = by_structure.get(treedef)
+            if entry is not None and entry.leaf_types.issuperset(map(type, leaves)):
+                try:
+                    return entry.run(params, data)
+                except UnigradError:
+                    raise
+                except Exception:  # noqa: BLE001 - e.g. a new shape the compiler refused: from now on
+                    del by_structure[treedef]  # this structure takes the keyed path, which compiles
+                    # per signature and falls back to eager with a warning
+        return self._keyed_call(params, data)
+
+    def _keyed_call(self, params: Any, data: Any) -> tuple[Any, Any]:
         leaves, treedef = _tree.flatten(params)
         if self.jit:
             data_leaves, data_def = _tree.flatten(data)
@@ -194,9 +219,32 @@ class ValueAndGradFn:
             if _tree.register_dataclass_leaves(leaves + data_leaves):
                 return self(params, data)  # dataclass containers are structure: key them as such
             plan = plan_call(params, self.backend)
+            if self.jit and qualifies(plan, data_leaves, self.has_aux):
+                result = self._try_by_structure(plan, params, data, data_leaves)
+                if result is not None:
+                    return result
             entry = _Entry(self, plan, data, data_leaves, data_def)
             self._entries[key] = entry
         return entry(leaves, data, data_leaves)
+
+    def _try_by_structure(
+        self, plan: CallPlan, params: Any, data: Any, data_leaves: list[Any]
+    ) -> tuple[Any, Any] | None:
+        """Make and run a structure-keyed entry; ``None`` when compiling fails (the keyed path then
+        compiles or falls back to eager with its warning, as for any other backend)."""
+        leaves, treedef = plan.adapter.compiler_flatten((params, data))
+        entry = StructureEntry(
+            self.loss_fn, self.backend, plan, frozenset(map(type, leaves)), self.jit_options
+        )
+        try:
+            result = entry.run(params, data)
+        except UnigradError:
+            raise
+        except Exception:  # noqa: BLE001 - whatever the compiler refused, the keyed path handles
+            return None
+        self._by_structure[treedef] = entry
+        self._compiler_flatten = plan.adapter.compiler_flatten
+        return result
 
     def _unhashable(self, data: Any, data_leaves: list[Any]) -> InvalidDataError:
         paths = _tree.leaf_paths(data, "data")

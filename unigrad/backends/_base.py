@@ -40,6 +40,10 @@ class Adapter:
     """Base class of the per-framework adapters (one instance per backend)."""
 
     name: ClassVar[str]
+    #: Whether this adapter implements :meth:`compile_trees` and :meth:`compiler_flatten`: its
+    #: compiler keys shapes, dtypes and placement itself (``jax.jit``), so compiled steps need no key
+    #: of their own for them (see ``unigrad._compiled_by_structure``).
+    compiler_keys_shapes: ClassVar[bool] = False
     #: dtype names whose :meth:`param_problem` depends on a global mode that can change between calls.
     mode_dependent_dtypes: ClassVar[frozenset[str]] = frozenset()
 
@@ -182,6 +186,17 @@ class Adapter:
         needs to handle other shapes. The default runs ``fn`` as it is.
         """
         return fn
+
+    def compile_trees(
+        self, fn: Callable[[Any, Any], tuple[Any, Any]], options: Mapping[str, Any]
+    ) -> Callable[[Any, Any], tuple[Any, Any]]:
+        """``fn(params, data)`` compiled once for inputs of every shape and dtype, taking the pytrees
+        as they are (only where :attr:`compiler_keys_shapes`)."""
+        raise self._unsupported("compile_trees")
+
+    def compiler_flatten(self, tree: Any) -> tuple[list[Any], Hashable]:
+        """``tree``'s leaves and treedef as :meth:`compile_trees`' compiler sees them."""
+        raise self._unsupported("compiler_flatten")
 
     def _unsupported(self, transform: str) -> UnsupportedTransformError:
         return UnsupportedTransformError(
