@@ -87,3 +87,41 @@ def test_bfloat16_crosses_frameworks() -> None:
     grads = ug.grad(lambda p: Ops("jax").sum(p * p), x, backend="jax")
     assert isinstance(grads, torch.Tensor) and grads.dtype == torch.bfloat16
     np.testing.assert_allclose(grads.float().numpy(), [2.0, 4.0])
+
+
+def _array_at_offset(size: int, offset: int) -> np.ndarray:
+    """float32 values 1..size whose data starts ``offset`` bytes past a 64-byte boundary."""
+    raw = np.empty(size * 4 + 128, np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset
+    array = raw[start : start + size * 4].view(np.float32)
+    array[:] = np.arange(1, size + 1)
+    return array
+
+
+@pytest.mark.parametrize("offset", [0, 16])
+def test_tensorflow_imports_aligned_numpy_without_copying_and_others_safely(offset: int) -> None:
+    require("tensorflow")
+    import tensorflow as tf
+
+    from unigrad.backends import get_adapter
+
+    params = {"w": _array_at_offset(1024, offset)}
+    data = {"x": _array_at_offset(1024, offset)}
+    before = params["w"].copy(), data["x"].copy()
+    converted = get_adapter("tensorflow").from_numpy(params["w"])
+    # TF reads DLPack buffers in place: the converted tensor sees a change to the NumPy array exactly
+    # when it aliases it. A 16-byte offset must be copied (TF aborts on unaligned buffers).
+    params["w"][0] = 100.0
+    assert (float(converted[0]) == 100.0) is (offset == 0)
+    params["w"][0] = before[0][0]
+
+    grads = ug.grad(
+        lambda p, d: tf.reduce_sum(tf.exp(p["w"] / 1024.0) * d["x"] + tf.nn.relu(p["w"])),
+        params,
+        data,
+        backend="tf",
+    )
+    want = np.exp(before[0] / 1024.0) * before[1] / 1024.0 + 1.0
+    np.testing.assert_allclose(grads["w"], want, rtol=1e-5)
+    np.testing.assert_array_equal(params["w"], before[0])  # never written through the alias
+    np.testing.assert_array_equal(data["x"], before[1])

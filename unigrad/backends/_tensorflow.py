@@ -23,6 +23,8 @@ from unigrad._errors import UnigradError
 from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_arrays
 
 _ZERO = tf.UnconnectedGradients.ZERO
+# Eigen's largest alignment requirement (EIGEN_MAX_ALIGN_BYTES with AVX-512), which TF's kernels check.
+_ALIGNMENT = 64
 
 
 class TensorFlowAdapter(Adapter):
@@ -48,6 +50,15 @@ class TensorFlowAdapter(Adapter):
         return tf.experimental.dlpack.to_dlpack(tf.convert_to_tensor(x))
 
     def from_numpy(self, array: np.ndarray) -> Any:
+        # Zero-copy through DLPack where TF can use the buffer as it is: C-contiguous, writable (NumPy
+        # exports no read-only arrays) and 64-byte aligned. TF's kernels abort the process ("Check
+        # failed: IsAligned()") on a less aligned buffer, and NumPy's allocator only promises 16
+        # bytes, so most arrays are copied by tf.convert_to_tensor, which aligns them.
+        if array.flags.c_contiguous and array.flags.writeable and array.ctypes.data % _ALIGNMENT == 0:
+            try:
+                return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+            except Exception:  # noqa: BLE001 - any DLPack refusal: copy
+                pass
         return tf.convert_to_tensor(array)
 
     def from_dlpack(self, source: Any) -> Any:
