@@ -157,3 +157,9 @@ def test_user_exception_propagates_unchanged(backend: str) -> None:
 
     with pytest.raises(KeyError, match="missing feature"):
         ug.grad(broken, {"w": make(backend, [1.0])})
+
+
+def test_reference_grad_rejects_integer_params_as_grad_does() -> None:
+    # The float64 conversion keeps integer leaves integer, so the oracle refuses what backends refuse.
+    with pytest.raises(ug.InvalidParamsError, match=r"params\['n'\].*int64"):
+        ug.reference_grad(lambda p: np.sum(p["n"] * 1.0), {"n": np.array([1, 2], dtype=np.int64)})

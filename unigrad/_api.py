@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import numpy as np
-
-from unigrad import _tree
 from unigrad._dispatch import plan_call
 from unigrad._errors import NotCallableError
+from unigrad._host import tree_to_float64
 from unigrad._loss import output_checker
-from unigrad.backends import backend_name_of, get_adapter
 from unigrad.backends._numpy import DEFAULT_STEP, NumpyAdapter
 
 PyTree = TypeVar("PyTree")
@@ -159,11 +156,5 @@ def reference_grad(
         array([ 3., 12.])
     """
 
-    def to_float64(leaf: Any) -> Any:
-        owner = backend_name_of(leaf)
-        if owner is None:
-            return leaf
-        return np.array(get_adapter(owner).to_numpy(leaf), dtype=np.float64)
-
-    params64 = _tree.tree_map(to_float64, params)
+    params64 = tree_to_float64(params)
     return _value_and_grad(loss_fn, params64, data, False, "numpy", NumpyAdapter(step))[1]

@@ -17,10 +17,11 @@ from typing import Any
 
 import unigrad as ug
 from unigrad import _tree
-from unigrad.backends import FLOAT_DTYPES, backend_name_of, get_adapter
+from unigrad._host import tree_to_float64
+from unigrad.backends import backend_name_of, get_adapter
 from unigrad.conformance.case import Case, Tolerance
 from unigrad.conformance.compare import compare_trees
-from unigrad.conformance.devices import strict_precision, to_float64
+from unigrad.conformance.devices import strict_precision
 from unigrad.conformance.report_text import describe_failures
 from unigrad.conformance.results import Comparison, Report
 from unigrad.conformance.runner import framework_versions, run_case
@@ -32,20 +33,6 @@ __all__ = ["assert_grad_matches_reference", "assert_grads_agree"]
 def _dtype_name(leaf: Any) -> str | None:
     owner = backend_name_of(leaf)
     return None if owner is None else get_adapter(owner).dtype_name(leaf)
-
-
-def _as_float64_numpy(tree: Any) -> Any:
-    """Floating leaves of any framework as float64 NumPy; other arrays as NumPy; the rest as is."""
-
-    def convert(leaf: Any) -> Any:
-        name = _dtype_name(leaf)
-        if name is None:
-            return leaf
-        if name in FLOAT_DTYPES:
-            return to_float64(leaf)
-        return get_adapter(backend_name_of(leaf)).to_numpy(leaf)
-
-    return _tree.tree_map(convert, tree)
 
 
 def _tolerances(dtypes: Sequence[str], rtol: float | None, atol: float | None) -> dict[str, Tolerance]:
@@ -99,7 +86,7 @@ def assert_grads_agree(
     if not backends:
         raise AssertionError("assert_grads_agree: no backend to compare (pip install 'unigrad[all]')")
     dtypes = list(dtypes or ("float64", "float32"))
-    params64, data64 = _as_float64_numpy(params), _as_float64_numpy(data)
+    params64, data64 = tree_to_float64(params), tree_to_float64(data)
     tolerances = _tolerances(dtypes, rtol, atol)
     case = Case(
         name=getattr(loss_fn, "__name__", "loss_fn"),
@@ -143,14 +130,14 @@ def assert_grad_matches_reference(
         AssertionError: naming each failing leaf path with its worst element and errors.
     """
     grads = ug.grad(loss_fn, params, data, backend=backend)
-    params64, data64 = _as_float64_numpy(params), _as_float64_numpy(data)
+    params64, data64 = tree_to_float64(params), tree_to_float64(data)
     reference = ug.reference_grad(loss_fn, params64, data64)
     # the loosest tolerance among the params' dtypes
     dtype_names = {_dtype_name(leaf) for leaf in _tree.flatten(params)[0]}
     dtype = next((d for d in ("bfloat16", "float16", "float32", "float64") if d in dtype_names), "float64")
     default = tolerance_for(dtype)
     tolerance = Tolerance(default.rtol if rtol is None else rtol, default.atol if atol is None else atol)
-    leaves = compare_trees(_as_float64_numpy(grads), reference, tolerance)
+    leaves = compare_trees(tree_to_float64(grads), reference, tolerance)
     if not all(leaf.passed for leaf in leaves):
         comparison = Comparison(
             case=getattr(loss_fn, "__name__", "loss_fn"),

@@ -118,16 +118,14 @@ def device_of(backend: str, x: Any) -> str:
     return f"{kind}:{index}" if index else kind
 
 
-def to_float64(x: Any) -> np.ndarray:
-    """Any backend's array as float64 NumPy on the host (bfloat16 included)."""
-    module = type(x).__module__.split(".")[0]
-    if module == "torch":
-        return x.detach().to("cpu").double().numpy()
-    if module == "tensorflow":
-        import tensorflow as tf
+def place_tree(tree: Any, backend: str, dtype: str, device: str) -> Any:
+    """Every NumPy leaf of ``tree`` placed with :func:`place`; other leaves as they are."""
+    from unigrad import _tree
 
-        return tf.cast(x, tf.float64).numpy()
-    return np.asarray(x).astype(np.float64)
+    def place_leaf(leaf: Any) -> Any:
+        return place(backend, leaf, dtype, device) if isinstance(leaf, np.ndarray) else leaf
+
+    return _tree.tree_map(place_leaf, tree)
 
 
 @contextlib.contextmanager

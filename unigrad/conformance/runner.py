@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 
 import unigrad as ug
-from unigrad import _tree
+from unigrad._host import to_float64, tree_to_float64
 from unigrad.conformance.case import ALL_DTYPES, Case, Tolerance
 from unigrad.conformance.cases import CASES
 from unigrad.conformance.compare import compare_leaf, compare_trees
-from unigrad.conformance.devices import available_devices, place, strict_precision, to_float64
+from unigrad.conformance.devices import available_devices, place_tree, strict_precision
 from unigrad.conformance.results import (
     ERROR,
     FAIL,
@@ -86,17 +86,6 @@ def framework_versions(backends: Sequence[str]) -> dict[str, str]:
     return versions
 
 
-def _to_numpy_tree(tree: Any) -> Any:
-    return _tree.tree_map(lambda leaf: to_float64(leaf) if hasattr(leaf, "dtype") else leaf, tree)
-
-
-def _place_tree(tree: Any, backend: str, dtype: str, device: str) -> Any:
-    def place_leaf(leaf: Any) -> Any:
-        return place(backend, leaf, dtype, device) if isinstance(leaf, np.ndarray) else leaf
-
-    return _tree.tree_map(place_leaf, tree)
-
-
 def _loss_of(case: Case, data: Any) -> Callable[..., Any]:
     """The case's loss as unigrad calls it: ``loss(params)`` when the case has no data."""
     if data is None:
@@ -107,10 +96,10 @@ def _loss_of(case: Case, data: Any) -> Callable[..., Any]:
 def evaluate(case: Case, backend: str, device: str, dtype: str, params: Any, data: Any) -> Outcome:
     """Loss and gradients of ``case`` on one backend, device and dtype, as float64 NumPy."""
     try:
-        placed_params = _place_tree(params, backend, dtype, device)
-        placed_data = _place_tree(data, backend, dtype, device)
+        placed_params = place_tree(params, backend, dtype, device)
+        placed_data = place_tree(data, backend, dtype, device)
         loss, grads = ug.value_and_grad(_loss_of(case, data), placed_params, placed_data)
-        return Outcome(loss=to_float64(loss).reshape(()), grads=_to_numpy_tree(grads))
+        return Outcome(loss=to_float64(loss).reshape(()), grads=tree_to_float64(grads))
     except Exception as err:  # noqa: BLE001 - a framework refusing an op is a result to report
         message = f"{type(err).__name__}: {err}".strip().splitlines()[0]
         return Outcome(error=message[:300])
@@ -123,7 +112,7 @@ def reference(case: Case, params: Any, data: Any) -> tuple[np.ndarray, Any, str]
     with np.errstate(all="ignore"):
         loss = np.asarray(case.loss(params, data), dtype=np.float64).reshape(())
         if case.expected_grad is not None:
-            grads = _to_numpy_tree(case.expected_grad(params, data))
+            grads = tree_to_float64(case.expected_grad(params, data))
             return loss, grads, case.reference_name
         return loss, ug.reference_grad(_loss_of(case, data), params, data), "finite differences"
 

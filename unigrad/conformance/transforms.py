@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 
 import unigrad as ug
-from unigrad import _tree
+from unigrad._host import tree_to_float64
 from unigrad._namespace import namespace
 from unigrad.conformance.case import ALL_DTYPES, Tolerance
 from unigrad.conformance.cases import CASES
 from unigrad.conformance.compare import compare_trees
-from unigrad.conformance.devices import place, strict_precision, to_float64
+from unigrad.conformance.devices import place_tree, strict_precision
 from unigrad.conformance.results import ERROR, FAIL, PASS, Comparison, LeafMetrics
 from unigrad.conformance.tolerances import tolerance_for
 
@@ -290,24 +290,13 @@ def select_transform_cases(patterns: Iterable[str] | None = None) -> list[Transf
 # -- running and comparing -----------------------------------------------------------------------------
 
 
-def _place_tree(tree: Any, backend: str, dtype: str, device: str) -> Any:
-    def place_leaf(leaf: Any) -> Any:
-        return place(backend, leaf, dtype, device) if isinstance(leaf, np.ndarray) else leaf
-
-    return _tree.tree_map(place_leaf, tree)
-
-
-def _float64_tree(tree: Any) -> Any:
-    return _tree.tree_map(lambda leaf: to_float64(leaf) if hasattr(leaf, "dtype") else leaf, tree)
-
-
 def _evaluate(
     case: TransformCase, backend: str, device: str, dtype: str, inputs: tuple[Any, Any, Any]
 ) -> Any:
     """The case's results on one backend, device and dtype as float64 NumPy, or the error text."""
     try:
-        placed = [_place_tree(tree, backend, dtype, device) for tree in inputs]
-        return _float64_tree(_TRANSFORMS[case.transform](case, *placed, None))
+        placed = [place_tree(tree, backend, dtype, device) for tree in inputs]
+        return tree_to_float64(_TRANSFORMS[case.transform](case, *placed, None))
     except Exception as err:  # noqa: BLE001 - a framework refusing an op is a result to report
         message = f"{type(err).__name__}: {err}".strip().splitlines()[0]
         return message[:300]
@@ -317,7 +306,7 @@ def reference_results(case: TransformCase, seed: int) -> Any:
     """The float64 finite-difference results of ``case`` (the NumPy reference backend)."""
     params, data, extra = case.make_inputs(seed)
     with np.errstate(all="ignore"):
-        return _float64_tree(_TRANSFORMS[case.transform](case, params, data, extra, "numpy"))
+        return tree_to_float64(_TRANSFORMS[case.transform](case, params, data, extra, "numpy"))
 
 
 def _metrics(got: dict[str, Any], want: dict[str, Any], tolerance: Tolerance) -> list[LeafMetrics]:
