@@ -17,6 +17,7 @@ MODULES = {
     "unigrad.conformance.transforms": [],
     "unigrad._errors": [],
     "unigrad._tree": [],
+    "unigrad._host": [],
     "unigrad._namespace": [],
     "unigrad.conformance": [],
     "unigrad.conformance.case": [],
