@@ -8,7 +8,7 @@ Example:
     >>> import numpy as np
     >>> from unigrad._host import tree_to_float64
     >>> tree_to_float64({"w": np.ones(2, np.float32), "labels": np.array([1, 0]), "name": "x"})
-    {'labels': array([1, 0]), 'name': 'x', 'w': array([1., 1.])}
+    {'w': array([1., 1.]), 'labels': array([1, 0]), 'name': 'x'}
 """
 
 from __future__ import annotations
