@@ -34,16 +34,16 @@ def _value_and_grad(
         _require_callable(loss_fn)
     plan = plan_call(params, backend, adapter)
     finish = output_checker(plan.adapter, has_aux)
-    treedef = plan.treedef
+    rebuild = plan.rebuild
     if data is None:
 
         def call(leaves: list[Any]) -> Any:
-            return loss_fn(treedef.unflatten(leaves))
+            return loss_fn(rebuild(leaves))
     else:
         call_data = plan.prepare_data(data)
 
         def call(leaves: list[Any]) -> Any:
-            return loss_fn(treedef.unflatten(leaves), call_data)
+            return loss_fn(rebuild(leaves), call_data)
 
     loss, aux, grads = plan.adapter.value_and_grad(call, plan.inputs, finish)
     if plan.origins is not None:  # some leaves were converted: results go back to their frameworks
@@ -51,8 +51,8 @@ def _value_and_grad(
         loss = plan.restore_output(loss)
         aux = plan.restore_output(aux)
     if has_aux:
-        return (loss, aux), treedef.unflatten(grads)
-    return loss, treedef.unflatten(grads)
+        return (loss, aux), rebuild(grads)
+    return loss, rebuild(grads)
 
 
 def value_and_grad(

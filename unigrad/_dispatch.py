@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import optree
@@ -28,6 +28,7 @@ from unigrad.backends import FLOAT_DTYPES, Adapter, backend_name_of, get_adapter
 # (backend, dtype object) -> NumPy-style dtype name; saves a string conversion per leaf per call.
 _dtype_names: dict[tuple[str, Any], str] = {}
 _get_dtype = attrgetter("dtype")
+_first = itemgetter(0)
 # The treedef of a single leaf (the same for every leaf), made on first use.
 _leaf_spec: optree.PyTreeSpec | None = None
 # Calls already planned as native (every leaf the inferred backend's own, no dtype problem): the leaf
@@ -38,7 +39,7 @@ _bare_native: dict[type, tuple[Adapter, set[Any]]] = {}
 _tree_native: dict[frozenset[type], tuple[Adapter, set[Any]]] = {}
 
 
-@dataclass
+@dataclass(slots=True)
 class CallPlan:
     """How one call runs: the computing adapter and the conversions around it."""
 
@@ -48,6 +49,12 @@ class CallPlan:
     inputs: list[Any]
     origins: list[Adapter] | None  # per-leaf origin, or None when every leaf is already native
     explicit: bool  # backend= was given: foreign data leaves are converted too
+    bare: bool = False  # params is a single array, not a container: its treedef is a lone leaf
+
+    @property
+    def rebuild(self) -> Callable[[list[Any]], Any]:
+        """Leaves back into the params' structure (for a bare array, simply the one leaf)."""
+        return _first if self.bare else self.treedef.unflatten
 
     @property
     def home(self) -> Adapter | None:
@@ -92,7 +99,7 @@ class CallPlan:
                 leaf if origin is adapter else adapter.from_foreign(leaf, origin)
                 for leaf, origin in zip(leaves, origins, strict=True)
             ]
-        return CallPlan(adapter, self.treedef, leaves, inputs, origins, self.explicit)
+        return CallPlan(adapter, self.treedef, leaves, inputs, origins, self.explicit, self.bare)
 
     def bind(self, fn: Callable[..., Any], data: Any) -> Callable[[list[Any]], Any]:
         """``fn`` as a function of this plan's flat leaves: ``fn(params)``, or ``fn(params, data)``."""
@@ -173,7 +180,7 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
         known = _bare_native.get(type(params))
         if known is not None and params.dtype in known[1]:
             assert _leaf_spec is not None  # set when the entry was made
-            return CallPlan(known[0], _leaf_spec, [params], [params], None, False)
+            return CallPlan(known[0], _leaf_spec, [params], [params], None, False, True)
     leaves, treedef = _flatten_registering_dataclasses(params)
     if not leaves:
         raise EmptyParamsError(
@@ -216,7 +223,7 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
         _check_native_dtypes(params, leaves, adapter)
         if not explicit:
             _remember_native(params, leaves, adapter)
-        return CallPlan(adapter, treedef, leaves, leaves, None, explicit)
+        return CallPlan(adapter, treedef, leaves, leaves, None, explicit, leaves[0] is params)
 
     if owners is None:
         owners = [owner_by_type[type(leaf)] for leaf in leaves]
@@ -227,7 +234,7 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
         leaf if origin is adapter else adapter.from_foreign(leaf, origin)
         for leaf, origin in zip(leaves, origins, strict=True)
     ]
-    return CallPlan(adapter, treedef, leaves, inputs, origins, explicit)
+    return CallPlan(adapter, treedef, leaves, inputs, origins, explicit, leaves[0] is params)
 
 
 def _remember_native(params: Any, leaves: list[Any], adapter: Adapter) -> None:

@@ -64,13 +64,15 @@ class JaxAdapter(Adapter):
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> tuple[Any, Any, list[Any]]:
         carried: dict[str, Any] = {}
+        # One argument for the three undifferentiated ones: JAX wraps each such argument per call.
+        # The gradients come back as a list, the container the leaves went in.
         if not finish.has_aux:
-            loss, grads = _VALUE_AND_GRAD_NO_AUX(leaves, fn, finish, carried)
+            loss, grads = _VALUE_AND_GRAD_NO_AUX(leaves, (fn, finish, carried))
             shape = carried.get("shape")
-            return (loss if shape is None else jnp.reshape(loss, shape)), None, list(grads)
-        (_, (loss, traced)), grads = _VALUE_AND_GRAD(leaves, fn, finish, carried)
+            return (loss if shape is None else jnp.reshape(loss, shape)), None, grads
+        (_, (loss, traced)), grads = _VALUE_AND_GRAD(leaves, (fn, finish, carried))
         rebuild = carried.get("rebuild")
-        return loss, traced if rebuild is None else rebuild(traced), list(grads)
+        return loss, traced if rebuild is None else rebuild(traced), grads
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
         out, out_tangents = jax.jvp(fn, (leaves,), (tangents,))
@@ -140,28 +142,29 @@ class JaxAdapter(Adapter):
         return jax.tree_util.tree_flatten(tree)
 
 
-def _loss_with_aux(
-    leaves: list[Any], fn: Callable[[list[Any]], Any], finish: OutputCheck, carried: dict[str, Any]
-) -> tuple[Any, tuple[Any, Any]]:
+_Context = tuple[Callable[[list[Any]], Any], OutputCheck, dict[str, Any]]  # (fn, finish, carried)
+
+
+def _loss_with_aux(leaves: list[Any], context: _Context) -> tuple[Any, tuple[Any, Any]]:
     """``fn``'s loss as a scalar, with ``(loss as returned, aux arrays)`` as JAX's aux output.
 
     Only JAX arrays travel through the transformation; every other aux leaf (numbers, strings, NumPy
     arrays) cannot depend on the parameters and is carried around it (``carried["rebuild"]``).
     """
+    fn, finish, carried = context
     loss, aux = finish(fn(leaves))
     if aux is not None:
         aux, carried["rebuild"] = split_arrays(aux, ADAPTER.is_array)
     return _as_scalar(loss), (loss, aux)
 
 
-def _loss_only(
-    leaves: list[Any], fn: Callable[[list[Any]], Any], finish: OutputCheck, carried: dict[str, Any]
-) -> Any:
+def _loss_only(leaves: list[Any], context: _Context) -> Any:
     """``fn``'s loss as a scalar; a loss of shape ``(1,)``... leaves its shape in ``carried["shape"]``.
 
     Without aux, JAX has no auxiliary output to trace out (measured: about 7 us less per call than
     returning the loss as aux).
     """
+    fn, finish, carried = context
     loss, _ = finish(fn(leaves))
     if loss.ndim:
         carried["shape"] = loss.shape
