@@ -306,3 +306,30 @@ def test_jax_step_inside_a_users_jit_takes_the_keyed_path(rng: np.random.Generat
     step(params, data)  # primes the structure-keyed entry with concrete arrays
     outer = jax.jit(lambda p, d: step(p, d))  # tracers are not the entry's leaf types
     _assert_same(outer(params, data), ug.value_and_grad(counter.loss, params, data))
+
+
+def test_jax_step_with_array_aux_is_traced_once_and_python_aux_still_works(rng: np.random.Generator) -> None:
+    require("jax")
+    counter = TraceCounter("jax")
+
+    def with_metrics(params: Any, data: Any) -> Any:
+        loss = counter.loss(params, data)
+        return loss, {"loss_twice": 2 * loss, "w_norm": ug.namespace(params).sum(params["w"] ** 2)}
+
+    step = ug.value_and_grad_fn(with_metrics, has_aux=True, jit=True)
+    params, data = _problem("jax", rng)
+    for _ in range(20):
+        (loss, aux), grads = step(params, data)
+    assert (counter.count, step.cache_size) == (1, 1)
+    (want_loss, want_aux), want_grads = ug.value_and_grad(with_metrics, params, data, has_aux=True)
+    np.testing.assert_allclose(to_numpy(aux["loss_twice"]), to_numpy(want_aux["loss_twice"]), rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(aux["w_norm"]), to_numpy(want_aux["w_norm"]), rtol=1e-6)
+    _assert_same((loss, grads), (want_loss, want_grads))
+
+    def with_text(params: Any, data: Any) -> Any:  # a str in aux cannot leave a trace: keyed path
+        return counter.loss(params, data), {"note": "text"}
+
+    text_step = ug.value_and_grad_fn(with_text, has_aux=True, jit=True)
+    for _ in range(3):
+        (_, aux), _ = text_step(params, data)
+    assert aux == {"note": "text"} and text_step.cache_size == 1

@@ -171,6 +171,7 @@ class ValueAndGradFn:
         # jit=True on a backend whose compiler keys shapes itself (JAX): treedef of (params, data) ->
         # entry; see unigrad._compiled_by_structure. Stays empty when a call does not qualify.
         self._by_structure: dict[Hashable, StructureEntry] = {}
+        self._structure_refused = False
         self._compiler_flatten: Callable[[Any], tuple[list[Any], Hashable]] = _tree.flatten
         self._warned = False
 
@@ -199,8 +200,10 @@ class ValueAndGradFn:
                 except UnigradError:
                     raise
                 except Exception:  # noqa: BLE001 - e.g. a new shape the compiler refused: from now on
-                    del by_structure[treedef]  # this structure takes the keyed path, which compiles
-                    # per signature and falls back to eager with a warning
+                    # this structure takes the keyed path, which compiles per signature and falls
+                    # back to eager with a warning
+                    del by_structure[treedef]
+                    self._structure_refused = True
         return self._keyed_call(params, data)
 
     def _keyed_call(self, params: Any, data: Any) -> tuple[Any, Any]:
@@ -219,7 +222,7 @@ class ValueAndGradFn:
             if _tree.register_dataclass_leaves(leaves + data_leaves):
                 return self(params, data)  # dataclass containers are structure: key them as such
             plan = plan_call(params, self.backend)
-            if self.jit and qualifies(plan, data_leaves, self.has_aux):
+            if self.jit and not self._structure_refused and qualifies(plan, data_leaves):
                 result = self._try_by_structure(plan, params, data, data_leaves)
                 if result is not None:
                     return result
@@ -234,13 +237,16 @@ class ValueAndGradFn:
         compiles or falls back to eager with its warning, as for any other backend)."""
         leaves, treedef = plan.adapter.compiler_flatten((params, data))
         entry = StructureEntry(
-            self.loss_fn, self.backend, plan, frozenset(map(type, leaves)), self.jit_options
+            self.loss_fn, self.backend, self.has_aux, plan, frozenset(map(type, leaves)), self.jit_options
         )
         try:
             result = entry.run(params, data)
         except UnigradError:
             raise
         except Exception:  # noqa: BLE001 - whatever the compiler refused, the keyed path handles
+            # The loss is what failed (untraceable control flow, aux that is not arrays): do not
+            # trace it twice for every later signature.
+            self._structure_refused = True
             return None
         self._by_structure[treedef] = entry
         self._compiler_flatten = plan.adapter.compiler_flatten

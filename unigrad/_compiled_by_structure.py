@@ -12,8 +12,9 @@ keyed path with its conversions). The compiled function takes the pytrees as the
 key's planning checks (the params' dtypes, the loss) is checked while tracing instead, so it still
 happens once per new signature and raises the same typed errors.
 
-Only plain calls qualify (see :func:`qualifies`): no ``has_aux`` (aux leaves that are not arrays are
-carried around the trace, which takes one trace per entry), no conversions, no non-array data.
+Only calls without conversions or non-array data qualify (see :func:`qualifies`). With ``has_aux``,
+the aux must be arrays only: other aux leaves (numbers, strings) are carried around a trace, which
+takes one trace per key, so a step whose aux holds them goes back to the keyed path.
 """
 
 from __future__ import annotations
@@ -21,17 +22,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from unigrad import _tree
 from unigrad._dispatch import CallPlan, plan_call
 from unigrad._loss import output_checker
 from unigrad.backends import backend_name_of
 
 
-def qualifies(plan: CallPlan, data_leaves: list[Any], has_aux: bool) -> bool:
+class AuxNotArraysOnly(Exception):
+    """Raised while tracing when the aux holds leaves that are not arrays: use the keyed path."""
+
+
+def qualifies(plan: CallPlan, data_leaves: list[Any]) -> bool:
     """Whether a call planned as ``plan`` can run as a :class:`StructureEntry`."""
     adapter = plan.adapter
     return (
         adapter.compiler_keys_shapes
-        and not has_aux
         and plan.origins is None
         and all(backend_name_of(leaf) == adapter.name for leaf in data_leaves)
     )
@@ -40,14 +45,16 @@ def qualifies(plan: CallPlan, data_leaves: list[Any], has_aux: bool) -> bool:
 class StructureEntry:
     """One compiled step for every input with this structure and these leaf types.
 
-    Called with ``(params, data)``; returns ``(loss, grads)``. ``traces`` counts the compiler's traces
-    of it (one per new shape, dtype or sharding), for ``cache_size``.
+    ``run(params, data)`` returns ``(loss, grads)``, or ``((loss, aux), grads)`` with ``has_aux``.
+    ``traces`` counts the compiler's traces of it (one per new shape, dtype or sharding), for
+    ``cache_size``.
     """
 
     def __init__(
         self,
         loss_fn: Callable[..., Any],
         backend: str | None,
+        has_aux: bool,
         plan: CallPlan,
         leaf_types: frozenset[type],
         options: dict[str, Any],
@@ -55,7 +62,7 @@ class StructureEntry:
         self.leaf_types = leaf_types
         self.traces = 0
         adapter = plan.adapter
-        finish = output_checker(adapter, False, remember=False)
+        finish = output_checker(adapter, has_aux, remember=False)
 
         def step(params: Any, data: Any) -> tuple[Any, Any]:
             self.traces += 1  # Python in the body runs only while the compiler traces it
@@ -72,7 +79,11 @@ class StructureEntry:
                 def call(leaves: list[Any]) -> Any:
                     return loss_fn(treedef.unflatten(leaves), data)
 
-            loss, _, grads = adapter.value_and_grad(call, traced.inputs, finish)
-            return loss, treedef.unflatten(grads)
+            loss, aux, grads = adapter.value_and_grad(call, traced.inputs, finish)
+            if not has_aux:
+                return loss, treedef.unflatten(grads)
+            if not all(map(adapter.is_array, _tree.flatten(aux)[0])):
+                raise AuxNotArraysOnly
+            return (loss, aux), treedef.unflatten(grads)
 
         self.run = adapter.compile_trees(step, options)
