@@ -151,6 +151,32 @@ def test_jax_placement_on_a_second_cpu_device() -> None:
     assert result.stdout.strip().endswith("ok")
 
 
+def test_tensorflow_placement_on_a_second_logical_cpu() -> None:
+    require("tensorflow")
+    code = (
+        "import tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        "from unigrad.conformance import run_conformance\n"
+        "from unigrad.conformance.devices import available_devices, place, device_of\n"
+        "import numpy as np\n"
+        "assert available_devices('tensorflow')[:2] == ['cpu', 'cpu:1'], available_devices('tensorflow')\n"
+        "x = place('tensorflow', np.ones(2), 'float32', 'cpu:1')\n"
+        "assert device_of('tensorflow', x) == 'cpu:1', x.device\n"
+        "import unigrad as ug\n"
+        "# TF runs eager ops on its default device; the gradient still comes back on the param's\n"
+        "g = ug.grad(lambda p: tf.reduce_sum(p['x'] ** 2), {'x': x})\n"
+        "assert device_of('tensorflow', g['x']) == 'cpu:1', g['x'].device\n"
+        "r = run_conformance(cases=['reduce_mean', 'model_mlp_tanh', 'model_attention'],"
+        " backends=['tensorflow'], devices=['cpu:1'], dtypes=['float64'])\n"
+        "assert r.devices == {'tensorflow': ['cpu:1']} and r.ok, r.counts()\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")
+
+
 def test_runner_leaves_global_modes_as_it_found_them() -> None:
     require("jax")
     import jax

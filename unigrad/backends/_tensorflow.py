@@ -12,6 +12,7 @@ loop over the examples when ``vectorized_map`` cannot convert the loss.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
@@ -83,7 +84,10 @@ class TensorFlowAdapter(Adapter):
             loss, aux = finish(fn(leaves))
         grads = tape.gradient(loss, sources, unconnected_gradients=_ZERO)
         del tape  # release the recorded graph now rather than at the next garbage collection
-        return loss, aux, _dense([grads] if len(leaves) == 1 else grads)
+        grads = _dense([grads] if len(leaves) == 1 else grads)
+        if _has_several_devices():
+            grads = [_on_device_of(grad, leaf) for grad, leaf in zip(grads, leaves, strict=True)]
+        return loss, aux, grads
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
         with tf.autodiff.ForwardAccumulator(leaves, tangents) as accumulator:
@@ -179,6 +183,23 @@ class TensorFlowAdapter(Adapter):
             tape.watch(leaves)
             loss, _ = finish(fn(leaves))
         return _dense(tape.gradient(loss, leaves, unconnected_gradients=_ZERO))
+
+
+@functools.cache
+def _has_several_devices() -> bool:
+    """Whether TF has more than one logical device (fixed once TF has started, as it has by now)."""
+    return len(tf.config.list_logical_devices()) > 1
+
+
+def _on_device_of(grad: Any, leaf: Any) -> Any:
+    """``grad`` on ``leaf``'s device. Eager TF runs ops on its default device, not on their inputs'
+    (params on ``/CPU:1`` or ``/GPU:1`` get gradients on device 0 from a plain tape), and unigrad
+    hands gradients back on their parameter's device, as on PyTorch and JAX."""
+    device = leaf.device
+    if not device or grad.device == device:
+        return grad
+    with tf.device(device):
+        return tf.identity(grad)
 
 
 def _dense(grads: list[Any]) -> list[Any]:

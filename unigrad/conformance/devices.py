@@ -47,8 +47,11 @@ def available_devices(backend: str) -> list[str]:
     if backend == "tensorflow":
         import tensorflow as tf
 
+        cpus = tf.config.list_logical_devices("CPU")  # several when the CPU is split into logical ones
         gpus = tf.config.list_logical_devices("GPU")
-        return ["cpu"] + [f"gpu:{i}" if i else "gpu" for i in range(len(gpus))]
+        return [f"cpu:{i}" if i else "cpu" for i in range(len(cpus))] + [
+            f"gpu:{i}" if i else "gpu" for i in range(len(gpus))
+        ]
     raise ValueError(f"unknown backend {backend!r}")
 
 
