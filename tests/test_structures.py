@@ -7,6 +7,8 @@ from collections import namedtuple
 
 import numpy as np
 import optree
+import pytest
+from conftest import require
 from frameworks import Ops, make, to_numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -101,3 +103,98 @@ def test_property_structure_and_values_round_trip(structure, seed: int) -> None:
         for g, p in zip(optree.tree_leaves(grads), optree.tree_leaves(params), strict=True):
             assert isinstance(g, np.ndarray) and g.shape == p.shape and g.dtype == p.dtype
             np.testing.assert_allclose(g, 2 * p, rtol=1e-12)
+
+
+# -- containers registered with JAX (Equinox modules, Flax structs, jax.tree_util classes) --------
+
+
+def _jax_registered_linear() -> type:
+    import functools
+
+    import jax
+
+    @functools.partial(jax.tree_util.register_dataclass, data_fields=["w", "b"], meta_fields=["activation"])
+    @dataclasses.dataclass
+    class Linear:
+        w: object
+        b: object
+        activation: str = "tanh"  # static: part of the structure, never a leaf
+
+    return Linear
+
+
+def test_jax_registered_dataclass_flattens_as_jax_does() -> None:
+    require("jax")
+    import jax
+    import jax.numpy as jnp
+
+    linear = _jax_registered_linear()
+    layer = linear(jnp.ones((3, 2)), jnp.zeros(2), activation="sin")
+    x = jnp.linspace(0.0, 1.0, 12).reshape(4, 3)
+
+    def loss(p, data):
+        return jnp.sum(getattr(jnp, p.activation)(data @ p.w + p.b))
+
+    grads = ug.grad(loss, layer, x)
+    want = jax.grad(loss)(layer, x)
+    assert type(grads) is linear and grads.activation == "sin"
+    np.testing.assert_allclose(grads.w, want.w, rtol=1e-6)
+    np.testing.assert_allclose(grads.b, want.b, rtol=1e-6)
+    with pytest.raises(ug.InvalidParamsError, match=r"params\.b is .*int32"):
+        ug.grad(loss, linear(jnp.ones((3, 2)), jnp.zeros(2, dtype=jnp.int32)), x)
+
+
+def test_jax_registered_node_with_numpy_leaves_runs_on_another_backend() -> None:
+    require("jax", "torch")
+    import torch
+
+    linear = _jax_registered_linear()
+    layer = linear(np.ones((3, 2), np.float32), np.zeros(2, np.float32))
+    x = np.linspace(0.0, 1.0, 12, dtype=np.float32).reshape(4, 3)
+    grads = ug.grad(lambda p, d: torch.tanh(d @ p.w + p.b).sum(), layer, x, backend="torch")
+    assert type(grads) is linear and isinstance(grads.w, np.ndarray)
+    want = ug.reference_grad(lambda p, d: np.tanh(d @ p.w + p.b).sum(), layer, x)
+    np.testing.assert_allclose(grads.w, want.w, rtol=1e-4)
+
+
+def test_jax_pytree_node_class_without_field_names_is_named_by_position() -> None:
+    require("jax")
+    import jax
+    import jax.numpy as jnp
+
+    @jax.tree_util.register_pytree_node_class
+    class Pair:
+        def __init__(self, first, second, label):
+            self.first, self.second, self.label = first, second, label
+
+        def tree_flatten(self):
+            return (self.first, self.second), self.label
+
+        @classmethod
+        def tree_unflatten(cls, label, children):
+            return cls(*children, label)
+
+    pair = Pair(jnp.ones(2), {"k": jnp.zeros(1)}, "p")
+    grads = ug.grad(lambda p: jnp.sum(p.first**2) + jnp.sum(p.second["k"]), pair)
+    assert type(grads) is Pair and grads.label == "p"
+    np.testing.assert_allclose(grads.first, [2.0, 2.0])
+    with pytest.raises(ug.InvalidParamsError, match=r"params\[1\] is a str value"):
+        ug.grad(lambda p: jnp.sum(p.first), Pair(jnp.ones(2), "text", "p"))
+
+
+def test_jax_registered_node_in_a_compiled_step() -> None:
+    require("jax")
+    import jax.numpy as jnp
+
+    linear = _jax_registered_linear()
+    x = jnp.ones((4, 3))
+
+    def loss(p, data):
+        return jnp.sum(jnp.tanh(data @ p.w + p.b))
+
+    step = ug.value_and_grad_fn(loss, jit=True)
+    for scale in (1.0, 2.0):
+        layer = linear(scale * jnp.ones((3, 2)), jnp.zeros(2))
+        _, grads = step(layer, x)
+        np.testing.assert_allclose(grads.w, ug.grad(loss, layer, x).w, rtol=1e-6)
+    assert type(grads) is linear and step.cache_size == 1

@@ -219,7 +219,7 @@ class ValueAndGradFn:
         except TypeError:  # an unhashable non-array data leaf
             raise self._unhashable(data, data_leaves) from None
         if entry is None:
-            if _tree.register_dataclass_leaves(leaves + data_leaves):
+            if _tree.register_container_leaves(leaves + data_leaves):
                 return self(params, data)  # dataclass containers are structure: key them as such
             plan = plan_call(params, self.backend)
             if self.jit and not self._structure_refused and qualifies(plan, data_leaves):

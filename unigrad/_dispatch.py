@@ -135,7 +135,7 @@ def _flatten_registering_dataclasses(tree: Any) -> tuple[list[Any], optree.PyTre
             _leaf_spec = _tree.flatten(tree)[1]
         return [tree], _leaf_spec
     leaves, treedef = _tree.flatten(tree)
-    if _tree.register_dataclass_leaves(leaves):
+    if _tree.register_container_leaves(leaves):
         leaves, treedef = _tree.flatten(tree)
     return leaves, treedef
 
@@ -206,7 +206,7 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
         raise InvalidParamsError(
             f"{path} is {_describe_leaf(leaves[index], None)}, not an array: params leaves must be "
             f"floating arrays of torch, tensorflow, jax or numpy (wrap numbers with np.asarray and "
-            f"pass backend=, or register custom containers with optree)"
+            f"pass backend=, or register custom containers with jax.tree_util or optree)"
         )
 
     explicit = backend is not None or adapter is not None

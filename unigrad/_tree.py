@@ -1,7 +1,9 @@
 """The pytree boundary: every flatten and unflatten in unigrad goes through here (optree).
 
-unigrad registers its own optree namespace so that plain :mod:`dataclasses` instances are treated as
-nodes (their fields are children) without touching the global registry other libraries share.
+unigrad registers its own optree namespace so that containers optree does not know are nodes there,
+without touching the global registry other libraries share: types registered with JAX
+(``jax.tree_util.register_pytree_node``: Equinox modules, Flax structs, your own classes) are
+flattened exactly as JAX flattens them, and plain :mod:`dataclasses` instances by their fields.
 
 Example:
     >>> from unigrad._tree import flatten, leaf_paths
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +26,9 @@ import optree
 
 NAMESPACE = "unigrad"
 
-_registered_dataclasses: set[type] = set()
-# Leaf types known not to be dataclasses (arrays, numbers...): nothing to register for them.
+_registered_types: set[type] = set()
+# Leaf types known to be neither dataclasses nor JAX pytree nodes (arrays, numbers...): nothing to
+# register for them.
 _plain_types: set[type] = set()
 
 
@@ -50,14 +54,57 @@ def _register_dataclass(cls: type) -> None:
         path_entry_type=optree.GetAttrEntry,
         namespace=NAMESPACE,
     )
-    _registered_dataclasses.add(cls)
+    _registered_types.add(cls)
 
 
-def _is_unregistered_dataclass(leaf: Any) -> bool:
+def _is_jax_node(leaf: Any) -> bool:
+    """Whether JAX is loaded and flattens ``leaf`` as a container (a registered pytree node)."""
+    jax = sys.modules.get("jax")
+    if jax is None or isinstance(leaf, jax.Array):
+        return False
+    try:
+        jax.tree_util.flatten_one_level(leaf)
+    except ValueError:  # JAX's answer for a leaf
+        return False
+    return True
+
+
+def _register_jax_node(cls: type, sample: Any) -> None:
+    """Make a type registered with JAX a node here too, flattened by JAX's own registration.
+
+    The node data is JAX's treedef of the node one level deep (its children as leaves), so
+    unflattening is JAX's unflattening and static fields (Equinox's ``field(static=True)``, a Flax
+    struct's ``pytree_node=False``) stay in the structure, as under ``jax.grad``. Error messages name
+    children by attribute (``params.w``) when JAX knows them by attribute, by position otherwise.
+    """
+    import jax
+
+    keys = [key for key, _ in jax.tree_util.flatten_one_level_with_keys(sample)[0]]
+    names = tuple(key.name for key in keys if isinstance(key, jax.tree_util.GetAttrKey))
+    by_name = len(names) == len(keys) > 0
+
+    def flatten_one_level(obj: Any) -> tuple[list[Any], Any, Any]:
+        children, one_level = jax.tree_util.tree_flatten(obj, is_leaf=lambda child: child is not obj)
+        entries = names if by_name and len(children) == len(names) else range(len(children))
+        return children, one_level, entries
+
+    def unflatten_one_level(one_level: Any, children: Any) -> Any:
+        return jax.tree_util.tree_unflatten(one_level, list(children))
+
+    optree.register_pytree_node(
+        cls,
+        flatten_one_level,  # type: ignore[arg-type]
+        unflatten_one_level,
+        path_entry_type=optree.GetAttrEntry if by_name else optree.SequenceEntry,
+        namespace=NAMESPACE,
+    )
+    _registered_types.add(cls)
+
+
+def _is_unregistered(leaf: Any) -> bool:
     return (
-        dataclasses.is_dataclass(leaf)
-        and not isinstance(leaf, type)
-        and type(leaf) not in _registered_dataclasses
+        not isinstance(leaf, type)
+        and type(leaf) not in _registered_types
         and optree.register_pytree_node.get(type(leaf), namespace=NAMESPACE) is None
     )
 
@@ -68,21 +115,28 @@ def flatten(tree: Any) -> tuple[list[Any], optree.PyTreeSpec]:
     return leaves, treedef
 
 
-def register_dataclass_leaves(leaves: list[Any]) -> bool:
-    """Register the dataclass types found among ``leaves``; return whether any was new.
+def register_container_leaves(leaves: list[Any]) -> bool:
+    """Register the container types found among ``leaves`` (JAX pytree nodes first, then dataclasses);
+    return whether any was new, in which case the tree must be flattened again.
 
     Looks at one leaf per distinct type, so a call pays per type, not per leaf.
     """
-    # Whether a leaf is an unregistered dataclass depends on its type alone, and a type that is not
-    # a dataclass never becomes one: once seen, such types are skipped with one set operation.
+    # Whether a leaf is an unregistered container depends on its type alone: once a type is seen to
+    # be plain it is skipped with one set operation (a type registered with JAX after that is not
+    # picked up).
     if _plain_types.issuperset(map(type, leaves)):
         return False
     found = False
     for leaf_type, leaf in dict(zip(map(type, leaves), leaves, strict=True)).items():
-        if _is_unregistered_dataclass(leaf):
+        if not _is_unregistered(leaf):
+            continue
+        if _is_jax_node(leaf):  # before the dataclass check: Equinox modules are dataclasses too
+            _register_jax_node(leaf_type, leaf)
+            found = True
+        elif dataclasses.is_dataclass(leaf_type):
             _register_dataclass(leaf_type)
             found = True
-        elif not dataclasses.is_dataclass(leaf_type):
+        else:
             _plain_types.add(leaf_type)
     return found
 

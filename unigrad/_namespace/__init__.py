@@ -233,7 +233,7 @@ def _owner(leaf: Any) -> str | None:
 
 def _first_array_leaf(tree: Any) -> tuple[Any, str]:
     leaves, _ = _tree.flatten(tree)
-    if _tree.register_dataclass_leaves(leaves):
+    if _tree.register_container_leaves(leaves):
         leaves, _ = _tree.flatten(tree)
     for leaf in leaves:
         owner = _owner(leaf)
