@@ -69,10 +69,10 @@ def value_and_grad(
         loss_fn: called as ``loss_fn(params, data)``, or ``loss_fn(params)`` when ``data`` is
             ``None``. Returns a real floating array with one element (shape ``()`` or ``(1,)``...),
             or a pair ``(loss, aux)`` when ``has_aux=True``.
-        params: a pytree (dict, list, tuple, namedtuple, dataclass, optree-registered node; ``None``
-            is structure) of floating arrays of one framework: ``torch.Tensor`` /
-            ``nn.Parameter``, ``tf.Tensor`` / ``tf.Variable``, ``jax.Array``; or NumPy arrays
-            together with ``backend=``.
+        params: a pytree (dict, list, tuple, namedtuple, dataclass, node registered with optree or
+            ``jax.tree_util``; ``None`` is structure) of floating arrays of one framework:
+            ``torch.Tensor`` / ``nn.Parameter``, ``tf.Tensor`` / ``tf.Variable``, ``jax.Array``; or
+            NumPy arrays together with ``backend=``.
         data: any pytree passed to ``loss_fn`` untouched and not differentiated. When ``backend=``
             is given, its NumPy and other-framework array leaves are converted to that backend.
         has_aux: ``loss_fn`` returns ``(loss, aux)``; the result is then ``((loss, aux), grads)``.
