@@ -88,3 +88,34 @@ def test_jax_float64_fast_path_follows_the_x64_flag() -> None:
             ug.grad(lambda p: jnp.sum(p["w"] ** 2), params)
         with pytest.raises(ug.PrecisionError, match="jax_enable_x64"):
             ug.grad(lambda w: jnp.sum(w**2), params["w"])
+
+
+def test_flat_dicts_flatten_like_optree_whatever_the_insertion_order(backend: str) -> None:
+    from unigrad import _tree
+    from unigrad._dispatch import _flatten_registering_dataclasses
+
+    ops = Ops(backend)
+    loss = lambda p: ops.sum(p["a"] * 1.0 + p["b"] * 2.0 + p["c"] * 3.0)  # noqa: E731
+    values = {"a": [1.0, 1.0], "b": [2.0, 2.0], "c": [3.0, 3.0]}
+    for order in (["c", "a", "b"], ["a", "b", "c"], ["b", "c", "a"]):
+        params = {key: make(backend, values[key], "float32") for key in order}
+        for _ in range(2):  # the second flatten is the remembered one
+            leaves, treedef = _flatten_registering_dataclasses(params)
+            want_leaves, want_def = _tree.flatten(params)
+            assert treedef == want_def and all(x is y for x, y in zip(leaves, want_leaves, strict=True))
+        grads = ug.grad(loss, params)
+        assert list(grads) == order  # optree keeps the params' own key order in the result
+        for scale, key in enumerate(["a", "b", "c"], start=1):
+            np.testing.assert_allclose(to_numpy(grads[key]), [float(scale)] * 2)
+
+
+def test_flat_dict_with_a_container_or_none_value_is_flattened_in_full(backend: str) -> None:
+    ops = Ops(backend)
+    params = {"w": make(backend, [1.0], "float32"), "nested": {"v": make(backend, [2.0], "float32")}}
+    for _ in range(2):
+        grads = ug.grad(lambda p: ops.sum(p["w"] * p["nested"]["v"]), params)
+    np.testing.assert_allclose(to_numpy(grads["nested"]["v"]), [1.0])
+    with_none = {"w": make(backend, [1.0], "float32"), "frozen": None}
+    for _ in range(2):
+        grads = ug.grad(lambda p: ops.sum(p["w"] ** 2), with_none)
+    assert grads["frozen"] is None
