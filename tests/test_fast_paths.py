@@ -92,7 +92,7 @@ def test_jax_float64_fast_path_follows_the_x64_flag() -> None:
 
 def test_flat_dicts_flatten_like_optree_whatever_the_insertion_order(backend: str) -> None:
     from unigrad import _tree
-    from unigrad._dispatch import _flatten_registering_dataclasses
+    from unigrad._dispatch import _flatten_tree
 
     ops = Ops(backend)
     loss = lambda p: ops.sum(p["a"] * 1.0 + p["b"] * 2.0 + p["c"] * 3.0)  # noqa: E731
@@ -100,7 +100,7 @@ def test_flat_dicts_flatten_like_optree_whatever_the_insertion_order(backend: st
     for order in (["c", "a", "b"], ["a", "b", "c"], ["b", "c", "a"]):
         params = {key: make(backend, values[key], "float32") for key in order}
         for _ in range(2):  # the second flatten is the remembered one
-            leaves, treedef = _flatten_registering_dataclasses(params)
+            leaves, treedef = _flatten_tree(params)
             want_leaves, want_def = _tree.flatten(params)
             assert treedef == want_def and all(x is y for x, y in zip(leaves, want_leaves, strict=True))
         grads = ug.grad(loss, params)

@@ -119,7 +119,7 @@ class CallPlan:
         """``data`` as the loss function sees it: foreign arrays converted when ``backend=`` was given."""
         if not self.explicit or data is None:
             return data
-        leaves, treedef = _flatten_registering_dataclasses(data)
+        leaves, treedef = _flatten_tree(data)
         adapter = self.adapter
         prepared = []
         for leaf in leaves:
@@ -132,7 +132,9 @@ class CallPlan:
         return treedef.unflatten(prepared)
 
 
-def _flatten_registering_dataclasses(tree: Any) -> tuple[list[Any], optree.PyTreeSpec]:
+def _flatten_tree(tree: Any) -> tuple[list[Any], optree.PyTreeSpec]:
+    """``tree``'s leaves and treedef, registering the container types it meets (dataclasses, JAX
+    nodes); bare arrays and flat dicts of arrays seen before skip optree."""
     global _leaf_spec
     if backend_name_of(tree) is not None:
         # A bare array is one leaf: skip optree, whose flatten of an unregistered framework type
@@ -198,7 +200,7 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
         if known is not None and params.dtype in known[1]:
             assert _leaf_spec is not None  # set when the entry was made
             return CallPlan(known[0], _leaf_spec, [params], [params], None, False, True)
-    leaves, treedef = _flatten_registering_dataclasses(params)
+    leaves, treedef = _flatten_tree(params)
     if not leaves:
         raise EmptyParamsError(
             f"params has no array leaves (structure {treedef}); pass at least one floating array"

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from unigrad import _tree
 from unigrad._api import _require_callable
-from unigrad._dispatch import CallPlan, _flatten_registering_dataclasses, plan_call, to_backend
+from unigrad._dispatch import CallPlan, _flatten_tree, plan_call, to_backend
 from unigrad._errors import DtypeMismatchError, InvalidOutputError, StructureMismatchError
 from unigrad._loss import output_checker
 from unigrad.backends import FLOAT_DTYPES, Adapter, backend_name_of, get_adapter
@@ -86,7 +86,7 @@ def _matching(
         StructureMismatchError: another structure, or a leaf of another shape.
         DtypeMismatchError: a leaf that is not an array, or has another dtype.
     """
-    leaves, treedef = _flatten_registering_dataclasses(tree)
+    leaves, treedef = _flatten_tree(tree)
     if treedef != like_treedef:
         detail = _describe_structure_mismatch(tree, root, like_tree, like_root)
         raise StructureMismatchError(
@@ -380,7 +380,7 @@ def per_example_grads(
     _require_callable(loss_fn)
     plan = plan_call(params, backend)
     adapter = plan.adapter
-    leaves, batch_def = _flatten_registering_dataclasses(batch)
+    leaves, batch_def = _flatten_tree(batch)
     positions = [index for index, leaf in enumerate(leaves) if backend_name_of(leaf) is not None]
     _check_batch(batch, leaves, positions)
     batched = [to_backend(adapter, leaves[index]) for index in positions]
