@@ -59,9 +59,17 @@ def tests_all(session: nox.Session) -> None:
 
 @nox.session(name="conformance-low-precision")
 def conformance_low_precision(session: nox.Session) -> None:
-    """The catalogue at float16 and bfloat16 on every backend (slow; not in the default set)."""
+    """The catalogue, transform cases included, at float16 and bfloat16 on every backend (slow; not in
+    the default set)."""
     session.install(*CONSTRAINTS, "-e", ".[test]", *[p for ps in FRAMEWORKS.values() for p in ps])
-    session.run("pytest", "-m", "slow", "tests/test_conformance.py", *session.posargs)
+    session.run(
+        "pytest",
+        "-m",
+        "slow",
+        "tests/test_conformance.py",
+        "tests/test_conformance_transforms.py",
+        *session.posargs,
+    )
 
 
 @nox.session

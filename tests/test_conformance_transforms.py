@@ -2,7 +2,8 @@
 
 Each case is one test running every installed backend at float64 and float32, so pairwise
 comparisons are included; float64 is compared with the NumPy finite-difference reference, float32 with
-the same backend's float64 result.
+the same backend's float64 result. float16/bfloat16 run in the slow session
+(``nox -s conformance-low-precision``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ def test_transform_case_agrees_at_float64_and_float32(name: str) -> None:
     )
     kinds = {c.kind for c in comparisons}
     assert "reference" in kinds and (len(BACKENDS) < 2 or "pairwise" in kinds)
+    failures = [c for c in comparisons if not c.ok]
+    assert not failures, describe_failures(failures)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [case.name for case in TRANSFORM_CASES])
+def test_transform_case_agrees_at_float16_and_bfloat16(name: str) -> None:
+    if not BACKENDS:
+        pytest.skip("no framework installed (pip install 'unigrad[all]')")
+    (case,) = [c for c in TRANSFORM_CASES if c.name == name]
+    dtypes = ("float64", "float16", "bfloat16")  # float64 is what the low precisions are held to
+    comparisons = run_transform_case(case, BACKENDS, {b: ["cpu"] for b in BACKENDS}, dtypes, 0)
+    assert {c.dtype for c in comparisons} == set(dtypes)
     failures = [c for c in comparisons if not c.ok]
     assert not failures, describe_failures(failures)
 

@@ -64,7 +64,7 @@ class TransformCase:
     transform: str
     fn: Callable[[Any, Any], Any]
     inputs: TransformInputs
-    dtypes: tuple[str, ...] = ("float64", "float32")
+    dtypes: tuple[str, ...] = ALL_DTYPES
     tolerances: Mapping[str, Tolerance] = field(default_factory=dict)
     tolerance_reason: str = ""
 
