@@ -109,6 +109,23 @@ def test_import_unigrad_imports_no_framework() -> None:
     assert out.strip() == "[]"
 
 
+def test_compiled_steps_transforms_and_namespace_load_on_first_use() -> None:
+    code = (
+        "import sys, unigrad\n"
+        "lazy = ('unigrad._compiled', 'unigrad._transforms', 'unigrad._namespace')\n"
+        "print(sorted(m for m in lazy if m in sys.modules))\n"
+        "from unigrad import jvp, namespace, value_and_grad_fn, ValueAndGradFn\n"
+        "assert unigrad.hvp.__module__ == 'unigrad._transforms' and 'hvp' in dir(unigrad)\n"
+        "assert set(unigrad.__all__) <= set(dir(unigrad))\n"
+        "try:\n"
+        "    unigrad.no_such_thing\n"
+        "except AttributeError as err:\n"
+        "    print(err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "module 'unigrad' has no attribute 'no_such_thing'"]
+
+
 def test_using_one_backend_imports_only_that_one() -> None:
     require("torch")
     code = (

@@ -9,8 +9,10 @@ Example:
     {'x': array([2., 6.])}
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from unigrad._api import grad, reference_grad, value_and_grad
-from unigrad._compiled import ValueAndGradFn, value_and_grad_fn
 from unigrad._errors import (
     BackendNotInstalledError,
     BackendRequiredError,
@@ -30,9 +32,21 @@ from unigrad._errors import (
     UnknownBackendError,
     UnsupportedTransformError,
 )
-from unigrad._namespace import namespace
-from unigrad._transforms import hessian, hvp, jacobian, jvp, per_example_grads, vjp
 from unigrad.backends import installed_backends
+
+if TYPE_CHECKING:
+    from unigrad._compiled import ValueAndGradFn, value_and_grad_fn
+    from unigrad._namespace import namespace
+    from unigrad._transforms import hessian, hvp, jacobian, jvp, per_example_grads, vjp
+
+# Loaded on first use (PEP 562): `import unigrad` stays within its import-time budget, and only code
+# that compiles steps, takes transforms or builds namespaces pays for those modules.
+_LAZY = {
+    "ValueAndGradFn": "unigrad._compiled",
+    "value_and_grad_fn": "unigrad._compiled",
+    "namespace": "unigrad._namespace",
+    **dict.fromkeys(["hessian", "hvp", "jacobian", "jvp", "per_example_grads", "vjp"], "unigrad._transforms"),
+}
 
 __version__ = "0.1.0"
 
@@ -69,3 +83,16 @@ __all__ = [
     "value_and_grad_fn",
     "vjp",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'unigrad' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups are plain module attributes
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
