@@ -74,6 +74,13 @@ def unigrad_compiled(work: Workload) -> Callable[[], Any]:
     return lambda: work.sync(step(work.params, work.data))
 
 
+def _synced(step: Callable[[], Any], work: Workload) -> Callable[[], Any]:
+    """``step`` waiting for the device (a CUDA stream) before the clock is read; as is on the CPU."""
+    if work.device == "cpu":
+        return step
+    return lambda: work.sync(step())
+
+
 def _first_call_seconds(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
@@ -82,7 +89,7 @@ def _first_call_seconds(fn: Callable[[], Any]) -> float:
 
 def measure(work: Workload, title: str, rounds: int, *, judged: bool) -> Result:
     """One row: ``work`` compiled by unigrad against the fastest native compiled form."""
-    contenders = compiled_natives(work)
+    contenders = {name: _synced(step, work) for name, step in compiled_natives(work).items()}
     contenders[UNIGRAD] = unigrad_compiled(work)
     compile_s = {name: _first_call_seconds(fn) for name, fn in contenders.items()}
     times = interleave(contenders, rounds=rounds)

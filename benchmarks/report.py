@@ -37,7 +37,13 @@ def render(
     elapsed_s: float,
     gpu_note: str,
 ) -> str:
-    """The whole page: how it was measured, the machine, the versions, the table, the summary."""
+    """The whole page: how it was measured, the machine, the versions, the tables, the summary.
+
+    Rows whose case starts with ``GPU:`` (the ``gpu`` group) go to the GPU section; without any,
+    that section shows ``gpu_note``.
+    """
+    on_gpu = [r for r in results if r.case.startswith("GPU: ")]
+    on_cpu = [r for r in results if not r.case.startswith("GPU: ")]
     judged = [r for r in results if r.met is not None and r.target]
     missed = [r for r in judged if not r.met]
     today = datetime.date.today().isoformat()
@@ -70,14 +76,14 @@ def render(
         "",
         "## Results (CPU)",
         "",
-        table(results),
+        table(on_cpu),
         "",
         f"**{len(judged) - len(missed)} of {len(judged)} targets met.**"
         + (" Missed: " + "; ".join(f"{r.case} ({r.backend})" for r in missed) + "." if missed else ""),
         "",
         "## GPU",
         "",
-        gpu_note,
+        table(on_gpu) if on_gpu else gpu_note,
         "",
         "## Reading the table",
         "",

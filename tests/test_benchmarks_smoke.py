@@ -182,3 +182,32 @@ def test_report_renders_every_row() -> None:
     assert page.startswith("# Benchmarks")
     assert "| 1. case | torch | 1 µs | 2 µs | 2.0× | ≤ 1.05× | **no** | a \\| b |" in page
     assert "**1 of 2 targets met.**" in page
+
+
+def test_report_puts_gpu_rows_in_the_gpu_section() -> None:
+    cpu_row = Result("2. MLP", "torch", "1 ms", "1 ms", "1.01×", "≤ 1.05×", True)
+    gpu_row = Result("GPU: 2. MLP", "torch", "90 µs", "95 µs", "1.05×", "≤ 1.05×", True)
+    without = report.render([cpu_row], {}, {}, {}, 1.0, "no GPU here")
+    assert "## GPU\n\nno GPU here" in without
+    page = report.render([cpu_row, gpu_row], {}, {}, {}, 1.0, "no GPU here")
+    cpu_part, gpu_part = page.split("## GPU", 1)
+    assert "| 2. MLP |" in cpu_part and "GPU: 2. MLP" not in cpu_part
+    assert "| GPU: 2. MLP | torch |" in gpu_part and "no GPU here" not in gpu_part
+
+
+def test_gpu_group_pipeline_runs_on_the_cpu_where_there_is_no_gpu() -> None:
+    require("jax")  # jax.jit compiles in well under a second; torch.compile takes tens of seconds
+    from benchmarks import gpu
+
+    assert all(name in ("torch", "jax") for name in gpu.gpu_backends())
+    rows = gpu.run(rounds=1, backends=["jax"], device="cpu")
+    assert [row.case.split(" ", 2)[1] for row in rows] == ["2.", "4.", "5."]
+    for row in rows:
+        assert_well_formed(row)
+        assert row.case.startswith(gpu.PREFIX) and row.backend == "jax" and row.met is not None
+
+
+def test_workloads_refuse_a_gpu_tensorflow_run() -> None:
+    require("tensorflow")
+    with pytest.raises(ValueError, match="CPU only"):
+        build("tensorflow", "tiny", device="gpu", size=3)

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 from collections.abc import Callable
@@ -52,7 +53,8 @@ class Workload:
         loss_fn: ``loss_fn(params, data=None)`` written with the framework's ops.
         natives: name -> a step returning ``(loss, grads)`` the hand-written native way, results
             ready (synchronised); the first is the form the brief names first.
-        sync: blocks until a result is computed (identity except on JAX) and returns it.
+        sync: blocks until a result is computed (JAX's async dispatch, a CUDA stream) and returns it.
+        device: ``"cpu"`` or ``"gpu"``.
     """
 
     backend: str
@@ -62,6 +64,7 @@ class Workload:
     loss_fn: Callable[..., Any]
     natives: dict[str, Step]
     sync: Callable[[Any], Any]
+    device: str = "cpu"
 
     def unigrad_step(self) -> tuple[Any, Any]:
         """``ug.value_and_grad`` on this workload, synchronised like the natives."""
@@ -70,8 +73,9 @@ class Workload:
         return self.sync(ug.value_and_grad(self.loss_fn, self.params, self.data))
 
 
-def build(backend: str, problem: str, **sizes: Any) -> Workload:
-    """The workload of ``problem`` (sized by ``sizes``, see ``_problems``) on ``backend``.
+def build(backend: str, problem: str, *, device: str = "cpu", **sizes: Any) -> Workload:
+    """The workload of ``problem`` (sized by ``sizes``, see ``_problems``) on ``backend``'s ``device``
+    (``"cpu"``, or ``"gpu"`` for PyTorch and JAX).
 
     Raises:
         ModuleNotFoundError: the backend's framework is not installed.
@@ -84,12 +88,18 @@ def build(backend: str, problem: str, **sizes: Any) -> Workload:
     module = importlib.import_module(BACKEND_MODULES[backend])
     heads = sizes.get("heads", 4)
     np_params, np_data = getattr(_problems, problem)(**sizes)
-    params = module.convert(np_params, trainable=True)
-    data = None if np_data is None else module.convert(np_data, trainable=False)
+    params = module.convert(np_params, trainable=True, device=device)
+    data = None if np_data is None else module.convert(np_data, trainable=False, device=device)
     loss_fn = module.make_loss(problem, heads=heads)
-    return Workload(
-        backend, problem, params, data, loss_fn, module.native_steps(loss_fn, params, data), module.sync
-    )
+    sync = functools.partial(module.sync, device=device)
+    natives = module.native_steps(loss_fn, params, data)
+    if device != "cpu":  # the natives wait for the device too, or they would be timed asynchronously
+        natives = {name: _synced(step, sync) for name, step in natives.items()}
+    return Workload(backend, problem, params, data, loss_fn, natives, sync, device)
+
+
+def _synced(step: Step, sync: Callable[[Any], Any]) -> Step:
+    return lambda: sync(step())
 
 
 def to_numpy_tree(tree: Any) -> Any:

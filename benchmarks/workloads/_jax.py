@@ -11,12 +11,14 @@ import jax.numpy as jnp
 from benchmarks.workloads import Step
 
 
-def convert(tree: Any, *, trainable: bool) -> Any:
-    """NumPy -> ``jax.Array`` (``jnp.asarray``); JAX arrays carry no trainable flag."""
+def convert(tree: Any, *, trainable: bool, device: str = "cpu") -> Any:
+    """NumPy -> ``jax.Array`` committed to the CPU (or the first GPU with ``device="gpu"``), so a
+    CPU run stays on the CPU on a machine with a GPU; JAX arrays carry no trainable flag."""
     del trainable
+    target = jax.devices(device)[0]
     if isinstance(tree, dict):
-        return {key: jnp.asarray(value) for key, value in tree.items()}
-    return jnp.asarray(tree)
+        return {key: jax.device_put(jnp.asarray(value), target) for key, value in tree.items()}
+    return jax.device_put(jnp.asarray(tree), target)
 
 
 def _layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
@@ -72,6 +74,7 @@ def native_steps(loss_fn: Callable[..., Any], params: Any, data: Any) -> dict[st
     return {"jax.value_and_grad": step}
 
 
-def sync(result: Any) -> Any:
-    """JAX dispatches asynchronously: wait for every array of ``result``."""
+def sync(result: Any, device: str = "cpu") -> Any:
+    """JAX dispatches asynchronously, on any device: wait for every array of ``result``."""
+    del device
     return jax.block_until_ready(result)

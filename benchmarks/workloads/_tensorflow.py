@@ -10,9 +10,14 @@ import tensorflow as tf
 from benchmarks.workloads import Step
 
 
-def convert(tree: Any, *, trainable: bool) -> Any:
-    """NumPy -> ``tf.Tensor`` (``tf.convert_to_tensor``); tensors are watched, so ``trainable`` is moot."""
+def convert(tree: Any, *, trainable: bool, device: str = "cpu") -> Any:
+    """NumPy -> ``tf.Tensor`` (``tf.convert_to_tensor``); tensors are watched, so ``trainable`` is moot.
+
+    Only ``device="cpu"``: the GPU runs cover PyTorch and JAX (the GPU image has no TensorFlow).
+    """
     del trainable
+    if device != "cpu":
+        raise ValueError(f"TensorFlow workloads run on the CPU only, not {device!r}")
     if isinstance(tree, dict):
         return {key: tf.convert_to_tensor(value) for key, value in tree.items()}
     return tf.convert_to_tensor(tree)
@@ -79,6 +84,7 @@ def native_steps(loss_fn: Callable[..., Any], params: Any, data: Any) -> dict[st
     return {"tf.GradientTape": tape_step}
 
 
-def sync(result: Any) -> Any:
+def sync(result: Any, device: str = "cpu") -> Any:
     """Eager TensorFlow on the CPU returns computed tensors: nothing to wait for."""
+    del device
     return result

@@ -12,13 +12,15 @@ import torch.nn.functional as F
 from benchmarks.workloads import Step
 
 
-def convert(tree: Any, *, trainable: bool) -> Any:
-    """NumPy -> torch without copying (``torch.from_numpy``); params get ``requires_grad``."""
+def convert(tree: Any, *, trainable: bool, device: str = "cpu") -> Any:
+    """NumPy -> torch (``torch.from_numpy``, no copy on the CPU; ``device="gpu"``: CUDA device 0);
+    params get ``requires_grad``."""
+    target = torch.device("cuda" if device == "gpu" else "cpu")
 
     def one(array: np.ndarray) -> torch.Tensor:
-        if array.dtype.kind == "i":
-            return torch.from_numpy(array.astype(np.int64))  # cross_entropy wants int64 targets
-        tensor = torch.from_numpy(array)
+        if array.dtype.kind == "i":  # cross_entropy wants int64 targets
+            return torch.from_numpy(array.astype(np.int64)).to(target)
+        tensor = torch.from_numpy(array).to(target)
         return tensor.requires_grad_() if trainable else tensor
 
     return {key: one(value) for key, value in tree.items()} if isinstance(tree, dict) else one(tree)
@@ -87,6 +89,8 @@ def native_steps(loss_fn: Callable[..., Any], params: Any, data: Any) -> dict[st
     return {"loss.backward()": backward, "torch.func.grad_and_value": func}
 
 
-def sync(result: Any) -> Any:
-    """PyTorch on the CPU computes synchronously: nothing to wait for."""
+def sync(result: Any, device: str = "cpu") -> Any:
+    """PyTorch on the CPU computes synchronously; on a GPU, wait for the CUDA stream."""
+    if device == "gpu":
+        torch.cuda.synchronize()
     return result
