@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
+import pytest
 from conftest import require
 
 import unigrad as ug
@@ -153,3 +155,50 @@ def test_jax_grad_inside_jit_and_under_jax_transformations() -> None:
     second = jax.grad(lambda p: jnp.sum(ug.grad(loss_fn, p)["w"]))(params)
     w = np.array([0.5, 1.0, 2.0])
     np.testing.assert_allclose(np.asarray(second["w"]), 2 * np.cos(w) - w * np.sin(w), rtol=1e-5)
+
+
+def _keras_model() -> Any:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)]
+    )
+
+
+def test_keras_variables_are_tensorflow_params_eager_and_compiled() -> None:
+    require("tensorflow")
+    import tensorflow as tf
+
+    model = _keras_model()
+    x = tf.constant(np.linspace(-1.0, 1.0, 15, dtype=np.float32).reshape(5, 3))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(x))
+    want = tape.gradient(loss, model.trainable_variables)
+
+    def stateless(p: Any, data: Any) -> Any:
+        return tf.reduce_sum(model.stateless_call(p, model.non_trainable_variables, data)[0])
+
+    calling = ug.grad(lambda p, data: tf.reduce_sum(model(data)), model.trainable_variables, x)
+    pure = ug.grad(stateless, model.trainable_variables, x)
+    step = ug.value_and_grad_fn(stateless, jit=True)
+    compiled = [step(model.trainable_variables, x)[1] for _ in range(2)][-1]
+    for got in (calling, pure, compiled):
+        assert len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, atol=1e-6)
+    named = ug.grad(
+        lambda p, data: tf.reduce_sum(model(data)), {v.path: v for v in model.trainable_variables}, x
+    )
+    assert sorted(named) == sorted(v.path for v in model.trainable_variables)
+
+
+def test_passing_a_model_object_says_how_to_pass_its_parameters() -> None:
+    require("torch", "tensorflow")
+    import tensorflow as tf
+    import torch
+
+    with pytest.raises(ug.InvalidParamsError, match=r"dict\(model.named_parameters\(\)\).*functional_call"):
+        ug.grad(lambda p, x: p(x).sum(), torch.nn.Linear(3, 2), torch.ones(3))
+    with pytest.raises(ug.InvalidParamsError, match=r"model.trainable_variables.*stateless_call"):
+        ug.grad(lambda p, x: tf.reduce_sum(p(x)), _keras_model(), tf.ones((1, 3)))

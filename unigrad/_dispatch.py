@@ -8,6 +8,7 @@ device.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
@@ -159,6 +160,24 @@ def _flatten_tree(tree: Any) -> tuple[list[Any], optree.PyTreeSpec]:
     return leaves, treedef
 
 
+def _model_hint(leaf: Any) -> str | None:
+    """How to pass a framework's model object as params, for the models people pass by mistake."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(leaf, torch.nn.Module):
+        return (
+            "pass its parameters, dict(model.named_parameters()), as params, and call the model "
+            "inside loss_fn with torch.func.functional_call(model, params, (x,))"
+        )
+    keras = sys.modules.get("keras")
+    if keras is not None and isinstance(leaf, keras.layers.Layer):
+        return (
+            "pass its variables, model.trainable_variables, as params, and inside loss_fn either call "
+            "the model (it reads those variables) or, as a pure function, "
+            "model.stateless_call(params, model.non_trainable_variables, x)[0]"
+        )
+    return None
+
+
 def _describe_leaf(leaf: Any, owner: str | None) -> str:
     kind = f"{owner} array" if owner else "value"
     dtype = getattr(leaf, "dtype", None)
@@ -224,9 +243,13 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
         index = owners.index(None)
         path = _tree.leaf_paths(params)[index]
         raise InvalidParamsError(
-            f"{path} is {_describe_leaf(leaves[index], None)}, not an array: params leaves must be "
-            f"floating arrays of torch, tensorflow, jax or numpy (wrap numbers with np.asarray and "
-            f"pass backend=, or register custom containers with jax.tree_util or optree)"
+            f"{path} is {_describe_leaf(leaves[index], None)}, not an array: "
+            + (
+                _model_hint(leaves[index])
+                or "params leaves must be floating arrays of torch, tensorflow, jax or numpy (wrap "
+                "numbers with np.asarray and pass backend=, or register custom containers with "
+                "jax.tree_util or optree)"
+            )
         )
 
     explicit = backend is not None or adapter is not None

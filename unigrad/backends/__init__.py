@@ -58,7 +58,7 @@ BACKENDS: dict[str, BackendInfo] = {
             "tensorflow",
             "tensorflow",
             "unigrad.backends._tensorflow",
-            lambda tf: (tf.Tensor, tf.Variable),
+            lambda tf: (tf.Tensor, tf.Variable, *keras_tensorflow_variable_types()),
         ),
         BackendInfo("jax", "jax", "jax", "unigrad.backends._jax", lambda jax: (jax.Array,)),
         BackendInfo("numpy", "numpy", "", "unigrad.backends._numpy", lambda np: (np.ndarray, np.generic)),
@@ -66,6 +66,28 @@ BACKENDS: dict[str, BackendInfo] = {
 }
 
 _ALIASES = {"tf": "tensorflow", "pytorch": "torch", "np": "numpy"}
+
+
+_keras_types: tuple[type, ...] | None = None
+
+
+def keras_tensorflow_variable_types() -> tuple[type, ...]:
+    """``(keras.Variable,)`` when Keras 3 is loaded with its TensorFlow backend, else ``()``.
+
+    Keras 3 variables (``model.trainable_variables``) wrap a ``tf.Variable`` without being one; they
+    are TensorFlow params here. Never imports Keras.
+    """
+    global _keras_types
+    if _keras_types is not None:
+        return _keras_types
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return ()  # not loaded yet: ask again next time
+    variable = getattr(keras, "Variable", None)  # Keras 2 (tf.keras) has none: its are tf.Variables
+    # Keras's backend is fixed once it is imported, so the answer is too.
+    _keras_types = (variable,) if variable is not None and keras.backend.backend() == "tensorflow" else ()
+    return _keras_types
+
 
 _adapters: dict[str, Adapter] = {}
 _owner_by_type: dict[type, str | None] = {}

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from unigrad._errors import UnigradError
+from unigrad.backends import keras_tensorflow_variable_types
 from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_arrays
 
 _ZERO = tf.UnconnectedGradients.ZERO
@@ -32,13 +33,14 @@ class TensorFlowAdapter(Adapter):
     name = "tensorflow"
 
     def is_array(self, x: Any) -> bool:
-        return isinstance(x, (tf.Tensor, tf.Variable))
+        return isinstance(x, (tf.Tensor, tf.Variable, *keras_tensorflow_variable_types()))
 
     def dtype_name(self, x: Any) -> str:
-        return x.dtype.name
+        dtype = x.dtype
+        return dtype if isinstance(dtype, str) else dtype.name  # Keras variables give "float32"
 
     def device_of(self, x: Any) -> str:
-        device = x.device or "cpu"
+        device = _device(x) or "cpu"
         return tf.DeviceSpec.from_string(device).device_type.lower() if ":" in device else device
 
     def version(self) -> str:
@@ -67,18 +69,19 @@ class TensorFlowAdapter(Adapter):
         return tf.experimental.dlpack.from_dlpack(capsule)
 
     def match(self, x: Any, like: Any) -> Any:
-        with tf.device(like.device or "/cpu:0"):
+        with tf.device(_device(like) or "/cpu:0"):
             return tf.identity(tf.cast(x, like.dtype))
 
     def signature(self, x: Any) -> Hashable:
-        return (type(x), tuple(x.shape), x.dtype, x.device)
+        return (type(x), tuple(x.shape), x.dtype, _device(x))
 
     def value_and_grad(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> tuple[Any, Any, list[Any]]:
         # One source is passed bare, not in a list: TF's nest packing of a list result runs
         # isinstance checks against a typing Protocol, which cost more than the rest of a small call.
-        sources = leaves[0] if len(leaves) == 1 else leaves
+        watched = _watchable(leaves)
+        sources = watched[0] if len(leaves) == 1 else watched
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(sources)
             loss, aux = finish(fn(leaves))
@@ -185,6 +188,23 @@ class TensorFlowAdapter(Adapter):
         return _dense(tape.gradient(loss, leaves, unconnected_gradients=_ZERO))
 
 
+def _watchable(leaves: list[Any]) -> list[Any]:
+    """``leaves`` with each Keras variable replaced by the ``tf.Variable`` it wraps: a tape watches
+    and differentiates with respect to those (the loss reads them through the Keras variable)."""
+    keras_types = keras_tensorflow_variable_types()
+    if not keras_types:
+        return leaves
+    return [leaf.value if isinstance(leaf, keras_types) else leaf for leaf in leaves]
+
+
+def _device(x: Any) -> str:
+    """The TF device string of a tensor, ``tf.Variable`` or Keras variable ('' when unplaced)."""
+    device = getattr(x, "device", None)
+    if device is None:  # a Keras variable: its tf.Variable knows
+        device = x.value.device
+    return device or ""
+
+
 @functools.cache
 def _has_several_devices() -> bool:
     """Whether TF has more than one logical device (fixed once TF has started, as it has by now)."""
@@ -195,7 +215,7 @@ def _on_device_of(grad: Any, leaf: Any) -> Any:
     """``grad`` on ``leaf``'s device. Eager TF runs ops on its default device, not on their inputs'
     (params on ``/CPU:1`` or ``/GPU:1`` get gradients on device 0 from a plain tape), and unigrad
     hands gradients back on their parameter's device, as on PyTorch and JAX."""
-    device = leaf.device
+    device = _device(leaf)
     if not device or grad.device == device:
         return grad
     with tf.device(device):
