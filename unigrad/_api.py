@@ -71,8 +71,8 @@ def value_and_grad(
             or a pair ``(loss, aux)`` when ``has_aux=True``.
         params: a pytree (dict, list, tuple, namedtuple, dataclass, node registered with optree or
             ``jax.tree_util``; ``None`` is structure) of floating arrays of one framework:
-            ``torch.Tensor`` / ``nn.Parameter``, ``tf.Tensor`` / ``tf.Variable``, ``jax.Array``; or
-            NumPy arrays together with ``backend=``.
+            ``torch.Tensor`` / ``nn.Parameter``, ``tf.Tensor`` / ``tf.Variable`` / Keras 3 variable,
+            ``jax.Array``; or NumPy arrays together with ``backend=``.
         data: any pytree passed to ``loss_fn`` untouched and not differentiated. When ``backend=``
             is given, its NumPy and other-framework array leaves are converted to that backend.
         has_aux: ``loss_fn`` returns ``(loss, aux)``; the result is then ``((loss, aux), grads)``.
