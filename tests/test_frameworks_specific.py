@@ -202,3 +202,30 @@ def test_passing_a_model_object_says_how_to_pass_its_parameters() -> None:
         ug.grad(lambda p, x: p(x).sum(), torch.nn.Linear(3, 2), torch.ones(3))
     with pytest.raises(ug.InvalidParamsError, match=r"model.trainable_variables.*stateless_call"):
         ug.grad(lambda p, x: tf.reduce_sum(p(x)), _keras_model(), tf.ones((1, 3)))
+
+
+def test_keras_variables_in_transforms_match_plain_tensors() -> None:
+    require("tensorflow")
+    import tensorflow as tf
+
+    model = _keras_model()
+    x = tf.constant(np.linspace(-1.0, 1.0, 15, dtype=np.float32).reshape(5, 3))
+
+    def forward(p: Any, data: Any) -> Any:
+        return model.stateless_call(p, model.non_trainable_variables, data)[0]
+
+    def loss(p: Any, data: Any) -> Any:
+        return tf.reduce_sum(forward(p, data) ** 2)
+
+    variables = model.trainable_variables
+    tensors = [tf.constant(v.numpy()) for v in variables]
+    ones = [tf.ones(v.shape) for v in variables]
+    pairs = [
+        (ug.hvp(loss, variables, ones, x), ug.hvp(loss, tensors, ones, x)),
+        (ug.vjp(forward, variables, tf.ones((5, 1)), x)[1], ug.vjp(forward, tensors, tf.ones((5, 1)), x)[1]),
+        ([ug.jvp(forward, variables, ones, x)[1]], [ug.jvp(forward, tensors, ones, x)[1]]),
+        (ug.jacobian(forward, variables, x), ug.jacobian(forward, tensors, x)),
+    ]
+    for got, want in pairs:
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, atol=1e-6)

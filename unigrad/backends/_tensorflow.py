@@ -93,41 +93,44 @@ class TensorFlowAdapter(Adapter):
         return loss, aux, grads
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
-        with tf.autodiff.ForwardAccumulator(leaves, tangents) as accumulator:
+        with tf.autodiff.ForwardAccumulator(_watchable(leaves), tangents) as accumulator:
             out = fn(leaves)
         return out, [accumulator.jvp(o, unconnected_gradients=_ZERO) for o in out]
 
     def vjp(self, fn: FlatFn, leaves: list[Any]) -> tuple[list[Any], Callable[[list[Any]], list[Any]]]:
         tape = tf.GradientTape(watch_accessed_variables=False, persistent=True)
+        watched = _watchable(leaves)
         with tape:
-            tape.watch(leaves)
+            tape.watch(watched)
             out = fn(leaves)
 
         def pullback(cotangents: list[Any]) -> list[Any]:
-            grads = tape.gradient(out, leaves, output_gradients=cotangents, unconnected_gradients=_ZERO)
+            grads = tape.gradient(out, watched, output_gradients=cotangents, unconnected_gradients=_ZERO)
             return _dense(grads)
 
         return out, pullback
 
     def jacobian(self, fn: FlatFn, leaves: list[Any]) -> list[list[Any]]:
+        watched = _watchable(leaves)
         with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
-            tape.watch(leaves)
+            tape.watch(watched)
             out = fn(leaves)
-        return [_tape_jacobian(tape, o, leaves) for o in out]
+        return [_tape_jacobian(tape, o, watched) for o in out]
 
     def hessian(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> list[list[Any]]:
+        watched = _watchable(leaves)
         with tf.GradientTape(watch_accessed_variables=False, persistent=True) as outer:
-            outer.watch(leaves)
+            outer.watch(watched)
             grads = self._gradient(fn, leaves, finish)
-        return [_tape_jacobian(outer, g, leaves) for g in grads]
+        return [_tape_jacobian(outer, g, watched) for g in grads]
 
     def hvp(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], vector: list[Any], finish: OutputCheck
     ) -> list[Any]:
         # Forward over reverse: the accumulator outside the tape pushes `vector` through the gradient.
-        with tf.autodiff.ForwardAccumulator(leaves, vector) as accumulator:
+        with tf.autodiff.ForwardAccumulator(_watchable(leaves), vector) as accumulator:
             grads = self._gradient(fn, leaves, finish)
         return [accumulator.jvp(g, unconnected_gradients=_ZERO) for g in grads]
 
@@ -182,10 +185,11 @@ class TensorFlowAdapter(Adapter):
         return run
 
     def _gradient(self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck) -> list[Any]:
+        watched = _watchable(leaves)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(leaves)
+            tape.watch(watched)
             loss, _ = finish(fn(leaves))
-        return _dense(tape.gradient(loss, leaves, unconnected_gradients=_ZERO))
+        return _dense(tape.gradient(loss, watched, unconnected_gradients=_ZERO))
 
 
 def _watchable(leaves: list[Any]) -> list[Any]:
