@@ -8,6 +8,7 @@ then a bad one that differs in exactly one respect, and require the same typed e
 from __future__ import annotations
 
 import numpy as np
+import optree
 import pytest
 
 import unigrad as ug
@@ -119,3 +120,13 @@ def test_flat_dict_with_a_container_or_none_value_is_flattened_in_full(backend: 
     for _ in range(2):
         grads = ug.grad(lambda p: ops.sum(p["w"] ** 2), with_none)
     assert grads["frozen"] is None
+
+
+def test_a_remembered_flat_dict_is_not_confused_with_one_holding_a_container(backend: str) -> None:
+    # {"a": (x,)} has one key and one leaf, like {"a": x}: only the second may be remembered as flat.
+    ops = Ops(backend)
+    x = make(backend, [1.0, 2.0], "float32")
+    for params in ({"a": (x,)}, {"a": x}, {"a": (x,)}, {"a": x}):
+        grads = ug.grad(lambda p: ops.sum(optree.tree_leaves(p, namespace="unigrad")[0] ** 2), params)
+        assert optree.tree_structure(grads) == optree.tree_structure(params)
+        np.testing.assert_allclose(to_numpy(optree.tree_leaves(grads)[0]), [2.0, 4.0])

@@ -105,6 +105,22 @@ def test_property_structure_and_values_round_trip(structure, seed: int) -> None:
             np.testing.assert_allclose(g, 2 * p, rtol=1e-12)
 
 
+@settings(max_examples=25, deadline=None)
+@given(structure=leaf_shapes, seed=st.integers(0, 2**16))
+def test_property_native_params_twice_give_the_same_structure_and_values(structure, seed: int) -> None:
+    # Native params (no backend=): the second call takes the remembered plan and flatten paths.
+    rng = np.random.default_rng(seed)
+    is_shape = lambda node: isinstance(node, tuple) and all(isinstance(d, int) for d in node)  # noqa: E731
+    values = optree.tree_map(lambda s: rng.normal(size=s), structure, is_leaf=is_shape)
+    for backend in ug.installed_backends():
+        params = optree.tree_map(lambda v, b=backend: make(b, v, "float32"), values)
+        for _ in range(2):
+            grads = ug.grad(_sum_of_squares(backend), params)
+            assert optree.tree_structure(grads) == optree.tree_structure(params)
+            for g, v in zip(optree.tree_leaves(grads), optree.tree_leaves(values), strict=True):
+                np.testing.assert_allclose(to_numpy(g), 2 * v.astype(np.float32), rtol=1e-6)
+
+
 # -- containers registered with JAX (Equinox modules, Flax structs, jax.tree_util classes) --------
 
 

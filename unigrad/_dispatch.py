@@ -153,7 +153,9 @@ def _flatten_tree(tree: Any) -> tuple[list[Any], optree.PyTreeSpec]:
     leaves, treedef = _tree.flatten(tree)
     if _tree.register_container_leaves(leaves):
         leaves, treedef = _tree.flatten(tree)
-    if type(tree) is dict and len(leaves) == len(tree) and _array_types.issuperset(map(type, leaves)):
+    # Remembered only when every value is itself an array leaf: {"a": (x,)} has one key and one leaf
+    # too, but its value is a container (found by the property test in tests/test_structures.py).
+    if type(tree) is dict and _array_types.issuperset(map(type, tree.values())):
         if len(_flat_dicts) >= _FLAT_DICTS_LIMIT:  # key sets made on the fly: do not grow forever
             _flat_dicts.clear()
         _flat_dicts[tuple(tree)] = (list(treedef.entries()), treedef)
