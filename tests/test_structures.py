@@ -91,12 +91,17 @@ leaf_shapes = st.recursive(
 )
 
 
+def _random_values(structure, seed: int):
+    """``structure`` (shapes at the leaves) filled with float64 normal samples."""
+    rng = np.random.default_rng(seed)
+    is_shape = lambda node: isinstance(node, tuple) and all(isinstance(d, int) for d in node)  # noqa: E731
+    return optree.tree_map(lambda s: rng.normal(size=s), structure, is_leaf=is_shape)
+
+
 @settings(max_examples=25, deadline=None)
 @given(structure=leaf_shapes, seed=st.integers(0, 2**16))
 def test_property_structure_and_values_round_trip(structure, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    is_shape = lambda node: isinstance(node, tuple) and all(isinstance(d, int) for d in node)  # noqa: E731
-    params = optree.tree_map(lambda s: rng.normal(size=s), structure, is_leaf=is_shape)
+    params = _random_values(structure, seed)
     for backend in ug.installed_backends():
         grads = ug.grad(_sum_of_squares(backend), params, backend=backend)
         assert optree.tree_structure(grads) == optree.tree_structure(params)
@@ -109,9 +114,7 @@ def test_property_structure_and_values_round_trip(structure, seed: int) -> None:
 @given(structure=leaf_shapes, seed=st.integers(0, 2**16))
 def test_property_native_params_twice_give_the_same_structure_and_values(structure, seed: int) -> None:
     # Native params (no backend=): the second call takes the remembered plan and flatten paths.
-    rng = np.random.default_rng(seed)
-    is_shape = lambda node: isinstance(node, tuple) and all(isinstance(d, int) for d in node)  # noqa: E731
-    values = optree.tree_map(lambda s: rng.normal(size=s), structure, is_leaf=is_shape)
+    values = _random_values(structure, seed)
     for backend in ug.installed_backends():
         params = optree.tree_map(lambda v, b=backend: make(b, v, "float32"), values)
         for _ in range(2):
