@@ -67,8 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--list", action="store_true", help="list the cases (after --cases filtering) and exit"
     )
     check.add_argument("--no-progress", action="store_true", help="no progress bar")
+    check.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="worker processes at once, each running one backend (default: the CPU cores available)",
+    )
+    check.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every backend in this one process instead of isolated workers (faster start, but "
+        "two frameworks then share an address space and a native crash ends the run)",
+    )
+    check.add_argument(
+        "--verbose", action="store_true", help="show the frameworks' own log lines and warnings"
+    )
 
-    commands.add_parser("info", help="versions, devices and precision settings of each backend")
+    info = commands.add_parser("info", help="versions, devices and precision settings of each backend")
+    info.add_argument(
+        "--verbose", action="store_true", help="show the frameworks' own log lines and warnings"
+    )
     return parser
 
 
@@ -77,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "info":
-            return run_info()
+            return run_info(verbose=args.verbose)
         return run_check(args)
     except UsageError as err:
         print(str(err), file=sys.stderr)

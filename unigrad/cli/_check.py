@@ -21,6 +21,7 @@ from unigrad.conformance import (
     select_transform_cases,
 )
 from unigrad.conformance.devices import available_devices, strict_precision
+from unigrad.conformance.isolated import run_isolated
 from unigrad.conformance.render import render_markdown, render_text
 from unigrad.conformance.render_plot import render_plot
 from unigrad.conformance.report_text import describe_failures
@@ -42,6 +43,8 @@ def _validate(args: argparse.Namespace) -> list[str]:
     for dtype in args.dtypes:
         if dtype not in ALL_DTYPES:
             raise UsageError(f"unigrad check: unknown dtype {dtype!r}: choose from {', '.join(ALL_DTYPES)}")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"unigrad check: --jobs must be at least 1, got {args.jobs}")
     if args.target is None and (args.params or args.data):
         raise UsageError("unigrad check: --params/--data need a loss TARGET (module.path:function)")
     return list(backends)
@@ -78,6 +81,13 @@ def _run_user_loss(
     args: argparse.Namespace, backends: list[str]
 ) -> tuple[Report, list[Case | TransformCase]]:
     case = user_case(args.target, args.params, args.data, backends)
+    if not args.in_process:
+        user = {"target": args.target, "params": args.params, "data": args.data}
+        report = run_isolated(
+            None, backends, args.dtypes, args.seed, args.devices,
+            jobs=args.jobs, verbose=args.verbose, user=user, user_case=case,
+        )  # fmt: skip
+        return report, [case]
     devices = {b: _filter_devices(available_devices(b), args.devices) for b in backends}
     report = Report(
         args.seed, [case.name], backends, list(args.dtypes), devices, framework_versions(backends)
@@ -122,14 +132,17 @@ def run_check(args: argparse.Namespace) -> int:
             raise UsageError(f"unigrad check: {err}") from None
         if args.list:
             return _list_cases(cases)
-        bar = _progress(len(cases), not args.no_progress)
+        bar = _progress(len(cases) * len(backends), not args.no_progress)
         report = run_conformance(
             cases=args.cases,
             backends=backends,
             devices=args.devices,
             dtypes=args.dtypes,
             seed=args.seed,
-            progress=(lambda case: bar.update(1)) if bar is not None else None,
+            progress=(lambda case, backend: bar.update(1)) if bar is not None else None,
+            isolate=not args.in_process,
+            jobs=args.jobs,
+            verbose=args.verbose,
         )
         if bar is not None:
             bar.close()

@@ -34,7 +34,6 @@ from unigrad.conformance.compare import compare_leaf, compare_trees
 from unigrad.conformance.devices import available_devices, place_tree, strict_precision
 from unigrad.conformance.results import (
     ERROR,
-    FAIL,
     KNOWN,
     PASS,
     UNSUPPORTED,
@@ -51,11 +50,15 @@ LOW_PRECISION = frozenset({"float16", "bfloat16"})
 
 @dataclass
 class Outcome:
-    """One evaluation: float64 copies of the loss and gradients, or the error it raised."""
+    """One evaluation: float64 copies of the loss and gradients, or the error it raised.
+
+    ``crashed`` marks an error that is a worker process's native crash (never a known difference).
+    """
 
     loss: np.ndarray | None = None
     grads: Any = None
     error: str = ""
+    crashed: bool = False
 
 
 def select_cases(patterns: Iterable[str] | None = None) -> list[Case]:
@@ -117,13 +120,16 @@ def reference(case: Case, params: Any, data: Any) -> tuple[np.ndarray, Any, str]
         return loss, ug.reference_grad(_loss_of(case, data), params, data), "finite differences"
 
 
-def _status(case: Case, backend: str, dtype: str, device: str, leaves: list[LeafMetrics]) -> tuple[str, str]:
+def _status(
+    case: Case, backend: str, dtype: str, device: str, leaves: list[LeafMetrics], **context: Any
+) -> tuple[str, str]:
     if all(leaf.passed for leaf in leaves):
         return PASS, ""
-    known = case.known_difference(backend, dtype, device)
-    if known is not None:
-        return KNOWN, known.reason
-    return FAIL, ""
+    # Another valid subgradient (known, with the version); else a declared difference; else fail.
+    # context: got, want, tolerance, inputs, against, versions, other_backend.
+    from unigrad.conformance.subgradients import judge
+
+    return judge(case, backend, dtype, device, leaves, **context)
 
 
 def _compare(
@@ -136,12 +142,19 @@ def _compare(
     want_grads: Any,
     tolerance: Tolerance,
     other_backend: str | None = None,
+    *,
+    inputs: tuple[Any, Any] | None = None,
+    versions: dict[str, str] | None = None,
 ) -> Comparison:
+    # inputs: the (params, data) of the case (for its valid gradients; default: the case's own when
+    # they do not depend on the seed); versions: backend -> framework version, for reasons.
     backend, device, dtype = key
     base = dict(case=case.name, kind=kind, backend=backend, device=device, dtype=dtype, against=against)
     if outcome.error:
         known = case.known_difference(backend, dtype, device)
-        if dtype in LOW_PRECISION:
+        if outcome.crashed:
+            status, reason = ERROR, outcome.error
+        elif dtype in LOW_PRECISION:
             status, reason = UNSUPPORTED, outcome.error
         elif known is not None:
             status, reason = KNOWN, f"{known.reason} ({outcome.error})"
@@ -150,11 +163,11 @@ def _compare(
         return Comparison(**base, status=status, rtol=tolerance.rtol, atol=tolerance.atol, reason=reason)
     leaves = [compare_leaf("loss", outcome.loss, want_loss, tolerance)]
     leaves += compare_trees(outcome.grads, want_grads, tolerance)
-    status, reason = _status(case, backend, dtype, device, leaves)
-    if status == FAIL and other_backend is not None:
-        other_known = case.known_difference(other_backend, dtype, device)
-        if other_known is not None:
-            status, reason = KNOWN, other_known.reason
+    status, reason = _status(
+        case, backend, dtype, device, leaves, got=outcome.grads, want=want_grads, tolerance=tolerance,
+        inputs=inputs, against="convention" if against == case.reference_name else against,
+        versions=versions, other_backend=other_backend,
+    )  # fmt: skip
     return Comparison(
         **base, status=status, rtol=tolerance.rtol, atol=tolerance.atol, leaves=leaves, reason=reason
     )
@@ -165,19 +178,30 @@ def _doubled(tolerance: Tolerance) -> Tolerance:
     return Tolerance(2 * tolerance.rtol, 2 * tolerance.atol)
 
 
-def run_case(
-    case: Case, backends: Sequence[str], devices: dict[str, list[str]], dtypes: Sequence[str], seed: int
-) -> list[Comparison]:
-    """Every comparison for one case (see the module docstring)."""
-    params, data = case.make_inputs(seed)
-    ref_loss, ref_grads, ref_name = reference(case, params, data)
-    wanted = [d for d in dtypes if d in case.dtypes]
-    outcomes: dict[tuple[str, str, str], Outcome] = {}
-    for backend in backends:
-        for device in devices[backend]:
-            for dtype in wanted:
-                outcomes[(backend, device, dtype)] = evaluate(case, backend, device, dtype, params, data)
+Key = tuple[str, str, str]  # (backend, device, dtype)
+Reference = tuple[np.ndarray, Any, str]  # (loss, grads, what it is)
 
+
+def evaluate_case(
+    case: Case, backend: str, devices: Sequence[str], dtypes: Sequence[str], seed: int
+) -> dict[Key, Outcome]:
+    """Loss and gradients of ``case`` on one backend, for each of its devices and the case's dtypes.
+
+    This is the only phase that runs framework code: the isolated runner calls it in a worker process
+    per backend (``unigrad.conformance.worker``) and compares in the parent with :func:`compare_case`.
+    """
+    params, data = case.make_inputs(seed)
+    wanted = [d for d in dtypes if d in case.dtypes]
+    return {
+        (backend, device, dtype): evaluate(case, backend, device, dtype, params, data)
+        for device in devices
+        for dtype in wanted
+    }
+
+
+def compare_case(case: Case, outcomes: dict[Key, Outcome], ref: Reference) -> list[Comparison]:
+    """Every comparison (see the module docstring) of one case's outcomes, in backend order."""
+    ref_loss, ref_grads, ref_name = ref
     comparisons = []
     for key, outcome in outcomes.items():
         backend, device, dtype = key
@@ -213,13 +237,28 @@ def run_case(
     return comparisons
 
 
+def run_case(
+    case: Case, backends: Sequence[str], devices: dict[str, list[str]], dtypes: Sequence[str], seed: int
+) -> list[Comparison]:
+    """Every comparison for one case, evaluated in this process (see the module docstring)."""
+    params, data = case.make_inputs(seed)
+    outcomes: dict[Key, Outcome] = {}
+    for backend in backends:
+        outcomes.update(evaluate_case(case, backend, devices[backend], dtypes, seed))
+    return compare_case(case, outcomes, reference(case, params, data))
+
+
 def run_conformance(
     cases: Iterable[str] | None = None,
     backends: Sequence[str] | None = None,
     devices: Iterable[str] | None = None,
     dtypes: Sequence[str] = DEFAULT_DTYPES,
     seed: int = 0,
-    progress: Callable[[Case], None] | None = None,
+    progress: Callable[[str, str], None] | None = None,
+    *,
+    isolate: bool = True,
+    jobs: int | None = None,
+    verbose: bool = False,
 ) -> Report:
     """Run the catalogue (or the selected cases) and return the full :class:`Report`.
 
@@ -230,7 +269,12 @@ def run_conformance(
         devices: device kinds or names to keep (``'cpu'``, ``'gpu'``, ``'gpu:1'``); default: all.
         dtypes: dtypes to run, from ``float64, float32, float16, bfloat16``.
         seed: inputs are a pure function of the seed and the case name.
-        progress: called after each case (progress bars).
+        progress: called with ``(case name, backend)`` after each case on each backend.
+        isolate: run each backend in worker processes, up to ``jobs`` at once, so that two
+            frameworks' native libraries never share a process and a native crash becomes ``err``
+            rows (:mod:`unigrad.conformance.isolated`); ``False`` runs everything in this process.
+        jobs: worker processes at once (default: the CPU cores available); only with ``isolate``.
+        verbose: with ``isolate``, let the frameworks' log lines through to stderr.
     """
     cases = None if cases is None else list(cases)  # read twice below
     selected = select_cases(cases)
@@ -239,6 +283,13 @@ def run_conformance(
     unknown = sorted(set(dtypes) - set(ALL_DTYPES))
     if unknown:
         raise ValueError(f"unknown dtype(s) {unknown}: choose from {list(ALL_DTYPES)}")
+    if isolate:
+        from unigrad.conformance.isolated import run_isolated
+
+        wanted = None if devices is None else list(devices)
+        return run_isolated(
+            cases, backends, dtypes, seed, wanted, jobs=jobs, verbose=verbose, progress=progress
+        )
     wanted_devices = None if devices is None else set(devices)
     device_map = {}
     for backend in backends:
@@ -257,10 +308,10 @@ def run_conformance(
     with strict_precision(backends):
         for case in selected:
             report.comparisons.extend(run_case(case, backends, device_map, dtypes, seed))
-            if progress is not None:
-                progress(case)
+            for backend in backends if progress is not None else ():
+                progress(case.name, backend)
         for transform_case in transforms:
             report.comparisons.extend(run_transform_case(transform_case, backends, device_map, dtypes, seed))
-            if progress is not None:
-                progress(transform_case)  # type: ignore[arg-type]
+            for backend in backends if progress is not None else ():
+                progress(transform_case.name, backend)
     return report

@@ -336,32 +336,33 @@ def _comparison(
     return Comparison(**base, status=status, rtol=tolerance.rtol, atol=tolerance.atol, leaves=leaves)
 
 
-def run_transform_case(
-    case: TransformCase,
-    backends: Sequence[str],
-    devices: dict[str, list[str]],
-    dtypes: Sequence[str],
-    seed: int,
-) -> list[Comparison]:
-    """Every ``reference`` and ``pairwise`` comparison for one transform case.
+Key = tuple[str, str, str]  # (backend, device, dtype)
+
+
+def evaluate_transform_case(
+    case: TransformCase, backend: str, devices: Sequence[str], dtypes: Sequence[str], seed: int
+) -> dict[Key, Any]:
+    """The case's float64 results (or error texts) on one backend, per device and dtype of the case.
+
+    The framework-running phase: the isolated runner calls it in a worker process per backend.
+    """
+    inputs = case.make_inputs(seed)
+    wanted = [dtype for dtype in dtypes if dtype in case.dtypes]
+    return {
+        (backend, device, dtype): _evaluate(case, backend, device, dtype, inputs)
+        for device in devices
+        for dtype in wanted
+    }
+
+
+def compare_transform_case(case: TransformCase, results: dict[Key, Any], want: Any) -> list[Comparison]:
+    """Every ``reference`` and ``pairwise`` comparison of one transform case's results.
 
     Args:
         case: the case.
-        backends: backends to run (``'torch'``, ``'tensorflow'``, ``'jax'``).
-        devices: device names per backend (``{'torch': ['cpu']}``).
-        dtypes: dtypes to run; those not in ``case.dtypes`` are skipped.
-        seed: inputs are a pure function of the seed and the case name.
+        results: float64 results (or error texts) per (backend, device, dtype), in backend order.
+        want: :func:`reference_results` of the case.
     """
-    inputs = case.make_inputs(seed)
-    want = reference_results(case, seed)
-    wanted = [dtype for dtype in dtypes if dtype in case.dtypes]
-    results: dict[tuple[str, str, str], Any] = {}
-    with strict_precision(list(backends)):
-        for backend in backends:
-            for device in devices[backend]:
-                for dtype in wanted:
-                    results[(backend, device, dtype)] = _evaluate(case, backend, device, dtype, inputs)
-
     comparisons = []
     for key, got in results.items():
         backend, device, dtype = key
@@ -381,3 +382,26 @@ def run_transform_case(
             against = "/".join(b_key)
             comparisons.append(_comparison(case, "pairwise", a_key, a, against, b, doubled))
     return comparisons
+
+
+def run_transform_case(
+    case: TransformCase,
+    backends: Sequence[str],
+    devices: dict[str, list[str]],
+    dtypes: Sequence[str],
+    seed: int,
+) -> list[Comparison]:
+    """Every ``reference`` and ``pairwise`` comparison for one transform case, run in this process.
+
+    Args:
+        case: the case.
+        backends: backends to run (``'torch'``, ``'tensorflow'``, ``'jax'``).
+        devices: device names per backend (``{'torch': ['cpu']}``).
+        dtypes: dtypes to run; those not in ``case.dtypes`` are skipped.
+        seed: inputs are a pure function of the seed and the case name.
+    """
+    results: dict[Key, Any] = {}
+    with strict_precision(list(backends)):
+        for backend in backends:
+            results.update(evaluate_transform_case(case, backend, devices[backend], dtypes, seed))
+    return compare_transform_case(case, results, reference_results(case, seed))

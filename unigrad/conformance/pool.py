@@ -1,0 +1,214 @@
+"""A pool of conformance workers: one backend per process, several processes at once.
+
+Two frameworks' native libraries never share an address space here (TensorFlow followed by triton,
+which ``torch.compile`` imports, is a segmentation fault with the CUDA build of torch), and a native
+crash costs one case on one backend, not the run: the case gets ``err`` rows naming the signal, and
+a fresh worker takes the backend's remaining cases.
+
+Scheduling: each backend has a queue of case names; up to ``jobs`` workers run at once, each serving
+one backend case by case. A free slot starts a worker for the backend with the most cases left and
+the fewest workers, so a slow backend is helped by the slots the fast ones free. Results arrive as
+JSON lines (:mod:`unigrad.conformance.wire`) and are handed to ``on_result`` in the calling thread;
+:mod:`unigrad.conformance.isolated` turns them into comparisons.
+
+Example:
+    >>> from unigrad.conformance.pool import default_jobs
+    >>> default_jobs() >= 1
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from unigrad.conformance.wire import dumps, loads
+
+#: ``on_result(backend, case_name, records)``: ``records`` are the worker's outcome records, or
+#: ``None`` with ``error`` set when the worker crashed or could not start.
+ResultHandler = Callable[[str, str, list[dict[str, Any]] | None, str], None]
+
+
+def default_jobs() -> int:
+    """Workers to run at once: the CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def signal_name(returncode: int) -> str:
+    """``'SIGSEGV (signal 11)'`` for a process killed by a signal, else ``'exit code N'``."""
+    if returncode < 0:
+        try:
+            return f"{signal.Signals(-returncode).name} (signal {-returncode})"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+def worker_environment(verbose: bool) -> dict[str, str]:
+    """The workers' environment: the caller's, with framework logging quiet unless ``verbose``."""
+    env = dict(os.environ)
+    if not verbose:
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's and XLA's C++ start-up lines
+        env.setdefault("GRPC_VERBOSITY", "ERROR")
+        env.setdefault("PYTHONWARNINGS", "ignore")
+    return env
+
+
+@dataclass
+class _Schedule:
+    """Case queues per backend and how many workers serve each; shared by the slot threads."""
+
+    queues: dict[str, deque[str]]
+    running: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_backend(self) -> str | None:
+        with self.lock:
+            open_backends = [b for b, q in self.queues.items() if q and b not in self.failed]
+            if not open_backends:
+                return None
+            backend = min(open_backends, key=lambda b: (self.running.get(b, 0), -len(self.queues[b])))
+            self.running[backend] = self.running.get(backend, 0) + 1
+            return backend
+
+    def next_case(self, backend: str) -> str | None:
+        with self.lock:
+            cases = self.queues[backend]
+            return cases.popleft() if cases and backend not in self.failed else None
+
+    def done(self, backend: str) -> None:
+        with self.lock:
+            self.running[backend] -= 1
+
+    def fail(self, backend: str, message: str) -> list[str]:
+        """Mark ``backend`` as unable to start; returns the cases it will never run."""
+        with self.lock:
+            self.failed.setdefault(backend, message)
+            left = list(self.queues[backend])
+            self.queues[backend].clear()
+            return left
+
+
+@dataclass
+class WorkerPool:
+    """Runs case names on backends in worker processes (see the module docstring).
+
+    Attributes:
+        request: what every worker is told besides its backend (``devices``, ``dtypes``, ``seed``,
+            ``user``).
+        jobs: workers at once.
+        verbose: let the workers' stderr (framework logs) through to this process's stderr.
+    """
+
+    request: dict[str, Any]
+    jobs: int = field(default_factory=default_jobs)
+    verbose: bool = False
+    ready: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def run(self, backends: Sequence[str], case_names: Sequence[str], on_result: ResultHandler) -> None:
+        """Evaluate every case on every backend; ``on_result`` is called here, once per pair."""
+        schedule = _Schedule({backend: deque(case_names) for backend in backends})
+        inbox: queue.Queue[tuple[str, str, list[dict[str, Any]] | None, str] | None] = queue.Queue()
+        slots = min(self.jobs, len(backends) * max(1, len(case_names))) if case_names else 0
+        threads = [
+            threading.Thread(target=self._slot, args=(schedule, inbox), daemon=True) for _ in range(slots)
+        ]
+        for thread in threads:
+            thread.start()
+        finished = 0
+        while finished < len(threads):
+            item = inbox.get()
+            if item is None:
+                finished += 1
+            else:
+                on_result(*item)
+        for thread in threads:
+            thread.join()
+
+    def _slot(self, schedule: _Schedule, inbox: queue.Queue[Any]) -> None:
+        try:
+            while (backend := schedule.next_backend()) is not None:
+                try:
+                    self._serve_one_worker(backend, schedule, inbox)
+                finally:
+                    schedule.done(backend)
+        finally:
+            inbox.put(None)
+
+    def _start(self, backend: str, log: IO[bytes] | None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "unigrad.conformance.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None if self.verbose else log,
+            text=True,
+            env=worker_environment(self.verbose),
+        )
+
+    def _serve_one_worker(self, backend: str, schedule: _Schedule, inbox: queue.Queue[Any]) -> None:
+        with tempfile.TemporaryFile() as log:
+            process = self._start(backend, log)
+            assert process.stdin is not None and process.stdout is not None
+            try:
+                hello = _send(process, {**self.request, "backend": backend})
+                if hello is None or hello.get("event") != "ready":
+                    why = (hello or {}).get("message") or _died(process, log, backend, "while starting")
+                    for name in schedule.fail(backend, why):
+                        inbox.put((backend, name, None, f"{backend} could not start: {why}"))
+                    return
+                self.ready.setdefault(backend, hello)
+                while (name := schedule.next_case(backend)) is not None:
+                    answer = _send(process, {"case": name})
+                    if answer is None:
+                        inbox.put(
+                            (backend, name, None, _died(process, log, backend, f"while running {name}"))
+                        )
+                        return
+                    inbox.put((backend, name, answer["outcomes"], ""))
+            finally:
+                if process.stdin and not process.stdin.closed:
+                    with contextlib.suppress(BrokenPipeError):
+                        process.stdin.close()
+                process.wait()
+
+
+def _send(process: subprocess.Popen[str], message: dict[str, Any]) -> dict[str, Any] | None:
+    """The worker's answer to ``message``, or ``None`` when it died before answering."""
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write(dumps(message) + "\n")
+        process.stdin.flush()
+    except BrokenPipeError:
+        return None
+    line = process.stdout.readline()
+    return loads(line) if line else None
+
+
+def _died(process: subprocess.Popen[str], log: IO[bytes], backend: str, when: str) -> str:
+    """What to report for a worker that ended without answering: the signal and the log's last line."""
+    with contextlib.suppress(BrokenPipeError, OSError):
+        process.stdin.close()  # type: ignore[union-attr]
+    returncode = process.wait()
+    log.seek(0)
+    lines = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+    fatal = [line for line in lines if line.startswith("Fatal Python error")]  # faulthandler's headline
+    last = (fatal or lines or [""])[-1]
+    detail = f"; log: {last[:160]}" if last else ""
+    return (
+        f"the {backend} worker process crashed with {signal_name(returncode)} {when}{detail} "
+        "(rerun with --verbose for the log)"
+    )
