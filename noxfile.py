@@ -57,6 +57,34 @@ def tests_all(session: nox.Session) -> None:
     _run_tests(session, [pkg for pkgs in FRAMEWORKS.values() for pkg in pkgs])
 
 
+@nox.session(name="tests-latest")
+def tests_latest(session: nox.Session) -> None:
+    """What a user gets: ``pip install ".[all,cli,test]"`` with no constraints file, then the tests and
+    ``unigrad check`` end to end (not in the default set; ``.ci/run`` runs it after the pinned ones).
+
+    On Linux pip resolves torch to its CUDA build, which ships triton (several GB, minutes to install);
+    it runs on the CPU. The resolved versions are printed first, for the record.
+    """
+    session.install("-e", ".[all,cli,test]")
+    session.run(
+        "python", "-c",
+        "import importlib.metadata as m\n"
+        "for name in ('torch', 'triton', 'tensorflow', 'keras', 'jax', 'jaxlib', 'numpy', 'optree'):\n"
+        "    try: print(f'{name}=={m.version(name)}')\n"
+        "    except m.PackageNotFoundError: print(f'{name}: not installed')",
+    )  # fmt: skip
+    session.run("pytest", *session.posargs)
+    report = session.create_tmp()
+    # The README's first command, with every output a user can ask for; exit code 0 is required.
+    session.run(
+        "unigrad", "check", "--no-progress",
+        "--json", f"{report}/report.json",
+        "--markdown", f"{report}/report.md",
+        "--plot", f"{report}/report.png",
+    )  # fmt: skip
+    session.run("unigrad", "info")
+
+
 @nox.session(name="conformance-low-precision")
 def conformance_low_precision(session: nox.Session) -> None:
     """The catalogue, transform cases included, at float16 and bfloat16 on every backend (slow; not in

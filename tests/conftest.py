@@ -18,6 +18,12 @@ def skip_reason(backend: str) -> str:
     return f"{backend} is not installed (pip install 'unigrad[{backend}]')"
 
 
+if is_installed("triton") and is_installed("tensorflow"):
+    # The CUDA build of torch ships triton, and `import tensorflow` followed by `import triton` (what
+    # torch.compile does) is a segmentation fault. The tests run every framework in one process, so
+    # they take the import order that works (docs/known-differences.md, "Troubleshooting").
+    import triton  # noqa: F401
+
 if is_installed("jax"):
     # float64 tests need JAX's 64-bit mode; the test process opts in explicitly, unigrad never does.
     import jax
