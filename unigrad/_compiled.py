@@ -192,7 +192,12 @@ class ValueAndGradFn:
     def __call__(self, params: Any, data: Any = None) -> tuple[Any, Any]:
         by_structure = self._by_structure
         if by_structure:
-            leaves, treedef = self._compiler_flatten((params, data))
+            try:
+                leaves, treedef = self._compiler_flatten((params, data))
+            except (RecursionError, SystemError):
+                # A cycle (JAX's C++ flatten reports it as a SystemError caused by a RecursionError):
+                # the keyed path's flatten raises the typed error naming where it is.
+                return self._keyed_call(params, data)
             entry = by_structure.get(treedef)
             if entry is not None and entry.leaf_types.issuperset(map(type, leaves)):
                 try:
@@ -209,7 +214,7 @@ class ValueAndGradFn:
     def _keyed_call(self, params: Any, data: Any) -> tuple[Any, Any]:
         leaves, treedef = _tree.flatten(params)
         if self.jit:
-            data_leaves, data_def = _tree.flatten(data)
+            data_leaves, data_def = _tree.flatten(data, "data")
             key: Hashable = (treedef, data_def, _param_signature(leaves), _data_signature(data_leaves))
         else:
             data_leaves, data_def = [], None

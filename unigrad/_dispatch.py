@@ -117,25 +117,33 @@ class CallPlan:
         return lambda leaves: fn(treedef.unflatten(leaves), call_data)
 
     def prepare_data(self, data: Any) -> Any:
-        """``data`` as the loss function sees it: foreign arrays converted when ``backend=`` was given."""
-        if not self.explicit or data is None:
+        """``data`` as the loss function sees it: foreign arrays converted when ``backend=`` was given,
+        and the adapter's own arrays prepared when it asks for that (PyTorch under inference mode)."""
+        if data is None:
             return data
-        leaves, treedef = _flatten_tree(data)
         adapter = self.adapter
+        explicit = self.explicit
+        if not explicit and not adapter.prepares_native_data():
+            return data  # the common case: data goes to the loss untouched, not even flattened
+        leaves, treedef = _flatten_tree(data, "data")
         prepared = []
         for leaf in leaves:
             owner = backend_name_of(leaf)
-            if owner is not None:
-                if owner != adapter.name:
-                    leaf = adapter.from_foreign(leaf, get_adapter(owner))
+            if owner == adapter.name:
                 leaf = adapter.prepare_data_leaf(leaf)
+            elif owner is not None and explicit:
+                leaf = adapter.prepare_data_leaf(adapter.from_foreign(leaf, get_adapter(owner)))
             prepared.append(leaf)
         return treedef.unflatten(prepared)
 
 
-def _flatten_tree(tree: Any) -> tuple[list[Any], optree.PyTreeSpec]:
+def _flatten_tree(tree: Any, root: str = "params") -> tuple[list[Any], optree.PyTreeSpec]:
     """``tree``'s leaves and treedef, registering the container types it meets (dataclasses, JAX
-    nodes); bare arrays and flat dicts of arrays seen before skip optree."""
+    nodes); bare arrays and flat dicts of arrays seen before skip optree.
+
+    Raises:
+        CyclicTreeError: ``tree`` contains itself (its path is named from ``root``).
+    """
     global _leaf_spec
     if backend_name_of(tree) is not None:
         # A bare array is one leaf: skip optree, whose flatten of an unregistered framework type
@@ -150,9 +158,9 @@ def _flatten_tree(tree: Any) -> tuple[list[Any], optree.PyTreeSpec]:
             leaves = [tree[key] for key in keys]
             if _array_types.issuperset(map(type, leaves)):
                 return leaves, treedef
-    leaves, treedef = _tree.flatten(tree)
+    leaves, treedef = _tree.flatten(tree, root)
     if _tree.register_container_leaves(leaves):
-        leaves, treedef = _tree.flatten(tree)
+        leaves, treedef = _tree.flatten(tree, root)
     # Remembered only when every value is itself an array leaf: {"a": (x,)} has one key and one leaf
     # too, but its value is a container (found by the property test in tests/test_structures.py).
     if type(tree) is dict and _array_types.issuperset(map(type, tree.values())):

@@ -76,6 +76,15 @@ class InvalidDataError(UnigradError, TypeError):
     """A data leaf cannot be used as given (e.g. an unhashable non-array leaf in a compiled step)."""
 
 
+class CyclicTreeError(InvalidParamsError, InvalidDataError):
+    """A container in ``params`` or ``data`` (or another pytree argument) holds itself, directly or
+    through others, so the tree has no finite list of leaves.
+
+    Both an :class:`InvalidParamsError` and an :class:`InvalidDataError`: whichever argument holds
+    the cycle, the ``except`` that catches that argument's errors catches this one.
+    """
+
+
 class UnsupportedTransformError(UnigradError, NotImplementedError):
     """The backend does not implement this transformation."""
 

@@ -39,7 +39,7 @@ class _FlatOutputs:
 
     def __call__(self, leaves: list[Any]) -> list[Any]:
         out = self.call(leaves)
-        out_leaves, self.treedef = _tree.flatten(out)
+        out_leaves, self.treedef = _tree.flatten(out, "output")
         adapter = self.adapter
         for index, leaf in enumerate(out_leaves):
             if not adapter.is_array(leaf) or adapter.dtype_name(leaf) not in FLOAT_DTYPES:
@@ -86,7 +86,7 @@ def _matching(
         StructureMismatchError: another structure, or a leaf of another shape.
         DtypeMismatchError: a leaf that is not an array, or has another dtype.
     """
-    leaves, treedef = _flatten_tree(tree)
+    leaves, treedef = _flatten_tree(tree, root)
     if treedef != like_treedef:
         detail = _describe_structure_mismatch(tree, root, like_tree, like_root)
         raise StructureMismatchError(
@@ -380,7 +380,7 @@ def per_example_grads(
     _require_callable(loss_fn)
     plan = plan_call(params, backend)
     adapter = plan.adapter
-    leaves, batch_def = _flatten_tree(batch)
+    leaves, batch_def = _flatten_tree(batch, "batch")
     positions = [index for index, leaf in enumerate(leaves) if backend_name_of(leaf) is not None]
     _check_batch(batch, leaves, positions)
     batched = [to_backend(adapter, leaves[index]) for index in positions]

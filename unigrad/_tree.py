@@ -24,6 +24,8 @@ from typing import Any
 
 import optree
 
+from unigrad._errors import CyclicTreeError
+
 NAMESPACE = "unigrad"
 
 _registered_types: set[type] = set()
@@ -109,10 +111,94 @@ def _is_unregistered(leaf: Any) -> bool:
     )
 
 
-def flatten(tree: Any) -> tuple[list[Any], optree.PyTreeSpec]:
-    """Flatten ``tree`` into leaves and a treedef; ``None`` is structure, not a leaf."""
-    leaves, treedef = optree.tree_flatten(tree, none_is_leaf=False, namespace=NAMESPACE)
+def flatten(tree: Any, root: str = "params") -> tuple[list[Any], optree.PyTreeSpec]:
+    """Flatten ``tree`` into leaves and a treedef; ``None`` is structure, not a leaf.
+
+    Raises:
+        CyclicTreeError: a container in ``tree`` holds itself; the message names the path (from
+            ``root``, the argument's name) of the reference closing the cycle.
+    """
+    try:
+        leaves, treedef = optree.tree_flatten(tree, none_is_leaf=False, namespace=NAMESPACE)
+    except RecursionError:
+        # Looked for only here, once optree has given up: normal calls pay nothing for the check.
+        path = cycle_path(tree, root)
+        if path is None:
+            raise  # deep, not cyclic: optree's own message says so
+        raise CyclicTreeError(
+            f"{path} is {root} itself or a container holding it: {root} contains itself, so it has "
+            f"no finite list of leaves to differentiate or pass on; give a tree without cycles "
+            f"(remove the back-reference at {path}, or pass a copy of the containers without it)"
+        ) from None
     return leaves, treedef
+
+
+def cycle_path(tree: Any, root: str = "params") -> str | None:
+    """The path of the first reference in ``tree`` to a container enclosing it, or ``None`` if acyclic.
+
+    A depth-first walk, one level of optree's flattening at a time, that keeps the containers on the
+    current path and those already finished: one visit per container even when subtrees are shared.
+    Only called once a flatten has failed (see :func:`flatten`).
+
+    Example:
+        >>> params = [1.0, {"w": 2.0}]
+        >>> params[1]["self"] = params
+        >>> cycle_path(params)
+        "params[1]['self']"
+        >>> cycle_path([1.0, 2.0]) is None
+        True
+    """
+    open_ids: set[int] = set()  # containers on the current path: meeting one again closes a cycle
+    # Finished containers by id, kept alive so that no child made on the fly by a custom flatten
+    # function can reuse a finished id.
+    finished: dict[int, Any] = {}
+    # (node, accessor of its path, whether it is being left rather than entered)
+    stack: list[tuple[Any, optree.PyTreeAccessor, bool]] = [(tree, optree.PyTreeAccessor(), False)]
+    while stack:
+        node, accessor, leaving = stack.pop()
+        node_id = id(node)
+        if leaving:
+            open_ids.discard(node_id)
+            finished[node_id] = node
+            continue
+        if node_id in open_ids:
+            return accessor.codify(root)
+        if node_id in finished:
+            continue
+        children = _children_with_accessors(node)
+        if not children:
+            continue
+        open_ids.add(node_id)
+        stack.append((node, accessor, True))
+        for child, child_accessor in reversed(children):
+            stack.append((child, optree.PyTreeAccessor((*accessor, *child_accessor)), False))
+    return None
+
+
+def _children_with_accessors(node: Any) -> list[tuple[Any, optree.PyTreeAccessor]]:
+    """``node``'s children (one level down) with their one-step accessors; ``[]`` for a leaf."""
+    if node is None or not _is_node(node):
+        return []
+    # Everything below the node itself is a leaf here, so a child that is the node is not entered.
+    entered = [False]
+
+    def is_leaf(_: Any) -> bool:
+        was_entered = entered[0]
+        entered[0] = True
+        return was_entered
+
+    accessors, children, _ = optree.tree_flatten_with_accessor(
+        node, is_leaf, none_is_leaf=False, namespace=NAMESPACE
+    )
+    return list(zip(children, accessors, strict=True))
+
+
+def _is_node(node: Any) -> bool:
+    try:
+        optree.tree_flatten_one_level(node, none_is_leaf=False, namespace=NAMESPACE)
+    except ValueError:  # optree's answer for a leaf
+        return False
+    return True
 
 
 def register_container_leaves(leaves: list[Any]) -> bool:

@@ -77,6 +77,14 @@ class Adapter:
         """A NumPy view or copy of ``x`` (on the host)."""
         raise NotImplementedError
 
+    def buffer_address(self, x: Any) -> int | None:
+        """The address of ``x``'s first element in its device's memory, or ``None`` when unknown.
+
+        Lets a framework with alignment requirements (TensorFlow) decide whether it can share the
+        buffer through DLPack or must copy it.
+        """
+        return None
+
     def dlpack_source(self, x: Any) -> Any:
         """An object (or capsule) other frameworks' ``from_dlpack`` accepts, for zero-copy exchange."""
         return x
@@ -126,8 +134,17 @@ class Adapter:
         raise NotImplementedError
 
     def prepare_data_leaf(self, x: Any) -> Any:
-        """Hook applied to data leaves of this framework before the call (identity by default)."""
+        """Hook applied to data leaves of this framework before the call (identity by default).
+
+        Applied when ``backend=`` was given (data is then flattened anyway, to convert foreign
+        leaves), or when :meth:`prepares_native_data` says this call needs it.
+        """
         return x
+
+    def prepares_native_data(self) -> bool:
+        """Whether this call's data leaves must go through :meth:`prepare_data_leaf` even without
+        ``backend=`` (which costs a flatten of the data, so the answer is ``False`` unless needed)."""
+        return False
 
     def detach(self, x: Any) -> Any:
         """``x`` without autodiff history (identity where arrays carry none)."""
@@ -215,7 +232,7 @@ def split_arrays(
     """
     from unigrad import _tree
 
-    leaves, treedef = _tree.flatten(tree)
+    leaves, treedef = _tree.flatten(tree, "aux")
     arrays = {index: leaf for index, leaf in enumerate(leaves) if is_array(leaf)}
 
     def rebuild(new_arrays: dict[int, Any]) -> Any:

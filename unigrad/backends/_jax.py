@@ -49,6 +49,12 @@ class JaxAdapter(Adapter):
     def from_numpy(self, array: np.ndarray) -> Any:
         return jnp.asarray(array)
 
+    def buffer_address(self, x: Any) -> int | None:
+        try:
+            return int(x.unsafe_buffer_pointer())
+        except Exception:  # noqa: BLE001 - sharded over several devices, deleted, or a tracer
+            return None
+
     def from_dlpack(self, source: Any) -> Any:
         return jax.dlpack.from_dlpack(source)
 

@@ -68,6 +68,16 @@ class TensorFlowAdapter(Adapter):
         capsule = source.__dlpack__() if hasattr(source, "__dlpack__") else source
         return tf.experimental.dlpack.from_dlpack(capsule)
 
+    def from_foreign(self, x: Any, origin: Adapter) -> Any:
+        # DLPack shares the buffer as it is, and TF aborts the process on one that is not 64-byte
+        # aligned (a slice such as torch.arange(10.)[1:4]): the same rule as from_numpy, which copies
+        # such a buffer. An address the origin cannot tell is copied too.
+        if origin.name != "numpy":
+            address = origin.buffer_address(x)
+            if address is None or address % _ALIGNMENT:
+                return self.from_numpy(origin.to_numpy(x))
+        return super().from_foreign(x, origin)
+
     def match(self, x: Any, like: Any) -> Any:
         with tf.device(_device(like) or "/cpu:0"):
             return tf.identity(tf.cast(x, like.dtype))

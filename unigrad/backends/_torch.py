@@ -7,6 +7,10 @@ is also as fast as ``loss.backward()`` (see the Core issue's measurements).
 Inside ``torch.compile`` the gradient comes from ``torch.func.grad`` instead: Dynamo cannot trace
 ``torch.autograd.grad`` and would break the graph there. The other transformations use ``torch.func``
 (``jvp``, ``vjp``, ``jacrev``, ``hessian``, ``vmap``) on detached inputs.
+
+Under ``torch.inference_mode()`` autograd records nothing, even beneath ``enable_grad``: the gradient
+is computed outside it (as it is outside ``no_grad``), and tensors created under it (inference
+tensors, which autograd refuses) are differentiated or read through copies.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ class TorchAdapter(Adapter):
             return x.cpu().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
         return x.cpu().numpy()
 
+    def buffer_address(self, x: Any) -> int | None:
+        return int(x.data_ptr())
+
     def dlpack_source(self, x: Any) -> Any:
         return x.detach()
 
@@ -55,7 +62,10 @@ class TorchAdapter(Adapter):
             return torch.from_numpy(array.view(np.int16).copy()).view(torch.bfloat16)
         if not array.flags.writeable or not array.flags.aligned:
             array = array.copy()  # torch.from_numpy warns on read-only memory; copy to stay silent
-        return torch.from_numpy(array)
+        try:
+            return torch.from_numpy(array)
+        except ValueError:  # negative strides (x[::-1], np.flip), which no torch tensor can have
+            return torch.from_numpy(np.ascontiguousarray(array))
 
     def from_dlpack(self, source: Any) -> Any:
         return torch.from_dlpack(source)
@@ -66,6 +76,17 @@ class TorchAdapter(Adapter):
     def detach(self, x: Any) -> Any:
         return x.detach() if isinstance(x, torch.Tensor) else x
 
+    def prepares_native_data(self) -> bool:
+        return torch.is_inference_mode_enabled()
+
+    def prepare_data_leaf(self, x: Any) -> Any:
+        # An inference tensor cannot be saved for backward, as most ops with a differentiated input
+        # must do: the loss reads a normal copy (made outside inference mode, or it would be one too).
+        if x.is_inference():
+            with torch.inference_mode(False):
+                return x.clone()
+        return x
+
     def signature(self, x: Any) -> Hashable:
         return (type(x), x.shape, x.dtype, x.device)
 
@@ -74,8 +95,16 @@ class TorchAdapter(Adapter):
     ) -> tuple[Any, Any, list[Any]]:
         if torch.compiler.is_compiling():
             return self._functional_value_and_grad(fn, leaves, finish)
+        if torch.is_inference_mode_enabled():
+            # enable_grad does not reach beneath inference mode: the loss would record no graph and
+            # every gradient would be zero. Differentiate outside it, as outside no_grad below.
+            with torch.inference_mode(False):
+                return self.value_and_grad(fn, leaves, finish)
         with torch.enable_grad():
-            aliases = [leaf.detach().requires_grad_() for leaf in leaves]
+            try:
+                aliases = [leaf.detach().requires_grad_() for leaf in leaves]
+            except RuntimeError:  # an inference tensor cannot require grad: see _differentiable
+                aliases = [_differentiable(leaf) for leaf in leaves]
             loss, aux = finish(fn(aliases))
             if loss.requires_grad:
                 grads = list(torch.autograd.grad(loss, aliases, allow_unused=True, materialize_grads=True))
@@ -181,6 +210,15 @@ def _own_code(fn: Any) -> Any:
     return types.FunctionType(
         fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
     )
+
+
+def _differentiable(leaf: Any) -> Any:
+    """An alias of ``leaf`` that requires grad; a copy for an inference tensor (made under
+    ``torch.inference_mode()``), on which autograd can neither set ``requires_grad`` nor record ops.
+    Must run outside inference mode, where a copy of an inference tensor is a normal tensor."""
+    if leaf.is_inference():
+        return leaf.clone().requires_grad_()
+    return leaf.detach().requires_grad_()
 
 
 def _detached(tensors: list[Any]) -> tuple[Any, ...]:
