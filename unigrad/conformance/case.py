@@ -84,6 +84,18 @@ class Case:
         convention: what ``expected_grad`` encodes, for the docs (e.g. "abs'(0) = 0").
         reference_name: how reports name the reference when ``expected_grad`` is given
             (default ``"closed form"``).
+        valid_grads: at kinks, ties and bounds, every gradient that is correct:
+            ``(params, data) -> tree like params`` of per-element sets built with
+            :func:`~unigrad.conformance.subgradients.interval` (a closed interval ``[lo, hi]``, a
+            single value where ``lo == hi``) or :func:`~unigrad.conformance.subgradients.one_of`
+            (finitely many values), or a :class:`~unigrad.conformance.subgradients.Subdifferential`
+            adding conditions across elements (ties sum to 1, a norm's unit ball). A backend that
+            departs from ``expected_grad`` but stays in this set is ``known``, with its version and
+            choice in the reason, not ``fail``; ``expected_grad`` must lie in the set.
+
+    Example of a valid set (relu: ``[0, 1]`` at 0, the ordinary derivative elsewhere):
+        >>> from unigrad.conformance.subgradients import interval
+        >>> relu_valid = lambda p, d: {"x": interval(p["x"] > 0, p["x"] >= 0)}
     """
 
     name: str
@@ -97,6 +109,7 @@ class Case:
     expected_grad: Callable[[Any, Any], Any] | None = None
     convention: str = ""
     reference_name: str = "closed form"
+    valid_grads: Callable[[Any, Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.tolerances and not self.tolerance_reason:
