@@ -168,8 +168,13 @@ def test_tensorflow_placement_on_a_second_logical_cpu() -> None:
         "g = ug.grad(lambda p: tf.reduce_sum(p['x'] ** 2), {'x': x})\n"
         "assert device_of('tensorflow', g['x']) == 'cpu:1', g['x'].device\n"
         "r = run_conformance(cases=['reduce_mean', 'model_mlp_tanh', 'model_attention'],"
-        " backends=['tensorflow'], devices=['cpu:1'], dtypes=['float64'])\n"
+        " backends=['tensorflow'], devices=['cpu:1'], dtypes=['float64'], isolate=False)\n"
         "assert r.devices == {'tensorflow': ['cpu:1']} and r.ok, r.counts()\n"
+        "# Worker processes do not see this process's logical devices: err rows that say so\n"
+        "r = run_conformance(cases=['reduce_mean'], backends=['tensorflow'], devices=['cpu:1'],"
+        " dtypes=['float64'])\n"
+        "assert not r.ok and all(c.status == 'error' for c in r.comparisons), r.counts()\n"
+        "assert 'isolate=False' in r.comparisons[0].reason, r.comparisons[0].reason\n"
         "print('ok')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -27,6 +27,11 @@ MODULES = {
     "unigrad.conformance.results": [],
     "unigrad.conformance.tolerances": [],
     "unigrad.conformance.known_differences": [],
+    "unigrad.conformance.subgradients": [],
+    "unigrad.conformance.wire": [],
+    "unigrad.conformance.pool": [],
+    "unigrad.conformance.isolated": [],
+    "unigrad.conformance.worker": [],
     "unigrad.backends": [],
     "unigrad.demo": [],
 }

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 import unigrad as ug
 from unigrad.conformance import run_conformance
-from unigrad.conformance.pool import signal_name, worker_environment
+from unigrad.conformance.pool import compile_cache_dir, default_jobs, signal_name, worker_environment
 from unigrad.conformance.wire import decode_leaves, encode_leaves, rebuild
 
 BACKENDS = ug.installed_backends()
@@ -61,6 +62,39 @@ def test_workers_are_quiet_unless_verbose(monkeypatch: pytest.MonkeyPatch) -> No
     assert "TF_CPP_MIN_LOG_LEVEL" not in worker_environment(verbose=True)
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")  # the user's own setting wins
     assert worker_environment(verbose=False)["TF_CPP_MIN_LOG_LEVEL"] == "1"
+
+
+def test_workers_share_the_cores_and_keep_jax_compiles(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in (
+        "OMP_NUM_THREADS",
+        "JAX_COMPILATION_CACHE_DIR",
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cores = default_jobs()
+    env = worker_environment(verbose=False, jobs=cores, compile_cache=True)
+    assert env["OMP_NUM_THREADS"] == env["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "unigrad" / "jax") == str(compile_cache_dir())
+    assert env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
+    assert worker_environment(verbose=False, jobs=1)["OMP_NUM_THREADS"] == str(cores)
+    assert "JAX_COMPILATION_CACHE_DIR" not in worker_environment(verbose=False, compile_cache=False)
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")  # the user's own cache wins
+    assert worker_environment(verbose=False, compile_cache=True)["JAX_COMPILATION_CACHE_DIR"] == "/elsewhere"
+
+
+def test_jax_worker_fills_the_compile_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require("jax")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    report = run_conformance(cases=["reduce_sum"], backends=["jax"], dtypes=["float64"])
+    assert report.ok, report.counts()
+    cached = set((tmp_path / "unigrad" / "jax").iterdir())
+    assert cached
+    report = run_conformance(cases=["reduce_mean"], backends=["jax"], dtypes=["float64"], compile_cache=False)
+    assert report.ok and set((tmp_path / "unigrad" / "jax").iterdir()) == cached
 
 
 def test_isolated_and_in_process_runs_give_the_same_report() -> None:

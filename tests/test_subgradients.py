@@ -155,6 +155,7 @@ def test_framework_version_reads_the_module_then_the_metadata(monkeypatch: pytes
     monkeypatch.setitem(sys.modules, "jax", types.SimpleNamespace(__version__="0.0.1"))
     assert framework_version("jax") == "0.0.1"
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
 
     def version(distribution: str) -> str:
         if distribution == "tensorflow-cpu":

@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--verbose", action="store_true", help="show the frameworks' own log lines and warnings"
     )
+    check.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not keep JAX's compiled operations in ~/.cache/unigrad/jax between runs",
+    )
 
     info = commands.add_parser("info", help="versions, devices and precision settings of each backend")
     info.add_argument(

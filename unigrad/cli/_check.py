@@ -85,7 +85,8 @@ def _run_user_loss(
         user = {"target": args.target, "params": args.params, "data": args.data}
         report = run_isolated(
             None, backends, args.dtypes, args.seed, args.devices,
-            jobs=args.jobs, verbose=args.verbose, user=user, user_case=case,
+            jobs=args.jobs, verbose=args.verbose, compile_cache=not args.no_compile_cache,
+            user=user, user_case=case,
         )  # fmt: skip
         return report, [case]
     devices = {b: _filter_devices(available_devices(b), args.devices) for b in backends}
@@ -143,6 +144,7 @@ def run_check(args: argparse.Namespace) -> int:
             isolate=not args.in_process,
             jobs=args.jobs,
             verbose=args.verbose,
+            compile_cache=not args.no_compile_cache,
         )
         if bar is not None:
             bar.close()

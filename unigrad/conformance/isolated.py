@@ -130,7 +130,8 @@ class _Collector:
             outcome = _outcome(record, ref[1])
             outcome.crashed = bool(record.get("crashed"))
             outcomes[key] = outcome
-        return compare_case(case, outcomes, ref)
+        versions = {b: ready["version"] for b, ready in self.pool.ready.items()}
+        return compare_case(case, outcomes, ref, inputs=(params, data), versions=versions)
 
 
 def run_isolated(
@@ -142,6 +143,7 @@ def run_isolated(
     *,
     jobs: int | None = None,
     verbose: bool = False,
+    compile_cache: bool = True,
     user: dict[str, Any] | None = None,
     user_case: Case | None = None,
     progress: Callable[[str, str], None] | None = None,
@@ -156,6 +158,8 @@ def run_isolated(
         devices: device kinds or names to keep; default: all each backend sees.
         jobs: workers at once (default: the CPU cores available).
         verbose: let the frameworks' own log lines through to stderr.
+        compile_cache: keep JAX's compiled operations on disk between runs
+            (:func:`~unigrad.conformance.pool.compile_cache_dir`).
         user: a user loss for the workers to load (``target``, ``params``, ``data``), with
             ``user_case`` the same case loaded here.
         user_case: see ``user``.
@@ -171,9 +175,12 @@ def run_isolated(
         "seed": seed,
         "user": user,
     }
-    pool = WorkerPool(request, jobs=jobs or default_jobs(), verbose=verbose)
+    pool = WorkerPool(request, jobs=jobs or default_jobs(), verbose=verbose, compile_cache=compile_cache)
     collector = _Collector(selected, backends, dtypes, seed, pool, progress)
-    pool.run(backends, [case.name for case in selected], collector)
+    # Longest first: transform cases (compiled steps, second order) cost the most, so no worker is
+    # left with one of them while the others are idle at the end.
+    heaviest_first = sorted(selected, key=lambda case: not isinstance(case, TransformCase))
+    pool.run(backends, [case.name for case in heaviest_first], collector)
     versions = framework_versions([])
     versions.update({b: pool.ready[b]["version"] for b in backends if b in pool.ready})
     versions.update({b: "unavailable" for b in backends if b not in pool.ready})

@@ -30,9 +30,14 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from unigrad.conformance.wire import dumps, loads
+
+#: A free slot starts another worker for a backend that already has one only when at least this many
+#: of its cases are waiting (a worker's start costs a framework import, up to seconds).
+HELPER_MIN_CASES = 6
 
 #: ``on_result(backend, case_name, records)``: ``records`` are the worker's outcome records, or
 #: ``None`` with ``error`` set when the worker crashed or could not start.
@@ -57,13 +62,33 @@ def signal_name(returncode: int) -> str:
     return f"exit code {returncode}"
 
 
-def worker_environment(verbose: bool) -> dict[str, str]:
-    """The workers' environment: the caller's, with framework logging quiet unless ``verbose``."""
+def compile_cache_dir() -> Path:
+    """Where the workers keep JAX's persistent compilation cache: ``$XDG_CACHE_HOME/unigrad/jax``
+    (``~/.cache/unigrad/jax`` by default)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "unigrad" / "jax"
+
+
+def worker_environment(verbose: bool, *, jobs: int = 1, compile_cache: bool = False) -> dict[str, str]:
+    """The workers' environment: the caller's, with framework logging quiet unless ``verbose``.
+
+    Variables the caller has set are kept. ``jobs`` workers share the cores: each framework's
+    thread pools get ``cores // jobs`` threads, so they do not fight over them. ``compile_cache``
+    turns on JAX's persistent compilation cache (:func:`compile_cache_dir`): JAX compiles every
+    operation on its first use with new shapes (~65 ms each on CPU, most of a cold run's time), and a
+    later run reads them back.
+    """
     env = dict(os.environ)
     if not verbose:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's and XLA's C++ start-up lines
         env.setdefault("GRPC_VERBOSITY", "ERROR")
         env.setdefault("PYTHONWARNINGS", "ignore")
+    threads = str(max(1, default_jobs() // max(1, jobs)))
+    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        env.setdefault(name, threads)
+    if compile_cache:
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", str(compile_cache_dir()))
+        env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # default: only >1 s ones
     return env
 
 
@@ -78,7 +103,13 @@ class _Schedule:
 
     def next_backend(self) -> str | None:
         with self.lock:
-            open_backends = [b for b, q in self.queues.items() if q and b not in self.failed]
+            # A second worker for a backend pays the framework's import again: only worth it when
+            # enough of its cases are left.
+            open_backends = [
+                b
+                for b, q in self.queues.items()
+                if b not in self.failed and len(q) >= (HELPER_MIN_CASES if self.running.get(b) else 1)
+            ]
             if not open_backends:
                 return None
             backend = min(open_backends, key=lambda b: (self.running.get(b, 0), -len(self.queues[b])))
@@ -112,11 +143,14 @@ class WorkerPool:
             ``user``).
         jobs: workers at once.
         verbose: let the workers' stderr (framework logs) through to this process's stderr.
+        compile_cache: keep JAX's compiled operations on disk between runs (see
+            :func:`worker_environment`).
     """
 
     request: dict[str, Any]
     jobs: int = field(default_factory=default_jobs)
     verbose: bool = False
+    compile_cache: bool = True
     ready: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def run(self, backends: Sequence[str], case_names: Sequence[str], on_result: ResultHandler) -> None:
@@ -156,7 +190,7 @@ class WorkerPool:
             stdout=subprocess.PIPE,
             stderr=None if self.verbose else log,
             text=True,
-            env=worker_environment(self.verbose),
+            env=worker_environment(self.verbose, jobs=self.jobs, compile_cache=self.compile_cache),
         )
 
     def _serve_one_worker(self, backend: str, schedule: _Schedule, inbox: queue.Queue[Any]) -> None:

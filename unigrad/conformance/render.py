@@ -1,8 +1,8 @@
 """Render a report's matrix as console text or Markdown, with a one-line summary.
 
-Cells read: ``ok`` (agrees), ``known`` (a declared difference), ``n/a`` (the framework refuses the
-operation at that precision), ``err`` (an exception), or the worst relative error followed by ``!``
-for a disagreement.
+Cells read: ``ok`` (agrees), ``known`` (another valid gradient at a kink, or a declared difference),
+``n/a`` (the framework refuses the operation at that precision), ``err`` (an exception), or the
+worst relative error followed by ``!`` for a disagreement.
 
 Example:
     >>> from unigrad.conformance.results import Comparison, Report
@@ -20,8 +20,8 @@ from unigrad.conformance.matrix import Cell, Column, Matrix, build_matrix
 from unigrad.conformance.results import ERROR, FAIL, KNOWN, PASS, UNSUPPORTED, Report
 
 LEGEND = (
-    "ok = agrees · known = declared difference · n/a = unsupported at this dtype · err = raised · "
-    "3e-02! = disagrees (worst rel. error)"
+    "ok = agrees · known = another valid gradient or a declared difference · "
+    "n/a = unsupported at this dtype · err = raised · 3e-02! = disagrees (worst rel. error)"
 )
 
 _DTYPE_SHORT = {"float64": "f64", "float32": "f32", "float16": "f16", "bfloat16": "bf16"}

@@ -82,10 +82,10 @@ def framework_versions(backends: Sequence[str]) -> dict[str, str]:
     """Versions of unigrad, NumPy and each backend's framework."""
     import platform
 
+    from unigrad.conformance.subgradients import framework_version
+
     versions = {"unigrad": ug.__version__, "numpy": np.__version__, "python": platform.python_version()}
-    for backend in backends:
-        module = __import__(backend)
-        versions[backend] = str(module.__version__)
+    versions.update({backend: framework_version(backend) for backend in backends})
     return versions
 
 
@@ -199,9 +199,21 @@ def evaluate_case(
     }
 
 
-def compare_case(case: Case, outcomes: dict[Key, Outcome], ref: Reference) -> list[Comparison]:
-    """Every comparison (see the module docstring) of one case's outcomes, in backend order."""
+def compare_case(
+    case: Case,
+    outcomes: dict[Key, Outcome],
+    ref: Reference,
+    *,
+    inputs: tuple[Any, Any] | None = None,
+    versions: dict[str, str] | None = None,
+) -> list[Comparison]:
+    """Every comparison (see the module docstring) of one case's outcomes, in backend order.
+
+    ``inputs`` are the case's ``(params, data)`` (where its valid gradients are evaluated) and
+    ``versions`` the backends' framework versions (named in the reasons of known choices).
+    """
     ref_loss, ref_grads, ref_name = ref
+    context = {"inputs": inputs, "versions": versions}
     comparisons = []
     for key, outcome in outcomes.items():
         backend, device, dtype = key
@@ -212,7 +224,7 @@ def compare_case(case: Case, outcomes: dict[Key, Outcome], ref: Reference) -> li
             against, want_loss, want_grads = f"{backend}/{device}/float64", own64.loss, own64.grads
         tolerance = tolerance_for(dtype, case)
         comparisons.append(
-            _compare(case, "reference", key, outcome, against, want_loss, want_grads, tolerance)
+            _compare(case, "reference", key, outcome, against, want_loss, want_grads, tolerance, **context)
         )
 
     for (a_key, a), (b_key, b) in itertools.combinations(outcomes.items(), 2):
@@ -222,6 +234,7 @@ def compare_case(case: Case, outcomes: dict[Key, Outcome], ref: Reference) -> li
                 _compare(
                     case, "pairwise", a_key, a, f"{b_key[0]}/{b_key[1]}/{b_key[2]}",
                     b.loss, b.grads, _doubled(tolerance_for(a_key[2], case)), other_backend=b_key[0],
+                    **context,
                 )
             )  # fmt: skip
     for key, outcome in outcomes.items():
@@ -231,7 +244,7 @@ def compare_case(case: Case, outcomes: dict[Key, Outcome], ref: Reference) -> li
             comparisons.append(
                 _compare(
                     case, "device", key, outcome, f"{backend}/cpu/{dtype}",
-                    cpu.loss, cpu.grads, _doubled(tolerance_for(dtype, case)),
+                    cpu.loss, cpu.grads, _doubled(tolerance_for(dtype, case)), **context,
                 )
             )  # fmt: skip
     return comparisons
@@ -245,7 +258,7 @@ def run_case(
     outcomes: dict[Key, Outcome] = {}
     for backend in backends:
         outcomes.update(evaluate_case(case, backend, devices[backend], dtypes, seed))
-    return compare_case(case, outcomes, reference(case, params, data))
+    return compare_case(case, outcomes, reference(case, params, data), inputs=(params, data))
 
 
 def run_conformance(
@@ -259,6 +272,7 @@ def run_conformance(
     isolate: bool = True,
     jobs: int | None = None,
     verbose: bool = False,
+    compile_cache: bool = True,
 ) -> Report:
     """Run the catalogue (or the selected cases) and return the full :class:`Report`.
 
@@ -275,6 +289,9 @@ def run_conformance(
             rows (:mod:`unigrad.conformance.isolated`); ``False`` runs everything in this process.
         jobs: worker processes at once (default: the CPU cores available); only with ``isolate``.
         verbose: with ``isolate``, let the frameworks' log lines through to stderr.
+        compile_cache: with ``isolate``, keep JAX's compiled operations on disk between runs
+            (``~/.cache/unigrad/jax``; JAX compiles each operation on first use, most of a cold
+            run's time on CPU). ``JAX_COMPILATION_CACHE_DIR``, when set, is used instead.
     """
     cases = None if cases is None else list(cases)  # read twice below
     selected = select_cases(cases)
@@ -288,8 +305,9 @@ def run_conformance(
 
         wanted = None if devices is None else list(devices)
         return run_isolated(
-            cases, backends, dtypes, seed, wanted, jobs=jobs, verbose=verbose, progress=progress
-        )
+            cases, backends, dtypes, seed, wanted,
+            jobs=jobs, verbose=verbose, compile_cache=compile_cache, progress=progress,
+        )  # fmt: skip
     wanted_devices = None if devices is None else set(devices)
     device_map = {}
     for backend in backends:

@@ -69,7 +69,14 @@ def _devices(backend: str, wanted: list[str] | None) -> list[str]:
     found = available_devices(backend)
     if wanted is None:
         return found
-    return [d for d in found if d in wanted or d.split(":")[0] in wanted]
+    kept = [d for d in found if d in wanted or d.split(":")[0] in wanted]
+    if not kept:
+        raise LookupError(
+            f"no {backend} device matches {', '.join(wanted)} in the worker process (it has "
+            f"{', '.join(found)}); logical devices set up in your own process are not seen by the "
+            "workers: pass isolate=False to run_conformance (--in-process for unigrad check)"
+        )
+    return kept
 
 
 def serve(requests: TextIO, answers: TextIO) -> int:
