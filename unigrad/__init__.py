@@ -18,6 +18,7 @@ from unigrad._errors import (
     BackendRequiredError,
     CompileFallbackWarning,
     CyclicTreeError,
+    DistributedSetupError,
     DtypeMismatchError,
     EmptyParamsError,
     InvalidAuxError,
@@ -27,6 +28,8 @@ from unigrad._errors import (
     InvalidParamsError,
     MixedBackendsError,
     NotCallableError,
+    NotImportableError,
+    PerExampleLossError,
     PrecisionError,
     StructureMismatchError,
     UnigradError,
@@ -37,6 +40,7 @@ from unigrad.backends import installed_backends
 
 if TYPE_CHECKING:
     from unigrad._compiled import ValueAndGradFn, value_and_grad_fn
+    from unigrad.distributed import DataParallelValueAndGradFn, data_parallel_value_and_grad_fn
     from unigrad._namespace import namespace
     from unigrad._transforms import hessian, hvp, jacobian, jvp, per_example_grads, vjp
 
@@ -44,6 +48,8 @@ if TYPE_CHECKING:
 # that compiles steps, takes transforms or builds namespaces pays for those modules.
 _LAZY = {
     "ValueAndGradFn": "unigrad._compiled",
+    "DataParallelValueAndGradFn": "unigrad.distributed",
+    "data_parallel_value_and_grad_fn": "unigrad.distributed",
     "value_and_grad_fn": "unigrad._compiled",
     "namespace": "unigrad._namespace",
     **dict.fromkeys(["hessian", "hvp", "jacobian", "jvp", "per_example_grads", "vjp"], "unigrad._transforms"),
@@ -56,6 +62,8 @@ __all__ = [
     "BackendRequiredError",
     "CompileFallbackWarning",
     "CyclicTreeError",
+    "DataParallelValueAndGradFn",
+    "DistributedSetupError",
     "DtypeMismatchError",
     "EmptyParamsError",
     "InvalidAuxError",
@@ -65,6 +73,8 @@ __all__ = [
     "InvalidParamsError",
     "MixedBackendsError",
     "NotCallableError",
+    "NotImportableError",
+    "PerExampleLossError",
     "PrecisionError",
     "StructureMismatchError",
     "UnigradError",
@@ -72,6 +82,7 @@ __all__ = [
     "UnsupportedTransformError",
     "ValueAndGradFn",
     "__version__",
+    "data_parallel_value_and_grad_fn",
     "grad",
     "hessian",
     "hvp",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from unigrad._dispatch import plan_call
+from unigrad._dispatch import CallPlan, plan_call
 from unigrad._errors import NotCallableError
 from unigrad._host import tree_to_float64
 from unigrad._loss import output_checker
@@ -33,6 +33,13 @@ def _value_and_grad(
     if not callable(loss_fn):
         _require_callable(loss_fn)
     plan = plan_call(params, backend, adapter)
+    if plan.scope is not None:  # float64 NumPy on JAX: the whole call keeps 64 bits, this thread only
+        with plan.scope():
+            return _run(plan, loss_fn, data, has_aux)
+    return _run(plan, loss_fn, data, has_aux)
+
+
+def _run(plan: CallPlan, loss_fn: Callable[..., Any], data: Any, has_aux: bool) -> tuple[Any, Any]:
     finish = output_checker(plan.adapter, has_aux)
     rebuild = plan.rebuild
     if data is None:

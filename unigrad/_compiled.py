@@ -99,6 +99,14 @@ class _Entry:
         return [to_backend(adapter, data_leaves[index]) for index in self.data_positions]
 
     def __call__(self, leaves: list[Any], data: Any, data_leaves: list[Any]) -> tuple[Any, Any]:
+        if self.plan.scope is not None:
+            # Every call of this key runs in the same scope, so jax.jit (whose key holds the x64
+            # mode) traces it once.
+            with self.plan.scope():
+                return self._call(leaves, data, data_leaves)
+        return self._call(leaves, data, data_leaves)
+
+    def _call(self, leaves: list[Any], data: Any, data_leaves: list[Any]) -> tuple[Any, Any]:
         plan = self.plan.rebind(leaves)
         owner = self.owner
         if owner.jit:

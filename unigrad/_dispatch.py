@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -44,6 +45,8 @@ _array_types: set[type] = set()
 # cold after the framework ran) costs several times what it does in a loop of its own.
 _bare_native: dict[type, tuple[Adapter, set[Any]]] = {}
 _tree_native: dict[frozenset[type], tuple[Adapter, set[Any]]] = {}
+# Reusable and re-entrant: the context of every call that needs no precision scope.
+_NO_SCOPE = nullcontext()
 
 
 @dataclass(slots=True)
@@ -57,6 +60,13 @@ class CallPlan:
     origins: list[Adapter] | None  # per-leaf origin, or None when every leaf is already native
     explicit: bool  # backend= was given: foreign data leaves are converted too
     bare: bool = False  # params is a single array, not a container: its treedef is a lone leaf
+    # The adapter's precision_scope when this call converts leaves of its scoped dtypes (float64
+    # NumPy on JAX): the whole call runs inside it. None when the call needs none (the common case).
+    scope: Callable[[], AbstractContextManager[Any]] | None = None
+
+    def scoped(self) -> AbstractContextManager[Any]:
+        """The context a call of this plan runs in (see ``scope``)."""
+        return _NO_SCOPE if self.scope is None else self.scope()
 
     @property
     def rebuild(self) -> Callable[[list[Any]], Any]:
@@ -106,7 +116,7 @@ class CallPlan:
                 leaf if origin is adapter else adapter.from_foreign(leaf, origin)
                 for leaf, origin in zip(leaves, origins, strict=True)
             ]
-        return CallPlan(adapter, self.treedef, leaves, inputs, origins, self.explicit, self.bare)
+        return CallPlan(adapter, self.treedef, leaves, inputs, origins, self.explicit, self.bare, self.scope)
 
     def bind(self, fn: Callable[..., Any], data: Any) -> Callable[[list[Any]], Any]:
         """``fn`` as a function of this plan's flat leaves: ``fn(params)``, or ``fn(params, data)``."""
@@ -281,13 +291,46 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
     if owners is None:
         owners = [owner_by_type[type(leaf)] for leaf in leaves]
     origins = [get_adapter(owner) for owner in owners]  # type: ignore[arg-type]
-    for index, leaf in enumerate(leaves):
-        _raise_on_dtype_problem(params, index, leaf, origins[index], adapter)
-    inputs = [
-        leaf if origin is adapter else adapter.from_foreign(leaf, origin)
-        for leaf, origin in zip(leaves, origins, strict=True)
-    ]
-    return CallPlan(adapter, treedef, leaves, inputs, origins, explicit, leaves[0] is params)
+    scope = _scope_for(adapter, leaves, origins)
+    with _NO_SCOPE if scope is None else scope():
+        for index, leaf in enumerate(leaves):
+            _raise_on_dtype_problem(params, index, leaf, origins[index], adapter)
+        inputs = [
+            leaf if origin is adapter else adapter.from_foreign(leaf, origin)
+            for leaf, origin in zip(leaves, origins, strict=True)
+        ]
+        if scope is not None:
+            _check_kept_dtypes(params, leaves, inputs, origins, adapter)
+    return CallPlan(adapter, treedef, leaves, inputs, origins, explicit, leaves[0] is params, scope)
+
+
+def _scope_for(
+    adapter: Adapter, leaves: list[Any], origins: list[Adapter]
+) -> Callable[[], AbstractContextManager[Any]] | None:
+    """``adapter.precision_scope`` when a leaf converted into it has one of its scoped dtypes."""
+    scoped = adapter.scoped_dtypes
+    if not scoped:
+        return None
+    for leaf, origin in zip(leaves, origins, strict=True):
+        if origin is not adapter and origin.dtype_name(leaf) in scoped:
+            return adapter.precision_scope
+    return None
+
+
+def _check_kept_dtypes(
+    params: Any, leaves: list[Any], inputs: list[Any], origins: list[Adapter], adapter: Adapter
+) -> None:
+    """Raise :class:`PrecisionError` for a leaf whose dtype the conversion did not keep (a device
+    without 64-bit support, say): the scope could not honour it."""
+    for index, (leaf, converted, origin) in enumerate(zip(leaves, inputs, origins, strict=True)):
+        wanted, got = origin.dtype_name(leaf), adapter.dtype_name(converted)
+        if wanted != got:
+            path = _tree.leaf_paths(params)[index]
+            raise PrecisionError(
+                f"{path} is {_describe_leaf(leaf, origin.name)} but backend {adapter.name!r} made a "
+                f"{got} array of it on {adapter.device_of(converted)}, even with its 64-bit mode on "
+                f"for the call: cast the parameter to {got}, or use a device or backend with {wanted}"
+            )
 
 
 def _remember_native(params: Any, leaves: list[Any], adapter: Adapter) -> None:

@@ -95,3 +95,16 @@ class CompileFallbackWarning(UnigradError, UserWarning):
     A warning, not an error; it derives from :class:`UnigradError` too, so that with warnings turned
     into errors (``-W error``) ``except UnigradError`` still catches everything unigrad raises.
     """
+
+
+class PerExampleLossError(InvalidLossError):
+    """A data-parallel loss did not return one loss per example (shape ``(n,)`` for a batch of ``n``)."""
+
+
+class NotImportableError(UnigradError, TypeError):
+    """A function handed to worker processes cannot be imported by them (a lambda, a closure, or a
+    function defined in ``__main__``)."""
+
+
+class DistributedSetupError(UnigradError, RuntimeError):
+    """A framework's distributed engine is not set up as the data-parallel step needs it."""

@@ -167,13 +167,14 @@ def jvp(
     """
     _require_callable(fn)
     plan = plan_call(params, backend)
-    tangent_inputs = _like_params(tangents, "tangents", params, plan)
-    outputs = _FlatOutputs(plan.bind(fn, data), plan.adapter, "jvp")
-    out, out_tangents = plan.adapter.jvp(outputs, plan.inputs, tangent_inputs)
-    return (
-        plan.restore_output(outputs.treedef.unflatten(out)),
-        plan.restore_output(outputs.treedef.unflatten(out_tangents)),
-    )
+    with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
+        tangent_inputs = _like_params(tangents, "tangents", params, plan)
+        outputs = _FlatOutputs(plan.bind(fn, data), plan.adapter, "jvp")
+        out, out_tangents = plan.adapter.jvp(outputs, plan.inputs, tangent_inputs)
+        return (
+            plan.restore_output(outputs.treedef.unflatten(out)),
+            plan.restore_output(outputs.treedef.unflatten(out_tangents)),
+        )
 
 
 def vjp(
@@ -210,15 +211,16 @@ def vjp(
     """
     _require_callable(fn)
     plan = plan_call(params, backend)
-    adapter = plan.adapter
-    outputs = _FlatOutputs(plan.bind(fn, data), adapter, "vjp")
-    out, pullback = adapter.vjp(outputs, plan.inputs)
-    out_tree = outputs.treedef.unflatten(out)
-    cotangents = _matching(
-        cotangent, "cotangent", out_tree, outputs.treedef, out, [adapter] * len(out), "output", adapter
-    )
-    grads = pullback(cotangents)
-    return plan.restore_output(out_tree), plan.treedef.unflatten(plan.restore_grads(grads))
+    with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
+        adapter = plan.adapter
+        outputs = _FlatOutputs(plan.bind(fn, data), adapter, "vjp")
+        out, pullback = adapter.vjp(outputs, plan.inputs)
+        out_tree = outputs.treedef.unflatten(out)
+        cotangents = _matching(
+            cotangent, "cotangent", out_tree, outputs.treedef, out, [adapter] * len(out), "output", adapter
+        )
+        grads = pullback(cotangents)
+        return plan.restore_output(out_tree), plan.treedef.unflatten(plan.restore_grads(grads))
 
 
 def jacobian(
@@ -258,9 +260,10 @@ def jacobian(
     """
     _require_callable(fn)
     plan = plan_call(params, backend)
-    outputs = _FlatOutputs(plan.bind(fn, data), plan.adapter, "jacobian")
-    rows = plan.adapter.jacobian(outputs, plan.inputs)
-    return _nested(plan, outputs.treedef, rows)
+    with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
+        outputs = _FlatOutputs(plan.bind(fn, data), plan.adapter, "jacobian")
+        rows = plan.adapter.jacobian(outputs, plan.inputs)
+        return _nested(plan, outputs.treedef, rows)
 
 
 def hessian(
@@ -296,9 +299,10 @@ def hessian(
     """
     _require_callable(loss_fn)
     plan = plan_call(params, backend)
-    finish = output_checker(plan.adapter, False)
-    rows = plan.adapter.hessian(plan.bind(loss_fn, data), plan.inputs, finish)
-    return _nested(plan, plan.treedef, rows)
+    with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
+        finish = output_checker(plan.adapter, False)
+        rows = plan.adapter.hessian(plan.bind(loss_fn, data), plan.inputs, finish)
+        return _nested(plan, plan.treedef, rows)
 
 
 def hvp(
@@ -334,10 +338,11 @@ def hvp(
     """
     _require_callable(loss_fn)
     plan = plan_call(params, backend)
-    vector_inputs = _like_params(vector, "vector", params, plan)
-    finish = output_checker(plan.adapter, False)
-    products = plan.adapter.hvp(plan.bind(loss_fn, data), plan.inputs, vector_inputs, finish)
-    return plan.treedef.unflatten(plan.restore_grads(products))
+    with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
+        vector_inputs = _like_params(vector, "vector", params, plan)
+        finish = output_checker(plan.adapter, False)
+        products = plan.adapter.hvp(plan.bind(loss_fn, data), plan.inputs, vector_inputs, finish)
+        return plan.treedef.unflatten(plan.restore_grads(products))
 
 
 def per_example_grads(
@@ -379,22 +384,23 @@ def per_example_grads(
     """
     _require_callable(loss_fn)
     plan = plan_call(params, backend)
-    adapter = plan.adapter
-    leaves, batch_def = _flatten_tree(batch, "batch")
-    positions = [index for index, leaf in enumerate(leaves) if backend_name_of(leaf) is not None]
-    _check_batch(batch, leaves, positions)
-    batched = [to_backend(adapter, leaves[index]) for index in positions]
-    treedef = plan.treedef
+    with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
+        adapter = plan.adapter
+        leaves, batch_def = _flatten_tree(batch, "batch")
+        positions = [index for index, leaf in enumerate(leaves) if backend_name_of(leaf) is not None]
+        _check_batch(batch, leaves, positions)
+        batched = [to_backend(adapter, leaves[index]) for index in positions]
+        treedef = plan.treedef
 
-    def call(param_leaves: list[Any], example: list[Any]) -> Any:
-        example_leaves = list(leaves)
-        for index, value in zip(positions, example, strict=True):
-            example_leaves[index] = value
-        return loss_fn(treedef.unflatten(param_leaves), batch_def.unflatten(example_leaves))
+        def call(param_leaves: list[Any], example: list[Any]) -> Any:
+            example_leaves = list(leaves)
+            for index, value in zip(positions, example, strict=True):
+                example_leaves[index] = value
+            return loss_fn(treedef.unflatten(param_leaves), batch_def.unflatten(example_leaves))
 
-    finish = output_checker(adapter, False)
-    grads = adapter.per_example_grads(call, plan.inputs, batched, finish)
-    return treedef.unflatten(plan.restore_grads(grads))
+        finish = output_checker(adapter, False)
+        grads = adapter.per_example_grads(call, plan.inputs, batched, finish)
+        return treedef.unflatten(plan.restore_grads(grads))
 
 
 def _check_batch(batch: Any, leaves: list[Any], positions: list[int]) -> None:

@@ -6,7 +6,9 @@ move arrays in and out of it. Everything else (pytrees, validation, dispatch) li
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Hashable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -46,6 +48,9 @@ class Adapter:
     compiler_keys_shapes: ClassVar[bool] = False
     #: dtype names whose :meth:`param_problem` depends on a global mode that can change between calls.
     mode_dependent_dtypes: ClassVar[frozenset[str]] = frozenset()
+    #: dtype names that arrays this backend creates from other frameworks' leaves keep only inside
+    #: :meth:`precision_scope` (JAX's 64-bit dtypes, while its x64 mode is off).
+    scoped_dtypes: ClassVar[frozenset[str]] = frozenset()
 
     # -- recognising and describing arrays ---------------------------------------------------
     def is_array(self, x: Any) -> bool:
@@ -71,6 +76,14 @@ class Adapter:
     def param_problem(self, dtype_name: str) -> str | None:
         """Why a parameter of this dtype cannot be differentiated here, or ``None`` when it can."""
         return None
+
+    def precision_scope(self) -> AbstractContextManager[Any]:
+        """A context, for this thread only, under which :attr:`scoped_dtypes` keep their precision.
+
+        Entered around a whole call whose arrays unigrad creates itself (NumPy or other frameworks'
+        leaves with ``backend=``), and left afterwards: no global mode is changed.
+        """
+        return contextlib.nullcontext()
 
     # -- moving arrays between frameworks ------------------------------------------------------
     def to_numpy(self, x: Any) -> np.ndarray:

@@ -7,6 +7,7 @@ transformation so ``has_aux`` accepts the same things on JAX as on PyTorch and T
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 import jax
@@ -19,6 +20,8 @@ from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_a
 class JaxAdapter(Adapter):
     name = "jax"
     mode_dependent_dtypes = frozenset({"float64"})  # an error while x64 is off
+    # What JAX would silently narrow to 32 bits while x64 is off: kept under precision_scope.
+    scoped_dtypes = frozenset({"float64", "int64", "uint64", "complex128"})
     compiler_keys_shapes = True  # jax.jit retraces by itself on a new shape, dtype or sharding
 
     def is_array(self, x: Any) -> bool:
@@ -42,6 +45,11 @@ class JaxAdapter(Adapter):
                 "parameter to float32"
             )
         return None
+
+    def precision_scope(self) -> AbstractContextManager[Any]:
+        # jax.enable_x64 is thread-local config (a swap of this thread's value, restored on exit),
+        # and part of jax.jit's cache key: one trace per scoped signature, none for the others.
+        return jax.enable_x64(True)
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)

@@ -1,0 +1,99 @@
+"""The PyTorch engine: the local step on this process's examples, then ``torch.distributed`` all-reduces.
+
+Each process differentiates the sum of its examples' losses (through ``ug.value_and_grad_fn``,
+compiled with ``torch.compile`` when ``jit=True``), flattens the gradients into one buffer per dtype
+and device, and all-reduces it with SUM in buckets of ``BUCKET_BYTES`` (DDP's default bucket size),
+all launched at once; the loss sum and the example count travel in a float64 pair alongside. Dividing
+by the total count afterwards makes uneven shards exact, with no padding and no repeated example.
+
+Without an initialised process group the step is the single-process computation.
+
+Example:
+    >>> import torch
+    >>> from unigrad.distributed._torch import all_reduce_sum
+    >>> all_reduce_sum([torch.ones(2), torch.zeros(3)], group=None)  # world of one: unchanged
+    [tensor([1., 1.]), tensor([0., 0., 0.])]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from unigrad import _tree
+from unigrad._compiled import ValueAndGradFn
+from unigrad.backends import get_adapter
+from unigrad.distributed._batch import LocalBatch, check_per_example, split_output
+
+#: Bytes per all-reduce call: DDP's default ``bucket_cap_mb=25``.
+BUCKET_BYTES = 25 * 1024 * 1024
+
+
+def _world(group: Any) -> int:
+    if not (dist.is_available() and dist.is_initialized()):
+        return 1
+    return dist.get_world_size(group)
+
+
+def all_reduce_sum(tensors: list[torch.Tensor], group: Any) -> list[torch.Tensor]:
+    """``tensors`` summed over the process group, with one flat buffer per dtype and device, all-reduced
+    in buckets of at most :data:`BUCKET_BYTES` launched together (asynchronously) and then awaited."""
+    if _world(group) == 1:
+        return tensors
+    by_kind: dict[tuple[torch.dtype, torch.device], list[int]] = {}
+    for index, tensor in enumerate(tensors):
+        by_kind.setdefault((tensor.dtype, tensor.device), []).append(index)
+    pending = []
+    flats = []
+    for (dtype, _), indices in by_kind.items():
+        flat = torch.cat([tensors[i].reshape(-1) for i in indices])
+        per_bucket = max(1, BUCKET_BYTES * 8 // torch.finfo(dtype).bits)
+        for bucket in flat.split(per_bucket):
+            pending.append(dist.all_reduce(bucket, op=dist.ReduceOp.SUM, group=group, async_op=True))
+        flats.append((indices, flat))
+    for work in pending:
+        work.wait()
+    result: list[torch.Tensor] = list(tensors)
+    for indices, flat in flats:
+        for i, piece in zip(indices, flat.split([tensors[i].numel() for i in indices]), strict=True):
+            result[i] = piece.view(tensors[i].shape)
+    return result
+
+
+class Engine:
+    """Runs a data-parallel step on ``torch.distributed`` (see the module docstring)."""
+
+    def __init__(self, example_loss_fn: Callable[..., Any], has_aux: bool, jit: bool, group: Any = None) -> None:
+        self.group = group
+        adapter = get_adapter("torch")
+
+        def summed_loss(params: Any, data: tuple[Any, torch.Tensor]) -> Any:
+            batch, first_array = data
+            losses, aux = split_output(example_loss_fn(params, batch), has_aux, "torch")
+            check_per_example(losses, first_array.shape[0], adapter)
+            return (losses.sum(), aux) if has_aux else losses.sum()
+
+        summed_loss.__qualname__ = getattr(example_loss_fn, "__qualname__", "example_loss_fn")
+        self.local_step = ValueAndGradFn(summed_loss, "torch", has_aux, jit, None)
+        self.has_aux = has_aux
+
+    @property
+    def cache_size(self) -> int:
+        return self.local_step.cache_size
+
+    def run(
+        self, param_leaves: list[Any], rebuild: Callable[[list[Any]], Any], batch: LocalBatch, param_key: Any
+    ) -> tuple[Any, Any, list[Any]]:
+        tree = batch.with_arrays(batch.arrays)
+        out, grads = self.local_step(rebuild(param_leaves), (tree, batch.arrays[0]))
+        local_sum, aux = out if self.has_aux else (out, None)
+        grad_leaves = _tree.flatten(grads)[0]
+        device = grad_leaves[0].device
+        stats = torch.tensor([float(local_sum), float(batch.size)], dtype=torch.float64, device=device)
+        reduced = all_reduce_sum([stats, *grad_leaves], self.group)
+        total, count = reduced[0].tolist()
+        loss = torch.tensor(total / count, dtype=local_sum.dtype, device=local_sum.device)
+        return loss, aux, [g / count for g in reduced[1:]]
