@@ -94,6 +94,11 @@ class Case(NamedTuple):
     label: str = ""  # tells apart several cases of one name
 
 
+def _complex(xp: Any, re: Any, im: Any) -> Any:
+    """``re + i·im`` as complex128, built with the namespace (so gradients flow to both parts)."""
+    return xp.astype(re, xp.complex128) + xp.astype(im, xp.complex128) * xp.asarray(1j, dtype=xp.complex128)
+
+
 def _np_logsumexp(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims))
@@ -160,6 +165,14 @@ CASES: list[Case] = [
     Case("clip", lambda xp, a: xp.clip(a, max=0.5), lambda a: np.clip(a, None, 0.5), label="max-only"),
     Case("isfinite", lambda xp, a: xp.isfinite(a), np.isfinite, ("special",), grad=False),
     Case("logaddexp", lambda xp, a, b: xp.logaddexp(a, b), np.logaddexp, ("m", "m2")),
+    *[Case(name, (lambda fn: lambda xp, a: getattr(xp, fn)(a))(name), getattr(np, name), label="real-input")
+      for name in ("real", "imag", "conj")],
+    Case("real", lambda xp, a, b: xp.real(_complex(xp, a, b) * _complex(xp, b, a)),
+         lambda a, b: np.real((a + 1j * b) * (b + 1j * a)), ("m", "m2")),
+    Case("imag", lambda xp, a, b: xp.imag(_complex(xp, a, b) * _complex(xp, b, a)),
+         lambda a, b: np.imag((a + 1j * b) * (b + 1j * a)), ("m", "m2")),
+    Case("conj", lambda xp, a, b: xp.imag(xp.conj(_complex(xp, a, b) * _complex(xp, a, a))),
+         lambda a, b: np.imag(np.conj((a + 1j * b) * (a + 1j * a))), ("m", "m2")),
     Case("logaddexp", lambda xp, a, b: xp.logaddexp(a, b), np.logaddexp, ("m", "m"), label="ties"),
     Case("logaddexp", lambda xp, a, b: xp.logaddexp(800.0 * a, b), lambda a, b: np.logaddexp(800.0 * a, b),
          ("m", "m2"), grad=False, label="far-apart"),

@@ -25,7 +25,7 @@ from unigrad._errors import (
     MixedBackendsError,
     PrecisionError,
 )
-from unigrad.backends import FLOAT_DTYPES, Adapter, backend_name_of, get_adapter
+from unigrad.backends import COMPLEX_DTYPES, FLOAT_DTYPES, Adapter, backend_name_of, get_adapter
 
 # (backend, dtype object) -> NumPy-style dtype name; saves a string conversion per leaf per call.
 _dtype_names: dict[tuple[str, Any], str] = {}
@@ -212,10 +212,11 @@ def _dtype_problem(origin: Adapter, target: Adapter, leaf: Any) -> str | None:
         name = origin.dtype_name(leaf)
         if key[1] is not None:
             _dtype_names[key] = name
-    if name not in FLOAT_DTYPES:
+    if name not in FLOAT_DTYPES and name not in COMPLEX_DTYPES:
         return (
-            "only floating parameters (float16, bfloat16, float32, float64) can be "
-            "differentiated: cast it to a float dtype, or pass it in data instead of params"
+            "only floating parameters (float16, bfloat16, float32, float64) and complex ones "
+            "(complex64, complex128) can be differentiated: cast it to a float dtype, or pass it in "
+            "data instead of params"
         )
     # Not cached: it can depend on global modes (JAX's x64 flag) that change between calls.
     return target.param_problem(name)

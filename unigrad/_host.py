@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from unigrad import _tree
-from unigrad.backends import FLOAT_DTYPES, backend_name_of, get_adapter
+from unigrad.backends import COMPLEX_DTYPES, FLOAT_DTYPES, backend_name_of, get_adapter
 
 
 def to_float64(x: Any) -> np.ndarray:
@@ -34,8 +34,8 @@ def to_float64(x: Any) -> np.ndarray:
 
 
 def tree_to_float64(tree: Any) -> Any:
-    """``tree`` with floating array leaves as float64 NumPy, other array leaves as NumPy of their own
-    dtype (labels stay integers), and every other leaf as it is."""
+    """``tree`` with floating array leaves as float64 NumPy, complex ones as complex128 NumPy, other
+    array leaves as NumPy of their own dtype (labels stay integers), and every other leaf as it is."""
 
     def convert(leaf: Any) -> Any:
         owner = backend_name_of(leaf)
@@ -43,8 +43,11 @@ def tree_to_float64(tree: Any) -> Any:
             return leaf
         adapter = get_adapter(owner)
         host = adapter.to_numpy(leaf)
-        if adapter.dtype_name(leaf) in FLOAT_DTYPES:
+        name = adapter.dtype_name(leaf)
+        if name in FLOAT_DTYPES:
             return np.asarray(host, dtype=np.float64)
+        if name in COMPLEX_DTYPES:
+            return np.asarray(host, dtype=np.complex128)
         return np.asarray(host)
 
     return _tree.tree_map(convert, tree)

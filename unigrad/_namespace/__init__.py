@@ -76,6 +76,9 @@ _ELEMENTWISE = (
     "isfinite",
     "logaddexp",
 )
+    "real",
+    "imag",
+    "conj",
 _REDUCTIONS = ("sum", "mean", "prod", "max", "min", "var", "std", "cumulative_sum")
 _MANIPULATION = (
     "reshape",
@@ -112,7 +115,17 @@ GUARANTEED: tuple[str, ...] = (
 )
 
 #: The dtype attributes of a :class:`Namespace` (``bfloat16`` only where the backend has one).
-DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int32", "int64", "bool")
+DTYPE_NAMES = (
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    "int32",
+    "int64",
+    "bool",
+)
 
 _DOCS_HINT = (
     "the guaranteed names are listed in docs/namespace.md (and in "

@@ -74,7 +74,11 @@ def _torch_corrections(module: ModuleType) -> Functions:
         picked = torch.index_select(x, axis, flat)
         return picked.reshape(x.shape[:axis] + indices.shape + x.shape[axis + 1 :])
 
-    return {"asarray": asarray, "take": take}
+    def imag(x: Any, /) -> Any:
+        # torch.imag refuses a real tensor; NumPy gives zeros of its dtype.
+        return torch.imag(x) if x.is_complex() else torch.zeros_like(x)
+
+    return {"asarray": asarray, "take": take, "imag": imag}
 
 
 # -- extras, one builder per backend -----------------------------------------------------------

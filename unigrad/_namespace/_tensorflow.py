@@ -64,7 +64,7 @@ def _promote(*values: Any) -> list[Any]:
     dtypes = {array.dtype.base_dtype for array in arrays}
     dtype = dtypes.pop() if len(dtypes) == 1 else _result_dtype(dtypes)
     scalars = [v for v in values if isinstance(v, _SCALAR_TYPES)]
-    if not dtype.is_floating and any(isinstance(v, float) for v in scalars):
+    if not (dtype.is_floating or dtype.is_complex) and any(isinstance(v, float) for v in scalars):
         dtype = tf.float32
     elif dtype == tf.bool and any(not isinstance(v, bool) for v in scalars):
         dtype = tf.int32
@@ -173,6 +173,13 @@ atan = tf.math.atan
 square = tf.math.square
 sign = tf.math.sign
 negative = tf.math.negative
+real = tf.math.real  # of a real tensor: the tensor itself, as NumPy
+conj = tf.math.conj
+
+
+def imag(x: Any, /) -> Any:
+    x = _tensor(x)
+    return tf.math.imag(x) if x.dtype.is_complex else tf.zeros_like(x)  # NumPy's imag of a real array
 
 
 def atan2(x1: Any, x2: Any, /) -> Any:
@@ -474,6 +481,8 @@ DTYPES: dict[str, Any] = {
     "bfloat16": tf.bfloat16,
     "float32": tf.float32,
     "float64": tf.float64,
+    "complex64": tf.complex64,
+    "complex128": tf.complex128,
     "int32": tf.int32,
     "int64": tf.int64,
     "bool": tf.bool,

@@ -24,10 +24,11 @@ from types import ModuleType
 from typing import Any
 
 from unigrad._errors import BackendNotInstalledError, UnknownBackendError
-from unigrad.backends._base import FLOAT_DTYPES, Adapter
+from unigrad.backends._base import COMPLEX_DTYPES, FLOAT_DTYPES, Adapter
 
 __all__ = [
     "BACKENDS",
+    "COMPLEX_DTYPES",
     "FLOAT_DTYPES",
     "Adapter",
     "BackendInfo",

@@ -18,6 +18,9 @@ from unigrad._errors import UnsupportedTransformError
 #: dtype names that can be differentiated, as every backend spells them.
 FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 
+#: complex dtype names that can be differentiated (a real loss of complex parameters; see docs/complex.md).
+COMPLEX_DTYPES = frozenset({"complex64", "complex128"})
+
 
 class OutputCheck(Protocol):
     """``finish(out) -> (loss, aux)``: splits and validates what the loss function returned.

@@ -19,7 +19,7 @@ from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_a
 
 class JaxAdapter(Adapter):
     name = "jax"
-    mode_dependent_dtypes = frozenset({"float64"})  # an error while x64 is off
+    mode_dependent_dtypes = frozenset({"float64", "complex128"})  # an error while x64 is off
     # What JAX would silently narrow to 32 bits while x64 is off: kept under precision_scope.
     scoped_dtypes = frozenset({"float64", "int64", "uint64", "complex128"})
     compiler_keys_shapes = True  # jax.jit retraces by itself on a new shape, dtype or sharding
@@ -38,11 +38,12 @@ class JaxAdapter(Adapter):
         return str(jax.__version__)
 
     def param_problem(self, dtype_name: str) -> str | None:
-        if dtype_name == "float64" and not jax.config.jax_enable_x64:
+        if dtype_name in ("float64", "complex128") and not jax.config.jax_enable_x64:
+            narrow = "float32" if dtype_name == "float64" else "complex64"
             return (
-                "JAX's 64-bit mode is off, so JAX would silently compute it in float32; enable it "
+                f"JAX's 64-bit mode is off, so JAX would silently compute it in {narrow}; enable it "
                 "with jax.config.update('jax_enable_x64', True) before creating arrays, or cast the "
-                "parameter to float32"
+                f"parameter to {narrow}"
             )
         return None
 
@@ -83,10 +84,10 @@ class JaxAdapter(Adapter):
         if not finish.has_aux:
             loss, grads = _VALUE_AND_GRAD_NO_AUX(leaves, (fn, finish, carried))
             shape = carried.get("shape")
-            return (loss if shape is None else jnp.reshape(loss, shape)), None, grads
+            return (loss if shape is None else jnp.reshape(loss, shape)), None, _conjugated(grads)
         (_, (loss, traced)), grads = _VALUE_AND_GRAD(leaves, (fn, finish, carried))
         rebuild = carried.get("rebuild")
-        return loss, traced if rebuild is None else rebuild(traced), grads
+        return loss, traced if rebuild is None else rebuild(traced), _conjugated(grads)
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
         out, out_tangents = jax.jvp(fn, (leaves,), (tangents,))
@@ -94,10 +95,10 @@ class JaxAdapter(Adapter):
 
     def vjp(self, fn: FlatFn, leaves: list[Any]) -> tuple[list[Any], Callable[[list[Any]], list[Any]]]:
         out, pullback = jax.vjp(fn, leaves)
-        return list(out), lambda cotangents: list(pullback(list(cotangents))[0])
+        return list(out), lambda cotangents: _conjugated(list(pullback(list(cotangents))[0]))
 
     def jacobian(self, fn: FlatFn, leaves: list[Any]) -> list[list[Any]]:
-        return [list(row) for row in jax.jacrev(fn)(leaves)]
+        return [_conjugated(list(row)) for row in jax.jacrev(fn)(leaves)]
 
     def hessian(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
@@ -108,7 +109,7 @@ class JaxAdapter(Adapter):
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], vector: list[Any], finish: OutputCheck
     ) -> list[Any]:
         # Forward over reverse: one JVP of the gradient, never the Hessian itself.
-        return list(jax.jvp(jax.grad(_scalar(fn, finish)), (leaves,), (vector,))[1])
+        return _conjugated(list(jax.jvp(jax.grad(_scalar(fn, finish)), (leaves,), (vector,))[1]))
 
     def per_example_grads(
         self,
@@ -121,7 +122,7 @@ class JaxAdapter(Adapter):
             loss, _ = finish(fn(params, example))
             return _as_scalar(loss)
 
-        return list(jax.vmap(jax.grad(example_loss), in_axes=(None, 0))(leaves, batch))
+        return _conjugated(list(jax.vmap(jax.grad(example_loss), in_axes=(None, 0))(leaves, batch)))
 
     def compile(
         self, fn: StepFn, param_leaves: list[Any], data_leaves: list[Any], options: Mapping[str, Any]
@@ -190,6 +191,20 @@ def _loss_only(leaves: list[Any], context: _Context) -> Any:
 # no call pays for jax.value_and_grad's wrapping and signature inspection (about 10 us).
 _VALUE_AND_GRAD = jax.value_and_grad(_loss_with_aux, has_aux=True)
 _VALUE_AND_GRAD_NO_AUX = jax.value_and_grad(_loss_only)
+
+
+def _conjugated(grads: list[Any]) -> list[Any]:
+    """``grads`` with every complex entry conjugated (the others untouched, the list itself when none is).
+
+    For a real loss of a complex parameter ``z = x + iy``, JAX returns ``∂L/∂x - i·∂L/∂y`` (its
+    documented convention); unigrad returns ``∂L/∂x + i·∂L/∂y`` on every backend, as PyTorch and
+    TensorFlow do, so that ``z - lr * g`` descends (docs/complex.md). Inside a trace (compiled steps)
+    the dtype is known, so the conjugate is part of the compiled computation.
+    """
+    for grad in grads:
+        if grad.dtype.kind == "c":
+            return [jnp.conj(g) if g.dtype.kind == "c" else g for g in grads]
+    return grads
 
 
 def _as_scalar(loss: Any) -> Any:

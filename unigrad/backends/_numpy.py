@@ -7,6 +7,19 @@ evaluations per parameter element; use it on small problems.
 The other transformations are built on one finite-difference Jacobian: ``jvp`` and ``vjp`` contract
 it, ``hessian`` is the Jacobian of the finite-difference gradient (both with the larger step
 ``SECOND_ORDER_STEP``), ``hvp`` contracts the Hessian and ``per_example_grads`` loops over examples.
+
+Complex parameters are differentiated as pairs of real numbers: each complex leaf of shape ``s`` is
+moved as a float64 array of shape ``s + (2,)`` (real and imaginary parts, stepped separately), and its
+derivatives ``d/dRe`` and ``d/dIm`` come back joined as ``d/dRe + i·d/dIm`` (see docs/complex.md).
+
+Example:
+    >>> import numpy as np
+    >>> from unigrad.backends._numpy import NumpyAdapter
+    >>> _, _, (grad,) = NumpyAdapter().value_and_grad(
+    ...     lambda leaves: np.abs(leaves[0]) ** 2, [np.array(1.0 + 2.0j)], lambda out: (out, None)
+    ... )
+    >>> np.round(grad, 6)
+    np.complex128(2+4j)
 """
 
 from __future__ import annotations
@@ -16,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from unigrad.backends._base import FLOAT_DTYPES, Adapter, FlatFn, OutputCheck
+from unigrad.backends._base import COMPLEX_DTYPES, FLOAT_DTYPES, Adapter, FlatFn, OutputCheck
 
 #: Relative step of the central difference: cbrt(float64 eps) balances truncation (O(h^2)) against
 #: round-off (O(eps / h)), giving about 1e-10 relative accuracy on smooth functions.
@@ -62,69 +75,79 @@ class NumpyAdapter(Adapter):
         return result if result.flags.writeable else result.copy()
 
     def prepare_data_leaf(self, x: Any) -> Any:
-        """Floating data is promoted to float64: the reference computes everything in float64."""
-        if self.dtype_name(x) in FLOAT_DTYPES:
+        """Floating data is promoted to float64 (complex to complex128): the reference computes
+        everything in 64 bits."""
+        name = self.dtype_name(x)
+        if name in FLOAT_DTYPES:
             return np.asarray(x, dtype=np.float64)
+        if name in COMPLEX_DTYPES:
+            return np.asarray(x, dtype=np.complex128)
         return x
 
     def value_and_grad(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> tuple[Any, Any, list[Any]]:
-        points = _float64_copies(leaves)
+        points, is_complex = _real_points(leaves)
+        fn = _on_real_points(fn, is_complex)
 
         def loss_at(current: list[np.ndarray]) -> list[np.ndarray]:
             loss, _ = finish(fn(current))
             return [np.asarray(loss, dtype=np.float64).reshape(())]
 
         loss, aux = finish(fn(points))
-        jacobian = _difference_jacobian(loss_at, points, self.step)[0]
+        jacobian = _joined_row(_difference_jacobian(loss_at, points, self.step)[0], is_complex)
         grads = [
             g.astype(np.asarray(leaf).dtype, copy=False) for g, leaf in zip(jacobian, leaves, strict=True)
         ]
         return np.asarray(loss, dtype=np.float64), aux, grads
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
-        points = _float64_copies(leaves)
+        # A complex tangent is a direction in the real sense: its real and imaginary parts move the
+        # parameter's real and imaginary parts.
+        points, is_complex = _real_points(leaves)
+        fn = _on_real_points(fn, is_complex)
         out = _float64_outputs(fn, points)
         jacobian = _difference_jacobian(fn, points, self.step)
-        return out, [_contract_params(row, tangents) for row in jacobian]
+        real_tangents = _real_points(tangents)[0]
+        return out, [_contract_params(row, real_tangents) for row in jacobian]
 
     def vjp(self, fn: FlatFn, leaves: list[Any]) -> tuple[list[Any], Callable[[list[Any]], list[Any]]]:
-        points = _float64_copies(leaves)
+        points, is_complex = _real_points(leaves)
+        fn = _on_real_points(fn, is_complex)
         out = _float64_outputs(fn, points)
         jacobian = _difference_jacobian(fn, points, self.step)
 
         def pullback(cotangents: list[Any]) -> list[Any]:
-            return [
+            return _joined_row([
                 np.asarray(sum(
                     (np.tensordot(np.asarray(c, np.float64), jacobian[i][j], axes=np.ndim(c))
                      for i, c in enumerate(cotangents)),
                     start=np.zeros(point.shape),
                 ))
                 for j, point in enumerate(points)
-            ]  # fmt: skip
+            ], is_complex)  # fmt: skip
 
         return out, pullback
 
     def jacobian(self, fn: FlatFn, leaves: list[Any]) -> list[list[Any]]:
-        return _difference_jacobian(fn, _float64_copies(leaves), self.step)
+        points, is_complex = _real_points(leaves)
+        jacobian = _difference_jacobian(_on_real_points(fn, is_complex), points, self.step)
+        return [_joined_row(row, is_complex) for row in jacobian]
 
     def hessian(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> list[list[Any]]:
-        def loss_at(current: list[np.ndarray]) -> list[np.ndarray]:
-            loss, _ = finish(fn(current))
-            return [np.asarray(loss, dtype=np.float64).reshape(())]
-
-        def gradient(current: list[np.ndarray]) -> list[np.ndarray]:
-            return _difference_jacobian(loss_at, current, SECOND_ORDER_STEP, five_point=True)[0]
-
-        return _difference_jacobian(gradient, _float64_copies(leaves), SECOND_ORDER_STEP, five_point=True)
+        return _real_hessian(fn, leaves, finish)
 
     def hvp(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], vector: list[Any], finish: OutputCheck
     ) -> list[Any]:
-        return [_contract_params(row, vector) for row in self.hessian(fn, leaves, finish)]
+        # For complex leaves: the real Hessian (of real and imaginary parts) times the vector's real
+        # and imaginary parts, joined back: the derivative of the gradient along ``vector``.
+        points, is_complex = _real_points(leaves)
+        real_vector = _real_points(vector)[0]
+        rows = _real_hessian(_on_real_points(fn, is_complex), points, finish)
+        return _joined_row([_contract_params(row, real_vector) for row in rows], is_complex)
 
     def per_example_grads(
         self,
@@ -141,8 +164,57 @@ class NumpyAdapter(Adapter):
         return [np.stack(column) for column in zip(*rows, strict=True)]
 
 
+def _real_hessian(fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck) -> list[list[Any]]:
+    """The Hessian of ``finish(fn(leaves))`` by nested five-point differences (real leaves)."""
+
+    def loss_at(current: list[np.ndarray]) -> list[np.ndarray]:
+        loss, _ = finish(fn(current))
+        return [np.asarray(loss, dtype=np.float64).reshape(())]
+
+    def gradient(current: list[np.ndarray]) -> list[np.ndarray]:
+        return _difference_jacobian(loss_at, current, SECOND_ORDER_STEP, five_point=True)[0]
+
+    return _difference_jacobian(gradient, _float64_copies(leaves), SECOND_ORDER_STEP, five_point=True)
+
+
 def _float64_copies(leaves: list[Any]) -> list[np.ndarray]:
     return [np.array(leaf, dtype=np.float64) for leaf in leaves]  # private copies: they get moved
+
+
+def _real_points(leaves: list[Any]) -> tuple[list[np.ndarray], list[bool]]:
+    """Private float64 copies of ``leaves`` (they get moved), each complex one as its real and
+    imaginary parts along a new last axis; and which leaves were complex."""
+    points, is_complex = [], []
+    for leaf in leaves:
+        array = np.asarray(leaf)
+        complex_leaf = array.dtype.kind == "c"
+        if complex_leaf:
+            array = np.stack([array.real, array.imag], axis=-1)
+        points.append(np.array(array, dtype=np.float64))
+        is_complex.append(complex_leaf)
+    return points, is_complex
+
+
+def _on_real_points(fn: Callable[[list[Any]], Any], is_complex: list[bool]) -> Callable[[list[Any]], Any]:
+    """``fn`` of the complex leaves, as a function of their :func:`_real_points` (``fn`` itself when
+    no leaf is complex)."""
+    if not any(is_complex):
+        return fn
+
+    def on_real_points(points: list[np.ndarray]) -> Any:
+        return fn([_join(p) if c else p for p, c in zip(points, is_complex, strict=True)])
+
+    return on_real_points
+
+
+def _join(parts: np.ndarray) -> np.ndarray:
+    """``parts[..., 0] + i·parts[..., 1]``: real and imaginary parts (or d/dRe and d/dIm) as complex128."""
+    return parts[..., 0] + 1j * parts[..., 1]
+
+
+def _joined_row(row: list[np.ndarray], is_complex: list[bool]) -> list[np.ndarray]:
+    """Derivatives with respect to :func:`_real_points`, joined as ``d/dRe + i·d/dIm`` for complex leaves."""
+    return [_join(block) if c else block for block, c in zip(row, is_complex, strict=True)]
 
 
 def _float64_outputs(fn: FlatFn, points: list[np.ndarray]) -> list[np.ndarray]:
