@@ -1,0 +1,174 @@
+"""The TensorFlow engine: ``tf.distribute`` replicas, one ``GradientTape`` each, all-reduced with SUM.
+
+This process's examples are split over the strategy's local replicas (unevenly when they do not
+divide); each replica differentiates the sum of its examples' losses on its own tape, and the
+replica context's ``all_reduce`` (the strategy's cross-device ops: packed and batched by TensorFlow)
+adds the gradients, the loss sums and the example counts over every replica of every worker; the
+results are divided by the total count. With ``jit=True`` the whole ``strategy.run`` is a
+``tf.function``, traced once per input signature.
+
+The default strategy: the one in scope (``with strategy.scope():``), else
+``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names more than one task, else a
+``MirroredStrategy`` over the local GPUs, or over the local logical CPUs when there is no GPU.
+
+Example:
+    >>> from unigrad.distributed._tensorflow import workers_in_tf_config
+    >>> workers_in_tf_config('{"cluster": {"worker": ["localhost:1", "localhost:2"]}}')
+    2
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from unigrad._errors import DistributedSetupError
+from unigrad.backends import get_adapter
+from unigrad.distributed._batch import LocalBatch, check_per_example, split_output
+
+
+def workers_in_tf_config(text: str | None) -> int:
+    """The number of tasks (workers and chief) that a ``TF_CONFIG`` value names (0 when unset)."""
+    if not text:
+        return 0
+    cluster = json.loads(text).get("cluster", {})
+    return sum(len(cluster.get(role, [])) for role in ("chief", "worker"))
+
+
+_made: list[tf.distribute.Strategy] = []
+
+
+def default_strategy() -> tf.distribute.Strategy:
+    """See the module docstring. A strategy made here is made once per process and shared by every
+    step: two ``MirroredStrategy`` objects over the same devices number their collectives alike, and
+    running both in one process aborts with a shape mismatch in a collective (measured on TF 2.21)."""
+    if tf.distribute.has_strategy():
+        return tf.distribute.get_strategy()
+    if _made:
+        return _made[0]
+    _made.append(_new_default_strategy())
+    return _made[0]
+
+
+def _new_default_strategy() -> tf.distribute.Strategy:
+    if workers_in_tf_config(os.environ.get("TF_CONFIG")) > 1:
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except (RuntimeError, ValueError) as err:
+            raise DistributedSetupError(
+                f"TF_CONFIG names several workers but MultiWorkerMirroredStrategy could not start "
+                f"({type(err).__name__}: {err}); create it at the start of the program, before any "
+                f"TensorFlow op runs, and pass it as strategy= (or call the step inside strategy.scope())"
+            ) from err
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
+class Engine:
+    """Runs a data-parallel step on a ``tf.distribute`` strategy (see the module docstring)."""
+
+    def __init__(
+        self, example_loss_fn: Callable[..., Any], has_aux: bool, jit: bool, strategy: Any = None
+    ) -> None:
+        self._strategy = strategy
+        self.has_aux = has_aux
+        self.jit = jit
+        self.traces = 0
+        adapter = get_adapter("tensorflow")
+
+        def replica_step(param_leaves: list[Any], shard: list[Any], static: Any) -> Any:
+            rebuild, batch = static
+            size = adapter.shape(shard[0])[0]
+            with tf.GradientTape() as tape:
+                watched = [tf.identity(leaf) for leaf in param_leaves]
+                tape.watch(watched)
+                out = example_loss_fn(rebuild(watched), batch.with_arrays(shard))
+                losses, aux = split_output(out, has_aux, "tensorflow")
+                check_per_example(losses, size, adapter)
+                total = tf.reduce_sum(losses)
+            grads = tape.gradient(total, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            stats = tf.stack([tf.cast(total, tf.float64), tf.constant(float(size), tf.float64)])
+            stats, grads = _all_reduce_sum(stats, grads)
+            loss = tf.cast(stats[0] / stats[1], total.dtype)
+            return loss, aux, [g / tf.cast(stats[1], g.dtype) for g in grads]
+
+        self._replica_step = replica_step
+        self._compiled: dict[Any, Any] = {}
+
+    @property
+    def strategy(self) -> tf.distribute.Strategy:
+        """The strategy this engine runs on (made on first use when none was given)."""
+        if self._strategy is None:
+            self._strategy = default_strategy()
+        return self._strategy
+
+    @property
+    def cache_size(self) -> int:
+        """Traces of the compiled step (one per input signature)."""
+        return self.traces
+
+    def run(
+        self, param_leaves: list[Any], rebuild: Callable[[list[Any]], Any], batch: LocalBatch, param_key: Any
+    ) -> tuple[Any, Any, list[Any]]:
+        strategy = self.strategy
+        shards = _shards(batch.arrays, batch.size, strategy)
+        replica_step = self._replica_step
+        if self.jit:
+            key = (param_key, batch.key())
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                static = (rebuild, batch.template())
+
+                def run_all(params: list[Any], sharded: Any) -> Any:
+                    self.traces += 1  # Python side effect: runs once per trace
+                    return strategy.run(replica_step, args=(params, sharded, static))
+
+                compiled = tf.function(run_all)
+                self._compiled[key] = compiled
+            result = compiled(list(param_leaves), shards)
+        else:
+            result = strategy.run(replica_step, args=(list(param_leaves), shards, (rebuild, batch)))
+        loss, aux, grads = (strategy.experimental_local_results(part)[0] for part in _parts(result))
+        return loss, aux, list(grads)
+
+
+def _all_reduce_sum(stats: Any, grads: list[Any]) -> tuple[Any, list[Any]]:
+    """``stats`` and ``grads`` summed over all replicas: one flat tensor per dtype, one ``all_reduce``.
+
+    One tensor per dtype rather than one per leaf, as the PyTorch engine's buckets: the collective
+    runs once per dtype whatever the number of parameter leaves.
+    """
+    by_dtype: dict[Any, list[int]] = {}
+    for index, grad in enumerate(grads):
+        by_dtype.setdefault(grad.dtype, []).append(index)
+    flats = [tf.concat([tf.reshape(grads[i], [-1]) for i in indices], 0) for indices in by_dtype.values()]
+    context = tf.distribute.get_replica_context()
+    stats, *flats = context.all_reduce(tf.distribute.ReduceOp.SUM, [stats, *flats])
+    result = list(grads)
+    for indices, flat in zip(by_dtype.values(), flats, strict=True):
+        pieces = tf.split(flat, [int(np.prod(grads[i].shape)) for i in indices])
+        for i, piece in zip(indices, pieces, strict=True):
+            result[i] = tf.reshape(piece, tf.shape(grads[i]))
+    return stats, result
+
+
+def _parts(result: Any) -> tuple[Any, Any, Any]:
+    loss, aux, grads = result
+    return loss, aux, grads
+
+
+def _shards(arrays: list[Any], size: int, strategy: tf.distribute.Strategy) -> Any:
+    """This process's examples split over its local replicas (sizes differ by at most one)."""
+    local = len(strategy.extended.worker_devices)
+    bounds = np.cumsum([0] + [len(part) for part in np.array_split(np.arange(size), local)])
+
+    def shard_for(context: tf.distribute.distribute_lib.ValueContext) -> list[Any]:
+        index = context.replica_id_in_sync_group % local
+        return [array[bounds[index] : bounds[index + 1]] for array in arrays]
+
+    return strategy.experimental_distribute_values_from_function(shard_for)
