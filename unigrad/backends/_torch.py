@@ -15,6 +15,7 @@ tensors, which autograd refuses) are differentiated or read through copies.
 
 from __future__ import annotations
 
+import functools
 import types
 import warnings
 from collections.abc import Callable, Hashable, Mapping
@@ -129,6 +130,7 @@ class TorchAdapter(Adapter):
         return loss.detach(), carried["rebuild"](tensors), list(grads)
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
+        _load_forward_mode()
         out, out_tangents = torch.func.jvp(_positional(fn), _detached(leaves), _detached(tangents))
         return list(out), list(out_tangents)
 
@@ -144,6 +146,7 @@ class TorchAdapter(Adapter):
     def hessian(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> list[list[Any]]:
+        _load_forward_mode()  # torch.func.hessian is forward over reverse
         argnums = tuple(range(len(leaves)))
         rows = torch.func.hessian(_positional(_scalar(fn, finish)), argnums=argnums)(*_detached(leaves))
         return [list(row) for row in rows]
@@ -151,7 +154,45 @@ class TorchAdapter(Adapter):
     def hvp(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], vector: list[Any], finish: OutputCheck
     ) -> list[Any]:
+        if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
+            # Inside torch.compile or a torch.func transform (vmap...), autograd.grad cannot run.
+            return self._functional_hvp(fn, leaves, vector, finish)
+        if torch.is_inference_mode_enabled():
+            with torch.inference_mode(False):
+                return self.hvp(fn, leaves, vector, finish)
+        # Reverse over reverse on detached aliases: the gradient with a graph of its own, then one
+        # more autograd.grad with the vector as its cotangent (H is symmetric). About the cost of a
+        # hand-written double backward; torch.func's forward over reverse costs ~3-4x on CPU.
+        with torch.enable_grad():
+            try:
+                aliases = [leaf.detach().requires_grad_() for leaf in leaves]
+            except RuntimeError:  # an inference tensor cannot require grad: see _differentiable
+                aliases = [_differentiable(leaf) for leaf in leaves]
+            loss, _ = finish(fn(aliases))
+            if not loss.requires_grad:
+                return [torch.zeros_like(leaf) for leaf in leaves]
+            grads = torch.autograd.grad(
+                loss, aliases, create_graph=True, allow_unused=True, materialize_grads=True
+            )
+            # A gradient that does not depend on the params (a loss linear in them) has no graph:
+            # its part of the product is zero.
+            pairs = [(g, v) for g, v in zip(grads, vector, strict=True) if g.requires_grad]
+            if not pairs:
+                return [torch.zeros_like(leaf) for leaf in leaves]
+            products = torch.autograd.grad(
+                [g for g, _ in pairs],
+                aliases,
+                grad_outputs=[v.detach() for _, v in pairs],
+                allow_unused=True,
+                materialize_grads=True,
+            )
+        return [p.detach() for p in products]
+
+    def _functional_hvp(
+        self, fn: Callable[[list[Any]], Any], leaves: list[Any], vector: list[Any], finish: OutputCheck
+    ) -> list[Any]:
         # Forward over reverse: one JVP of the gradient, never the Hessian itself.
+        _load_forward_mode()
         argnums = tuple(range(len(leaves)))
         gradient = torch.func.grad(_positional(_scalar(fn, finish)), argnums=argnums)
         return list(torch.func.jvp(gradient, _detached(leaves), _detached(vector))[1])
@@ -198,6 +239,19 @@ class TorchAdapter(Adapter):
             return result
 
         return run
+
+
+@functools.cache
+def _load_forward_mode() -> None:
+    """Import what forward-mode AD loads on first use, without its ``torch.jit.script`` warning.
+
+    ``fwAD.make_dual`` imports ``torch._decomp.decompositions_for_jvp``, which scripts a few
+    decompositions and so raises torch's own ``DeprecationWarning: torch.jit.script is deprecated``
+    once per process: noise for users who never called ``torch.jit``.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*torch.jit.script.* is deprecated", DeprecationWarning)
+        import torch._decomp.decompositions_for_jvp  # noqa: F401
 
 
 def _own_code(fn: Any) -> Any:
