@@ -16,6 +16,8 @@ MODULES = {
     "unigrad._transforms": ["torch", "tensorflow", "jax"],
     "unigrad.conformance.transforms": [],
     "unigrad._errors": [],
+    "unigrad._complex": [],
+    "unigrad.backends._numpy": [],
     "unigrad._tree": [],
     "unigrad._host": [],
     "unigrad._namespace": [],

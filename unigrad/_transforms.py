@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from unigrad import _tree
 from unigrad._api import _require_callable
+from unigrad._complex import complex_output_error, refuse_complex_params
 from unigrad._dispatch import CallPlan, _flatten_tree, plan_call, to_backend
 from unigrad._errors import DtypeMismatchError, InvalidOutputError, StructureMismatchError
 from unigrad._loss import output_checker
@@ -45,6 +46,8 @@ class _FlatOutputs:
             if not adapter.is_array(leaf) or adapter.dtype_name(leaf) not in FLOAT_DTYPES:
                 path = _tree.leaf_paths(out, root="output")[index]
                 found = getattr(leaf, "dtype", type(leaf).__name__)
+                if adapter.is_array(leaf) and adapter.dtype_name(leaf).startswith("complex"):
+                    raise complex_output_error(self.name, path, adapter.dtype_name(leaf), adapter.name)
                 raise InvalidOutputError(
                     f"{self.name}: fn's {path} is {found} on backend {adapter.name!r}; fn must return a "
                     f"{adapter.name} floating array or a pytree of them (cast integer outputs, and move "
@@ -299,6 +302,7 @@ def hessian(
     """
     _require_callable(loss_fn)
     plan = plan_call(params, backend)
+    refuse_complex_params(params, plan.inputs, plan.adapter, "hessian")
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         finish = output_checker(plan.adapter, False)
         rows = plan.adapter.hessian(plan.bind(loss_fn, data), plan.inputs, finish)
