@@ -27,7 +27,7 @@ from unigrad.conformance.results import Comparison, Report
 from unigrad.conformance.runner import framework_versions, run_case
 from unigrad.conformance.tolerances import DEFAULT_TOLERANCES, tolerance_for
 
-__all__ = ["assert_grad_matches_reference", "assert_grads_agree"]
+__all__ = ["assert_data_parallel_matches", "assert_grad_matches_reference", "assert_grads_agree"]
 
 
 def _dtype_name(leaf: Any) -> str | None:
@@ -154,3 +154,76 @@ def assert_grad_matches_reference(
         raise AssertionError(
             "gradient does not match finite differences:\n" + describe_failures([comparison])
         )
+
+
+def assert_data_parallel_matches(
+    example_loss_fn: Callable[..., Any] | str,
+    params: Any,
+    batch: Any,
+    *,
+    backend: str,
+    world_size: int = 2,
+    rtol: float | None = None,
+    launches: Sequence[str] | None = None,
+    jit: bool = False,
+) -> list[Any]:
+    """Assert that the data-parallel step on ``world_size`` local workers equals one process.
+
+    Starts the workers itself, on this machine: PyTorch, ``world_size`` processes in a gloo group;
+    JAX, one process with ``world_size`` forced host devices and ``world_size`` processes joined by
+    ``jax.distributed``; TensorFlow, ``world_size`` logical CPUs under ``MirroredStrategy`` and
+    ``world_size`` ``MultiWorkerMirroredStrategy`` workers from ``TF_CONFIG``. Processes get uneven
+    shares of ``batch`` on purpose (7 examples over 2: 4 and 3). Every worker's loss and gradients
+    must equal the single-process full-batch ``ug.value_and_grad`` of the mean loss.
+
+    Args:
+        example_loss_fn: a function defined at the top level of an importable module (workers import
+            it by name), or its name as ``'package.module:function'``; returns per-example losses.
+        params: pytree of floating arrays (any framework, or NumPy; sent to the workers as NumPy with
+            their dtypes).
+        batch: pytree whose array leaves hold the examples along axis 0.
+        backend: ``'torch'``, ``'jax'`` or ``'tensorflow'``.
+        world_size: workers (processes or devices) per launch.
+        rtol: largest allowed ``max|g - ref| / max|ref|`` per leaf (default ``1e-12`` when every param
+            is float64, else ``1e-5``).
+        launches: ``"devices"`` and/or ``"processes"`` (default: every launch the backend has).
+        jit: run the compiled step (``jit=True``).
+
+    Returns:
+        One :class:`~unigrad.distributed._launch.WorkerResult` per worker and launch.
+
+    Raises:
+        AssertionError: naming the launch, the worker, the leaf path, the worst element and the error.
+        NotImportableError: ``example_loss_fn`` is a lambda, a closure or defined in ``__main__``.
+        DistributedSetupError: a worker failed to start or crashed (its output is in the message).
+    """
+    from unigrad.backends import canonical_name
+    from unigrad.distributed._launch import LAUNCHES, run_local
+
+    if rtol is None:
+        dtypes = {_dtype_name(leaf) for leaf in _tree.flatten(params)[0]}
+        rtol = 1e-12 if dtypes == {"float64"} else 1e-5
+    backend = canonical_name(backend)
+    results = []
+    for launch in launches or LAUNCHES.get(backend, ("processes",)):
+        results += run_local(
+            example_loss_fn, params, batch, backend=backend, launch=launch, world_size=world_size, jit=jit
+        )
+    problems = []
+    for result in results:
+        where = f"worker {result.worker} ({result.examples} examples) of launch {result.launch!r}"
+        if not result.loss_rel_error <= rtol:
+            problems.append(f"  {where}: loss rel error {result.loss_rel_error:.3g} > rtol {rtol:.3g}")
+        for path, error in result.leaf_rel_errors.items():
+            if not error <= rtol:
+                index, got, want = result.worst[path]
+                problems.append(
+                    f"  {where}: grads of {path} max rel error {error:.3g} > rtol {rtol:.3g} "
+                    f"(at {list(index)}: {got!r} vs single process {want!r})"
+                )
+    if problems:
+        raise AssertionError(
+            f"data-parallel gradients on {backend} (world size {world_size}, jit={jit}) differ from the "
+            f"single-process full-batch gradient:\n" + "\n".join(problems)
+        )
+    return results

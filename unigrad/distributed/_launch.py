@@ -1,0 +1,267 @@
+"""Run a data-parallel step in worker processes on this machine, and compare it with one process.
+
+:func:`run_local` is what ``unigrad.testing.assert_data_parallel_matches`` and
+``unigrad check --world-size`` use: it writes a job file, starts the workers (see
+:mod:`unigrad.distributed._worker`) on free localhost ports, waits for them, and returns one
+:class:`WorkerResult` per worker, each compared leaf by leaf with rank 0's single-process result.
+
+Launches:
+
+- ``"devices"``: one process with ``world_size`` devices (JAX: ``--xla_force_host_platform_device_count``;
+  TensorFlow: logical CPUs under ``MirroredStrategy``). Not for PyTorch, whose CPU is one device.
+- ``"processes"``: ``world_size`` processes (PyTorch: gloo process group; JAX: ``jax.distributed``
+  with a loopback coordinator; TensorFlow: ``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``), each
+  holding a different number of examples.
+
+Example:
+    >>> from unigrad.distributed._launch import importable_name
+    >>> importable_name(importable_name)
+    'unigrad.distributed._launch:importable_name'
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from unigrad import _tree
+from unigrad._errors import DistributedSetupError, NotImportableError, UnknownBackendError
+from unigrad.backends import backend_name_of, canonical_name, get_adapter
+from unigrad.distributed._batch import uneven_sizes
+
+#: The launches each backend supports, in the order they run by default.
+LAUNCHES = {"torch": ("processes",), "jax": ("devices", "processes"), "tensorflow": ("devices", "processes")}
+
+
+def importable_name(fn: Callable[..., Any] | str) -> str:
+    """``'module:qualname'`` under which worker processes can import ``fn`` (strings pass through).
+
+    Raises:
+        NotImportableError: ``fn`` is a lambda, a closure or a method of a local class, lives in
+            ``__main__``, or its module does not give it back under that name.
+    """
+    if isinstance(fn, str):
+        resolve(fn)
+        return fn
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    what = f"{qualname or type(fn).__name__} from module {module!r}"
+    fix = (
+        "workers are separate processes that import the loss function by name: define it at the top "
+        "level of an importable module (not in __main__, not a lambda or a closure), or pass its name "
+        "as 'package.module:function'"
+    )
+    if not module or not qualname or "<" in qualname or module == "__main__":
+        raise NotImportableError(f"example_loss_fn {what} cannot be imported by worker processes; {fix}")
+    name = f"{module}:{qualname}"
+    try:
+        found = resolve(name)
+    except NotImportableError:
+        found = None
+    if found is not fn:
+        raise NotImportableError(f"example_loss_fn {what} is not what {name!r} imports; {fix}")
+    return name
+
+
+def resolve(name: str) -> Callable[..., Any]:
+    """The function named ``'module:qualname'``.
+
+    Raises:
+        NotImportableError: the module cannot be imported, or it has no such attribute.
+    """
+    module_name, _, qualname = name.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise NotImportableError(
+            f"cannot import the loss {name!r} ({type(err).__name__}: {err}); give it as "
+            f"'package.module:function' importable from this environment"
+        ) from err
+    return target
+
+
+@dataclass
+class WorkerResult:
+    """One worker's result, compared with the single-process full-batch result.
+
+    Attributes:
+        launch: ``"devices"`` or ``"processes"``.
+        worker: the worker's rank.
+        examples: how many examples it held.
+        loss_rel_error: ``|loss - reference| / |reference|``.
+        leaf_rel_errors: per leaf path (``params['w']``), ``max|g - ref| / max|ref|``.
+        worst: per leaf path, ``(index, value, reference)`` of the largest difference.
+    """
+
+    launch: str
+    worker: int
+    examples: int
+    loss_rel_error: float
+    leaf_rel_errors: dict[str, float] = field(default_factory=dict)
+    worst: dict[str, tuple[tuple[int, ...], float, float]] = field(default_factory=dict)
+
+    @property
+    def max_rel_error(self) -> float:
+        """The largest relative error of the loss and every gradient leaf."""
+        return max([self.loss_rel_error, *self.leaf_rel_errors.values()])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _numpy_tree(tree: Any) -> Any:
+    def convert(leaf: Any) -> Any:
+        owner = backend_name_of(leaf)
+        return leaf if owner is None else np.asarray(get_adapter(owner).to_numpy(leaf))
+
+    return _tree.tree_map(convert, tree)
+
+
+def _split(batch: Any, sizes: list[int]) -> list[Any]:
+    leaves, treedef = _tree.flatten(batch, "batch")
+    bounds = np.cumsum([0, *sizes])
+    return [
+        treedef.unflatten([leaf[a:b] if isinstance(leaf, np.ndarray) and leaf.ndim else leaf for leaf in leaves])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+def _environment(backend: str, launch: str, world_size: int, rank: int, ports: list[int]) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.pop("TF_CONFIG", None)
+    if backend == "jax":
+        count = world_size if launch == "devices" else 1
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}".strip()
+        env["JAX_PLATFORMS"] = env.get("JAX_PLATFORMS", "cpu")
+    if backend == "torch":
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(ports[0]), RANK=str(rank), WORLD_SIZE=str(world_size))
+    if backend == "tensorflow" and launch == "processes":
+        workers = [f"127.0.0.1:{port}" for port in ports]
+        env["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": rank}})
+    return env
+
+
+def run_local(
+    example_loss_fn: Callable[..., Any] | str,
+    params: Any,
+    batch: Any,
+    *,
+    backend: str,
+    launch: str,
+    world_size: int = 2,
+    jit: bool = False,
+    timeout: float = 300.0,
+) -> list[WorkerResult]:
+    """Run the data-parallel step in local workers and compare each with the single-process result.
+
+    Raises:
+        NotImportableError: ``example_loss_fn`` cannot be imported by the workers.
+        DistributedSetupError: a worker failed or timed out (with its traceback or output).
+    """
+    backend = canonical_name(backend)
+    if launch not in LAUNCHES.get(backend, ()):
+        raise UnknownBackendError(
+            f"launch {launch!r} is not available on backend {backend!r}: choose from "
+            f"{', '.join(LAUNCHES.get(backend, ())) or 'torch, jax, tensorflow'}"
+        )
+    name = importable_name(example_loss_fn)
+    params_np, batch_np = _numpy_tree(params), _numpy_tree(batch)
+    from unigrad.distributed._worker import len_of
+
+    total = len_of(batch_np)
+    processes = world_size if launch == "processes" else 1
+    shards = _split(batch_np, uneven_sizes(total, processes))
+    ports = [_free_port() for _ in range(processes)]
+    job = {
+        "loss": name, "backend": backend, "launch": launch, "world_size": world_size, "jit": jit,
+        "params": params_np, "batch": batch_np, "shards": shards, "coordinator": f"127.0.0.1:{ports[0]}",
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="unigrad-dp-") as folder:
+        job_path = os.path.join(folder, "job.pkl")
+        with open(job_path, "wb") as file:
+            pickle.dump(job, file)
+        _run_workers(job_path, backend, launch, world_size, processes, ports, timeout)
+        results = []
+        for rank in range(processes):
+            with open(os.path.join(folder, f"result{rank}.pkl"), "rb") as file:
+                results.append(pickle.load(file))
+    return _compare(results, params_np, launch)
+
+
+def _run_workers(
+    job_path: str, backend: str, launch: str, world_size: int, processes: int, ports: list[int], timeout: float
+) -> None:
+    folder = os.path.dirname(job_path)
+    workers = []
+    for rank in range(processes):
+        log = open(os.path.join(folder, f"log{rank}.txt"), "wb")  # noqa: SIM115 - closed below
+        command = [sys.executable, "-m", "unigrad.distributed._worker", job_path, str(rank)]
+        env = _environment(backend, launch, world_size, rank, ports)
+        workers.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    deadline = time.monotonic() + timeout
+    failed: list[int] = []
+    while any(proc.poll() is None for proc, _ in workers):
+        failed = [rank for rank, (proc, _) in enumerate(workers) if proc.poll() not in (None, 0)]
+        if failed or time.monotonic() > deadline:
+            break  # the others would wait for it in a collective until their own timeout
+        time.sleep(0.05)
+    for proc, log in workers:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        log.close()
+    failed = [rank for rank, (proc, _) in enumerate(workers) if proc.returncode != 0]
+    if failed:
+        rank = failed[0]
+        with open(os.path.join(folder, f"log{rank}.txt"), errors="replace") as file:
+            output = file.read()
+        reason = "timed out" if time.monotonic() > deadline else f"exited with {workers[rank][0].returncode}"
+        result_path = os.path.join(folder, f"result{rank}.pkl")
+        if os.path.exists(result_path):
+            with open(result_path, "rb") as file:
+                output = pickle.load(file).get("error", output)
+        raise DistributedSetupError(
+            f"worker {rank} of {processes} ({backend}, launch {launch!r}, world size {world_size}) "
+            f"{reason}:\n{output[-3000:]}"
+        )
+
+
+def _compare(results: list[dict[str, Any]], params: Any, launch: str) -> list[WorkerResult]:
+    reference = results[0]["reference"]
+    paths = _tree.leaf_paths(params)
+    ref_leaves = _tree.flatten(reference["grads"])[0]
+    ref_loss = float(reference["loss"])
+    compared = []
+    for rank, result in enumerate(results):
+        loss_error = abs(float(result["loss"]) - ref_loss) / max(abs(ref_loss), np.finfo(np.float64).tiny)
+        worker = WorkerResult(launch, rank, int(result["examples"]), loss_error)
+        for path, got, want in zip(paths, _tree.flatten(result["grads"])[0], ref_leaves, strict=True):
+            got64, want64 = np.asarray(got, np.float64), np.asarray(want, np.float64)
+            diff = np.abs(got64 - want64)
+            scale = max(float(np.max(np.abs(want64), initial=0.0)), np.finfo(np.float64).tiny)
+            worker.leaf_rel_errors[path] = float(np.max(diff, initial=0.0)) / scale
+            if diff.size:
+                index = np.unravel_index(int(np.argmax(diff)), diff.shape)
+                worker.worst[path] = (tuple(int(i) for i in index), float(got64[index]), float(want64[index]))
+        compared.append(worker)
+    return compared
+

@@ -1,0 +1,117 @@
+"""One worker of a local data-parallel run: ``python -m unigrad.distributed._worker JOB RANK``.
+
+Started by :mod:`unigrad.distributed._launch`. Reads the job (a pickle: the loss's import name, the
+params and this worker's examples as NumPy, how to launch), sets up the framework's distributed
+engine as a user's program would (``torch.distributed`` with gloo, ``jax.distributed.initialize``,
+logical CPUs or ``MultiWorkerMirroredStrategy``), runs ``ug.data_parallel_value_and_grad_fn`` on its
+examples and writes ``(loss, grads)`` as NumPy. Rank 0 also computes the single-process full-batch
+result with ``ug.value_and_grad``, the reference every worker is compared with.
+
+Example:
+    >>> from unigrad.distributed._worker import float64_in
+    >>> import numpy as np
+    >>> float64_in({"w": np.zeros(2)}), float64_in([np.zeros(2, np.float32)])
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import traceback
+from typing import Any
+
+import numpy as np
+
+from unigrad import _tree
+
+
+def float64_in(tree: Any) -> bool:
+    """Whether any leaf of ``tree`` is a float64 NumPy array (JAX then needs its 64-bit mode)."""
+    return any(getattr(leaf, "dtype", None) == np.float64 for leaf in _tree.flatten(tree)[0])
+
+
+def _setup(job: dict[str, Any], rank: int) -> dict[str, Any]:
+    """Start the engine the way a user's program does; returns extra step options."""
+    backend, launch, world = job["backend"], job["launch"], job["world_size"]
+    if backend == "torch" and launch == "processes":
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo", rank=rank, world_size=world)  # MASTER_ADDR/PORT from the env
+    elif backend == "jax":
+        import jax
+
+        if float64_in(job["params"]):
+            jax.config.update("jax_enable_x64", True)
+        if launch == "processes":
+            jax.distributed.initialize(job["coordinator"], num_processes=world, process_id=rank)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        if launch == "devices":
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * world)
+        else:  # TF_CONFIG is in the environment; the strategy must exist before any TensorFlow op
+            return {"strategy": tf.distribute.MultiWorkerMirroredStrategy()}
+    return {}
+
+
+def _to_numpy(tree: Any) -> Any:
+    from unigrad.backends import backend_name_of, get_adapter
+
+    def convert(leaf: Any) -> Any:
+        owner = backend_name_of(leaf)
+        return leaf if owner is None else np.asarray(get_adapter(owner).to_numpy(leaf))
+
+    return _tree.tree_map(convert, tree)
+
+
+def run(job: dict[str, Any], rank: int) -> dict[str, Any]:
+    """The worker's whole job; returns what it writes."""
+    options = _setup(job, rank)
+    import unigrad as ug
+    from unigrad.distributed._launch import resolve
+
+    example_loss_fn = resolve(job["loss"])
+    backend, params, shard = job["backend"], job["params"], job["shards"][rank]
+    step = ug.data_parallel_value_and_grad_fn(example_loss_fn, backend=backend, jit=job["jit"], **options)
+    loss, grads = step(params, shard)
+    if job["jit"]:
+        loss, grads = step(params, shard)  # the second call runs the compiled step as it is
+    result = {"loss": _to_numpy(loss), "grads": _to_numpy(grads), "examples": len_of(shard)}
+    if rank == 0:
+
+        def mean_loss(p: Any, batch: Any) -> Any:
+            losses = example_loss_fn(p, batch)
+            return ug.namespace(losses).mean(losses)
+
+        ref_loss, ref_grads = ug.value_and_grad(mean_loss, params, job["batch"], backend=backend)
+        result["reference"] = {"loss": _to_numpy(ref_loss), "grads": _to_numpy(ref_grads)}
+    if backend == "torch" and job["launch"] == "processes":
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return result
+
+
+def len_of(batch: Any) -> int:
+    """The number of examples in ``batch`` (axis 0 of its first array leaf)."""
+    return next(leaf.shape[0] for leaf in _tree.flatten(batch)[0] if hasattr(leaf, "shape"))
+
+
+def main(argv: list[str]) -> int:
+    job_path, rank = argv[0], int(argv[1])
+    with open(job_path, "rb") as file:
+        job = pickle.load(file)
+    try:
+        result = run(job, rank)
+    except BaseException:  # noqa: BLE001 - reported to the launcher, which names the worker
+        result = {"error": traceback.format_exc()}
+    with open(os.path.join(os.path.dirname(job_path), f"result{rank}.pkl"), "wb") as file:
+        pickle.dump(result, file)
+    return 0 if "error" not in result else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
