@@ -13,6 +13,7 @@ MODULES = {
     "unigrad": ["torch"],
     "unigrad._api": ["torch"],
     "unigrad._compiled": ["torch"],
+    "unigrad._convert": ["torch"],
     "unigrad._transforms": ["torch", "tensorflow", "jax"],
     "unigrad.conformance.transforms": [],
     "unigrad._errors": [],

@@ -17,6 +17,7 @@ from unigrad._errors import (
     BackendNotInstalledError,
     BackendRequiredError,
     CompileFallbackWarning,
+    ConversionError,
     CyclicTreeError,
     DistributedSetupError,
     DtypeMismatchError,
@@ -40,6 +41,7 @@ from unigrad.backends import installed_backends
 
 if TYPE_CHECKING:
     from unigrad._compiled import ValueAndGradFn, value_and_grad_fn
+    from unigrad._convert import to_backend, to_numpy
     from unigrad.distributed import DataParallelValueAndGradFn, data_parallel_value_and_grad_fn
     from unigrad._namespace import namespace
     from unigrad._transforms import hessian, hvp, jacobian, jvp, per_example_grads, vjp
@@ -52,6 +54,7 @@ _LAZY = {
     "data_parallel_value_and_grad_fn": "unigrad.distributed",
     "value_and_grad_fn": "unigrad._compiled",
     "namespace": "unigrad._namespace",
+    **dict.fromkeys(["to_backend", "to_numpy"], "unigrad._convert"),
     **dict.fromkeys(["hessian", "hvp", "jacobian", "jvp", "per_example_grads", "vjp"], "unigrad._transforms"),
 }
 
@@ -61,6 +64,7 @@ __all__ = [
     "BackendNotInstalledError",
     "BackendRequiredError",
     "CompileFallbackWarning",
+    "ConversionError",
     "CyclicTreeError",
     "DataParallelValueAndGradFn",
     "DistributedSetupError",
@@ -92,6 +96,8 @@ __all__ = [
     "namespace",
     "per_example_grads",
     "reference_grad",
+    "to_backend",
+    "to_numpy",
     "value_and_grad",
     "value_and_grad_fn",
     "vjp",

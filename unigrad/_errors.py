@@ -85,6 +85,10 @@ class CyclicTreeError(InvalidParamsError, InvalidDataError):
     """
 
 
+class ConversionError(UnigradError, TypeError):
+    """``ug.to_backend`` or ``ug.to_numpy`` could not convert a leaf (its path is in the message)."""
+
+
 class UnsupportedTransformError(UnigradError, NotImplementedError):
     """The backend does not implement this transformation."""
 
