@@ -75,10 +75,10 @@ _ELEMENTWISE = (
     "floor",
     "isfinite",
     "logaddexp",
-)
     "real",
     "imag",
     "conj",
+)
 _REDUCTIONS = ("sum", "mean", "prod", "max", "min", "var", "std", "cumulative_sum")
 _MANIPULATION = (
     "reshape",

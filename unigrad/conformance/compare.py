@@ -1,5 +1,8 @@
 """Elementwise comparison of gradient pytrees: max abs / rel error per leaf and pass/fail.
 
+A complex leaf is compared as its real and imaginary parts, two leaves named ``<path>.real`` and
+``<path>.imag``, each with the same rule: the re/im reference, part by part.
+
 Example:
     >>> import numpy as np
     >>> from unigrad.conformance.compare import compare_leaf
@@ -50,12 +53,26 @@ def compare_leaf(path: str, got: np.ndarray, want: np.ndarray, tolerance: Tolera
 
 
 def compare_trees(got: Any, want: Any, tolerance: Tolerance) -> list[LeafMetrics]:
-    """One :class:`LeafMetrics` per leaf of two float64 NumPy pytrees of the same structure."""
+    """One :class:`LeafMetrics` per leaf of two float64 (or complex128) NumPy pytrees of the same
+    structure; two per complex leaf (its real and imaginary parts).
+
+    Example:
+        >>> import numpy as np
+        >>> from unigrad.conformance.case import Tolerance
+        >>> metrics = compare_trees({"z": np.array([1 + 2j])}, {"z": np.array([1 + 3j])}, Tolerance(0, 0))
+        >>> [(m.path, m.passed) for m in metrics]
+        [("params['z'].real", True), ("params['z'].imag", False)]
+    """
     paths = _tree.leaf_paths(want)
     got_leaves, got_def = _tree.flatten(got)
     want_leaves, want_def = _tree.flatten(want)
     if got_def != want_def:
         return [LeafMetrics("<structure>", float("inf"), float("inf"), False)]
-    return [
-        compare_leaf(path, g, w, tolerance) for path, g, w in zip(paths, got_leaves, want_leaves, strict=True)
-    ]
+    metrics = []
+    for path, g, w in zip(paths, got_leaves, want_leaves, strict=True):
+        if np.iscomplexobj(g) or np.iscomplexobj(w):
+            metrics.append(compare_leaf(f"{path}.real", np.real(g), np.real(w), tolerance))
+            metrics.append(compare_leaf(f"{path}.imag", np.imag(g), np.imag(w), tolerance))
+        else:
+            metrics.append(compare_leaf(path, g, w, tolerance))
+    return metrics

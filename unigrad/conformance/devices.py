@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+#: The complex dtype of each floating precision that has one.
+COMPLEX_OF = {"float64": "complex128", "float32": "complex64"}
+
 
 def _split(device: str) -> tuple[str, int]:
     kind, _, index = device.partition(":")
@@ -72,8 +75,13 @@ def _jax_device(device: str) -> Any:
 def place(backend: str, values: np.ndarray, dtype: str | None, device: str) -> Any:
     """``values`` as an array of ``backend`` on ``device``; floating values cast to ``dtype``.
 
-    Integer and boolean arrays keep their dtype (labels, indices). The cast happens inside the
-    framework so that bfloat16 works where NumPy has no such dtype.
+    Complex values take the complex dtype of that precision (``float64`` → ``complex128``,
+    ``float32`` → ``complex64``: a dtype column of the conformance matrix means both). Integer and
+    boolean arrays keep their dtype (labels, indices). The cast happens inside the framework so that
+    bfloat16 works where NumPy has no such dtype.
+
+    Raises:
+        ValueError: complex values at a precision with no complex dtype (float16, bfloat16).
     """
     values = np.asarray(values)
     floating = np.issubdtype(values.dtype, np.floating)
@@ -87,6 +95,10 @@ def place(backend: str, values: np.ndarray, dtype: str | None, device: str) -> A
         if target:
             tensor = tensor.to(getattr(torch, target))
         return tensor.to(_torch_device(device))
+    if dtype is not None and np.iscomplexobj(values):
+        if dtype not in COMPLEX_OF:
+            raise ValueError(f"complex values have no {dtype} counterpart: use float64 or float32")
+        target = COMPLEX_OF[dtype]
     if backend == "jax":
         import jax
         import jax.numpy as jnp

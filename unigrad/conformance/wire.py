@@ -1,15 +1,18 @@
 """What crosses the process boundary of an isolated conformance run: plain JSON, never pickle.
 
-A worker sends each result as the flat list of its leaves (float64 values with their shape); the
-parent puts them back into the tree of the reference it computed itself, so no container type has to
-be described on the wire. JSON's ``NaN`` / ``Infinity`` extension (Python's default) carries the
-non-finite gradients that kink cases produce, and ``repr``-exact floats keep float64 bit for bit.
+A worker sends each result as the flat list of its leaves (float64 values with their shape; a
+complex leaf as its real and imaginary parts, two float64 lists); the parent puts them back into the
+tree of the reference it computed itself, so no container type has to be described on the wire.
+JSON's ``NaN`` / ``Infinity`` extension (Python's default) carries the non-finite gradients that kink
+cases produce, and ``repr``-exact floats keep float64 (and complex128) bit for bit.
 
 Example:
     >>> import numpy as np
     >>> leaves = decode_leaves(json.loads(json.dumps(encode_leaves({"w": np.array([1.5, np.nan])}))))
     >>> leaves[0]
     array([1.5, nan])
+    >>> decode_leaves(json.loads(json.dumps(encode_leaves([np.array([1 - 2j])]))))[0]
+    array([1.-2.j])
 """
 
 from __future__ import annotations
@@ -23,11 +26,17 @@ from unigrad import _tree
 
 
 def encode_leaves(tree: Any) -> list[dict[str, Any]]:
-    """The leaves of a float64 result tree as JSON-ready records (``shape`` and flat ``values``)."""
+    """The leaves of a float64 result tree as JSON-ready records (``shape`` and flat ``values``, or
+    flat ``real`` and ``imag`` for a complex leaf)."""
     records = []
     for leaf in _tree.flatten(tree)[0]:
         array = np.asarray(leaf)
-        if array.dtype.kind in "fiub":
+        if array.dtype.kind == "c":
+            flat = array.astype(np.complex128).ravel()
+            records.append(
+                {"shape": list(array.shape), "real": flat.real.tolist(), "imag": flat.imag.tolist()}
+            )
+        elif array.dtype.kind in "fiub":
             records.append({"shape": list(array.shape), "values": array.astype(np.float64).ravel().tolist()})
         else:  # a string or other non-numeric leaf of the result (none today): sent as its text
             records.append({"text": str(leaf)})
@@ -35,13 +44,19 @@ def encode_leaves(tree: Any) -> list[dict[str, Any]]:
 
 
 def decode_leaves(records: list[dict[str, Any]]) -> list[Any]:
-    """The leaves :func:`encode_leaves` wrote, as float64 arrays."""
-    return [
-        np.asarray(record["values"], dtype=np.float64).reshape(record["shape"])
-        if "values" in record
-        else record["text"]
-        for record in records
-    ]
+    """The leaves :func:`encode_leaves` wrote, as float64 arrays (complex128 for complex leaves)."""
+    return [_decode_leaf(record) for record in records]
+
+
+def _decode_leaf(record: dict[str, Any]) -> Any:
+    if "values" in record:
+        return np.asarray(record["values"], dtype=np.float64).reshape(record["shape"])
+    if "real" in record:
+        # Parts assigned, not real + 1j * imag: 1j * inf would put a NaN in the real part.
+        leaf = np.empty(len(record["real"]), dtype=np.complex128)
+        leaf.real, leaf.imag = record["real"], record["imag"]
+        return leaf.reshape(record["shape"])
+    return record["text"]
 
 
 def rebuild(records: list[dict[str, Any]], like: Any) -> Any:

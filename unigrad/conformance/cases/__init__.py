@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from unigrad.conformance.case import Case
 from unigrad.conformance.cases import (
+    complex,
     elementwise,
     indexing,
     kinks,
@@ -20,7 +21,7 @@ from unigrad.conformance.cases import (
     reductions,
 )
 
-_AREAS = (elementwise, kinks, reductions, linalg, indexing, losses, models, pytrees)
+_AREAS = (elementwise, kinks, reductions, linalg, indexing, losses, models, pytrees, complex)
 
 CASES: list[Case] = [case for area in _AREAS for case in area.CASES]
 
