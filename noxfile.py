@@ -15,6 +15,7 @@ nox.options.sessions = [
     "tests-torch",
     "tests-tensorflow",
     "tests-jax",
+    "tests-mlx",
     "tests-all",
     "lint",
     "docs",
@@ -26,6 +27,7 @@ FRAMEWORKS = {
     "torch": ["torch"],
     "tensorflow": ["tensorflow-cpu"],
     "jax": ["jax[cpu]"],
+    "mlx": ["mlx[cpu]"],  # Linux: the CPU build (plain `mlx` there has no backend to run on)
 }
 
 
@@ -62,9 +64,15 @@ def tests_jax(session: nox.Session) -> None:
     _run_tests(session, FRAMEWORKS["jax"])
 
 
+@nox.session(name="tests-mlx")
+def tests_mlx(session: nox.Session) -> None:
+    """Unit tests with MLX only."""
+    _run_tests(session, FRAMEWORKS["mlx"])
+
+
 @nox.session(name="tests-all")
 def tests_all(session: nox.Session) -> None:
-    """Unit tests with all three frameworks in one process (cross-framework tests run here)."""
+    """Unit tests with every framework in one process (cross-framework tests run here)."""
     _run_tests(session, [pkg for pkgs in FRAMEWORKS.values() for pkg in pkgs])
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-FRAMEWORK_BACKENDS = ("torch", "tensorflow", "jax")
+from unigrad.backends import BACKENDS, framework_backends, module_available
+
+FRAMEWORK_BACKENDS = tuple(framework_backends())
 
 
 def is_installed(backend: str) -> bool:
-    return importlib.util.find_spec(backend) is not None
+    """Whether a backend's framework (or any other module) can be imported; never imports it."""
+    return module_available(BACKENDS[backend].module if backend in BACKENDS else backend)
 
 
 def skip_reason(backend: str) -> str:

@@ -98,7 +98,7 @@ def test_loss_not_an_array(backend: str) -> None:
 
 def test_loss_complex(backend: str) -> None:
     z = make(backend, 1.0 + 2.0j)
-    with pytest.raises(ug.InvalidLossError, match=r"complex128 loss.*real part"):
+    with pytest.raises(ug.InvalidLossError, match=r"complex(128|64) loss.*real part"):  # MLX: 64 only
         ug.grad(lambda p: z, {"w": make(backend, [1.0])})
 
 

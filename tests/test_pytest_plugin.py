@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
+
+from unigrad.backends import framework_backends, is_installed
 
 pytest_plugins = ["pytester"]
 
-INSTALLED = [b for b in ("torch", "tensorflow", "jax") if importlib.util.find_spec(b) is not None]
-MISSING = [b for b in ("torch", "tensorflow", "jax") if b not in INSTALLED]
+INSTALLED = [b for b in framework_backends() if is_installed(b)]
+MISSING = [b for b in framework_backends() if b not in INSTALLED]
 
 TEST_FILE = """
 import numpy as np

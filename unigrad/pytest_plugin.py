@@ -6,7 +6,7 @@ for GPU-only and slow tests and for skipping backends with a reason, and a repor
 versions. Loading the plugin imports no framework.
 
 Options:
-    ``--unigrad-backends=torch,jax``  backends ``ug_backend`` runs over (default: all three).
+    ``--unigrad-backends=torch,jax``  backends ``ug_backend`` runs over (default: all of them).
     ``--unigrad-devices=cpu,gpu``     devices ``ug_device`` runs over (default: ``cpu``).
     ``--unigrad-run-slow``            run tests marked ``unigrad_slow``.
 
@@ -26,12 +26,12 @@ Example (a test module of your library)::
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 
 import pytest
 
-KNOWN_BACKENDS = ("torch", "tensorflow", "jax")
-_DISTRIBUTIONS = {"torch": ("torch",), "tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",)}
+from unigrad.backends import BACKENDS, framework_backends, is_installed
+
+KNOWN_BACKENDS = tuple(framework_backends())
 
 
 def _split(text: str | None) -> list[str]:
@@ -43,7 +43,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--unigrad-backends",
         default=",".join(KNOWN_BACKENDS),
-        help="comma-separated backends for the ug_backend fixture (default: torch,tensorflow,jax)",
+        help=f"comma-separated backends for the ug_backend fixture (default: {','.join(KNOWN_BACKENDS)})",
     )
     group.addoption(
         "--unigrad-devices", default="cpu", help="comma-separated devices for ug_device (cpu, gpu)"
@@ -66,7 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _version(backend: str) -> str | None:
-    for distribution in _DISTRIBUTIONS[backend]:
+    for distribution in BACKENDS[backend].distribution_names:
         try:
             return importlib.metadata.version(distribution)
         except importlib.metadata.PackageNotFoundError:
@@ -111,9 +111,10 @@ def _has_gpu(backend: str) -> bool:
 
 @pytest.fixture
 def ug_backend(request: pytest.FixtureRequest) -> str:
-    """The backend under test: ``'torch'``, ``'tensorflow'`` or ``'jax'``; skipped if not installed."""
+    """The backend under test: ``'torch'``, ``'tensorflow'``, ``'jax'`` or ``'mlx'``; skipped if not
+    installed."""
     backend = request.param
-    if importlib.util.find_spec(backend) is None:
+    if not is_installed(backend):
         pytest.skip(f"{backend} is not installed (pip install 'unigrad[{backend}]')")
     marker = request.node.get_closest_marker("unigrad_skip_backends")
     if marker is not None and backend in marker.args:
@@ -131,7 +132,7 @@ def ug_device(request: pytest.FixtureRequest) -> str:
         backends = (
             [request.getfixturevalue("ug_backend")]
             if "ug_backend" in request.fixturenames
-            else [b for b in KNOWN_BACKENDS if importlib.util.find_spec(b) is not None]
+            else [b for b in KNOWN_BACKENDS if is_installed(b)]
         )
         if not any(_has_gpu(b) for b in backends):
             pytest.skip(f"no GPU visible to {', '.join(backends) or 'any installed backend'}")

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Mapping
@@ -269,11 +270,10 @@ def _first_array_leaf(tree: Any) -> tuple[Any, str]:
 def _build(owner: str, leaf: Any) -> Namespace:
     from unigrad._namespace._extras import corrections_for, extras_for
 
-    if owner == "tensorflow":
-        from unigrad._namespace import _tensorflow
-
-        module: Any = _tensorflow
-        dtypes = dict(_tensorflow.DTYPES)
+    shim = _shim(owner)
+    if shim is not None:
+        module: Any = shim
+        dtypes = dict(shim.DTYPES)
         compat_module = None
     else:
         import array_api_compat
@@ -286,8 +286,20 @@ def _build(owner: str, leaf: Any) -> Namespace:
             dtypes["bfloat16"] = ml_dtypes.bfloat16
     functions = {name: _lookup(module, name) for name in GUARANTEED if name not in EXTRAS}
     functions.update(corrections_for(owner, compat_module))
-    functions.update(extras_for(owner))
+    if shim is not None and all(hasattr(shim, name) for name in EXTRAS):
+        functions.update({name: getattr(shim, name) for name in EXTRAS})
+    else:
+        functions.update(extras_for(owner))
     return Namespace(owner, functions, dtypes)
+
+
+def _shim(owner: str) -> Any:
+    """``unigrad._namespace._<owner>`` for a framework array-api-compat does not cover (TensorFlow,
+    MLX), else ``None``: adding such a backend means adding that module, nothing here."""
+    name = f"unigrad._namespace._{owner}"
+    if importlib.util.find_spec(name) is None:
+        return None
+    return importlib.import_module(name)
 
 
 def _lookup(module: Any, dotted: str) -> Callable[..., Any]:

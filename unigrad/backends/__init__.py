@@ -34,8 +34,10 @@ __all__ = [
     "BackendInfo",
     "backend_name_of",
     "canonical_name",
+    "framework_backends",
     "get_adapter",
     "installed_backends",
+    "is_installed",
 ]
 
 
@@ -48,6 +50,13 @@ class BackendInfo:
     extra: str
     adapter_module: str
     array_types: Callable[[ModuleType], tuple[type, ...]]
+    #: PyPI distributions that may provide the framework, in lookup order (default: ``(module,)``).
+    distributions: tuple[str, ...] = ()
+
+    @property
+    def distribution_names(self) -> tuple[str, ...]:
+        """Where to read the framework's installed version (``importlib.metadata``)."""
+        return self.distributions or (self.module.partition(".")[0],)
 
 
 BACKENDS: dict[str, BackendInfo] = {
@@ -60,8 +69,12 @@ BACKENDS: dict[str, BackendInfo] = {
             "tensorflow",
             "unigrad.backends._tensorflow",
             lambda tf: (tf.Tensor, tf.Variable, *keras_tensorflow_variable_types()),
+            ("tensorflow", "tensorflow-cpu"),
         ),
         BackendInfo("jax", "jax", "jax", "unigrad.backends._jax", lambda jax: (jax.Array,)),
+        # mlx.core, not mlx: `mlx` is a namespace package that `pip install mlx-cpu` alone provides
+        # without the importable core.
+        BackendInfo("mlx", "mlx.core", "mlx", "unigrad.backends._mlx", lambda core: (core.array,)),
         BackendInfo("numpy", "numpy", "", "unigrad.backends._numpy", lambda np: (np.ndarray, np.generic)),
     )
 }
@@ -102,7 +115,7 @@ def canonical_name(name: str) -> str:
     """
     if not isinstance(name, str):
         raise UnknownBackendError(
-            f"backend must be a string such as 'torch', 'tensorflow', 'jax' or 'numpy', "
+            f"backend must be a string such as {', '.join(repr(n) for n in BACKENDS)}, "
             f"got {type(name).__name__} {name!r}"
         )
     key = _ALIASES.get(name.lower(), name.lower())
@@ -119,14 +132,17 @@ def get_adapter(name: str) -> Adapter:
         UnknownBackendError: ``name`` is not a backend unigrad knows.
         BackendNotInstalledError: the framework cannot be imported.
     """
+    adapter = _adapters.get(name) if type(name) is str else None  # the per-leaf lookup of every call
+    if adapter is not None:
+        return adapter
     key = canonical_name(name)
     adapter = _adapters.get(key)
     if adapter is None:
         info = BACKENDS[key]
-        if importlib.util.find_spec(info.module) is None:
+        if not module_available(info.module):
             raise BackendNotInstalledError(
-                f"backend {key!r} needs the '{info.module}' package, which is not installed: "
-                f"pip install 'unigrad[{info.extra}]'"
+                f"backend {key!r} needs the '{info.distribution_names[0]}' package, which is not "
+                f"installed: pip install 'unigrad[{info.extra}]'"
             )
         try:
             module = importlib.import_module(info.adapter_module)
@@ -160,10 +176,28 @@ def backend_name_of(leaf: Any) -> str | None:
     return owner
 
 
+def module_available(module: str) -> bool:
+    """Whether ``module`` (dotted names too) can be imported, without importing it.
+
+    For a dotted name only its (light) parent packages are imported, and a missing parent means
+    ``False`` rather than ``find_spec``'s ``ModuleNotFoundError``.
+    """
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def framework_backends() -> list[str]:
+    """Names of every differentiating backend unigrad knows, installed or not (not ``'numpy'``)."""
+    return [name for name in BACKENDS if name != "numpy"]
+
+
+def is_installed(name: str) -> bool:
+    """Whether backend ``name``'s framework is installed (without importing it)."""
+    return module_available(BACKENDS[canonical_name(name)].module)
+
+
 def installed_backends() -> list[str]:
     """Names of the differentiating backends whose framework is installed (without importing them)."""
-    return [
-        info.name
-        for info in BACKENDS.values()
-        if info.name != "numpy" and importlib.util.find_spec(info.module) is not None
-    ]
+    return [info.name for info in BACKENDS.values() if info.name != "numpy" and module_available(info.module)]

@@ -166,6 +166,21 @@ class Adapter:
         """``x`` without autodiff history (identity where arrays carry none)."""
         return x
 
+    # -- devices, for the conformance runner and ``unigrad info`` (unigrad.conformance.devices) ---
+    # PyTorch, TensorFlow and JAX are handled there; a newer backend answers here instead.
+    def available_devices(self) -> list[str]:
+        """Device names this backend computes on here: ``'cpu'`` first, then ``'gpu'``, ``'gpu:1'``..."""
+        return ["cpu"]
+
+    def place(self, values: np.ndarray, dtype: str | None, device: str) -> Any:
+        """``values`` as an array of this framework on ``device``, cast to ``dtype`` (a dtype name)
+        when given; integer and boolean values keep their dtype (the caller passes ``None``)."""
+        raise NotImplementedError
+
+    def settings(self, devices: list[str]) -> str:
+        """Precision settings worth showing in ``unigrad info`` for these devices (``''``: none)."""
+        return ""
+
     def signature(self, x: Any) -> Hashable:
         """What a compiled step's cache key records of ``x``: type, shape, dtype and device."""
         return (type(x), self.shape(x), self.dtype_name(x), self.device_of(x))

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import unigrad as ug
+from unigrad.backends import framework_backends
 from unigrad.cli._errors import UsageError
 from unigrad.cli._user_loss import user_case
 from unigrad.conformance import (
@@ -32,9 +33,9 @@ def _validate(args: argparse.Namespace) -> list[str]:
     installed = ug.installed_backends()
     backends = args.backends if args.backends is not None else installed
     for backend in backends:
-        if backend not in ("torch", "tensorflow", "jax"):
+        if backend not in framework_backends():
             raise UsageError(
-                f"unigrad check: unknown backend {backend!r}: choose from torch, tensorflow, jax"
+                f"unigrad check: unknown backend {backend!r}: choose from {', '.join(framework_backends())}"
             )
         if backend not in installed:
             raise UsageError(

@@ -19,10 +19,11 @@ import sys
 from typing import Any
 
 import unigrad as ug
+from unigrad.backends import framework_backends, get_adapter
 from unigrad.conformance.devices import available_devices
 from unigrad.conformance.pool import signal_name, worker_environment
 
-BACKENDS = ("torch", "tensorflow", "jax")
+BACKENDS = tuple(framework_backends())
 
 
 def _settings(backend: str, devices: list[str]) -> str:
@@ -33,6 +34,8 @@ def _settings(backend: str, devices: list[str]) -> str:
 
         precision = jax.config.jax_default_matmul_precision or "default"
         return f"x64 {'on' if jax.config.jax_enable_x64 else 'off'}, matmul precision {precision}"
+    if backend not in ("torch", "tensorflow"):  # a newer backend describes its own settings
+        return get_adapter(backend).settings(devices)
     if not has_gpu:  # TF32 is a GPU (Ampere and newer) matmul mode: nothing to say on a CPU
         return ""
     if backend == "torch":
@@ -49,9 +52,9 @@ def _settings(backend: str, devices: list[str]) -> str:
 
 def inspect(backend: str) -> dict[str, Any]:
     """Version, devices and precision settings of ``backend`` (imports it: run in a worker)."""
-    module = __import__(backend)
     devices = available_devices(backend)
-    return {"version": str(module.__version__), "devices": devices, "settings": _settings(backend, devices)}
+    version = get_adapter(backend).version()
+    return {"version": version, "devices": devices, "settings": _settings(backend, devices)}
 
 
 def describe(backend: str, facts: dict[str, Any]) -> str:

@@ -55,7 +55,16 @@ def available_devices(backend: str) -> list[str]:
         return [f"cpu:{i}" if i else "cpu" for i in range(len(cpus))] + [
             f"gpu:{i}" if i else "gpu" for i in range(len(gpus))
         ]
-    raise ValueError(f"unknown backend {backend!r}")
+    return _adapter(backend).available_devices()
+
+
+def _adapter(backend: str) -> Any:
+    """The adapter of a backend not handled above (MLX): it answers for its own devices."""
+    from unigrad.backends import BACKENDS, get_adapter
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}")
+    return get_adapter(backend)
 
 
 def _torch_device(device: str) -> Any:
@@ -86,6 +95,10 @@ def place(backend: str, values: np.ndarray, dtype: str | None, device: str) -> A
     values = np.asarray(values)
     floating = np.issubdtype(values.dtype, np.floating)
     target = dtype if (floating and dtype is not None) else None
+    if dtype is not None and np.iscomplexobj(values):
+        if dtype not in COMPLEX_OF:
+            raise ValueError(f"complex values have no {dtype} counterpart: use float64 or float32")
+        target = COMPLEX_OF[dtype]
     if backend == "numpy":
         return values.astype(target) if target else values.copy()
     if backend == "torch":
@@ -95,10 +108,6 @@ def place(backend: str, values: np.ndarray, dtype: str | None, device: str) -> A
         if target:
             tensor = tensor.to(getattr(torch, target))
         return tensor.to(_torch_device(device))
-    if dtype is not None and np.iscomplexobj(values):
-        if dtype not in COMPLEX_OF:
-            raise ValueError(f"complex values have no {dtype} counterpart: use float64 or float32")
-        target = COMPLEX_OF[dtype]
     if backend == "jax":
         import jax
         import jax.numpy as jnp
@@ -112,7 +121,7 @@ def place(backend: str, values: np.ndarray, dtype: str | None, device: str) -> A
         with tf.device(f"/{kind.upper()}:{index}"):
             tensor = tf.constant(values)
             return tf.cast(tensor, target) if target else tensor
-    raise ValueError(f"unknown backend {backend!r}")
+    return _adapter(backend).place(values, target, device)
 
 
 def device_of(backend: str, x: Any) -> str:
@@ -125,6 +134,8 @@ def device_of(backend: str, x: Any) -> str:
     elif backend == "jax":
         (dev,) = x.devices()
         kind, index = ("cpu" if dev.platform == "cpu" else "gpu"), dev.id
+    elif backend != "tensorflow":
+        return str(_adapter(backend).device_of(x))
     else:
         import tensorflow as tf
 

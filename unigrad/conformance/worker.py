@@ -25,6 +25,7 @@ import os
 import sys
 from typing import Any, TextIO
 
+from unigrad.backends import get_adapter
 from unigrad.conformance.case import Case
 from unigrad.conformance.cases import CASES
 from unigrad.conformance.devices import available_devices, strict_precision
@@ -89,13 +90,13 @@ def serve(requests: TextIO, answers: TextIO) -> int:
     request = loads(requests.readline())
     backend, dtypes, seed = request["backend"], request["dtypes"], request["seed"]
     try:
-        module = __import__(backend)
+        version = get_adapter(backend).version()  # imports the framework
         devices = _devices(backend, request.get("devices"))
         catalogue = _catalogue(request)
     except Exception as err:  # noqa: BLE001 - reported to the parent as the backend's error rows
         send({"event": "error", "message": f"{type(err).__name__}: {err}".splitlines()[0][:300]})
         return 1
-    send({"event": "ready", "version": str(module.__version__), "devices": devices})
+    send({"event": "ready", "version": version, "devices": devices})
     with strict_precision([backend]):
         for line in requests:
             name = loads(line)["case"]
