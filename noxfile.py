@@ -120,6 +120,16 @@ def conformance_low_precision(session: nox.Session) -> None:
     )
 
 
+@nox.session(name="tests-distributed")
+def tests_distributed(session: nox.Session) -> None:
+    """Multi-process data-parallel runs on localhost with the pinned frameworks: torch (2 and 3 gloo
+    processes), JAX (2 processes joined by jax.distributed), TensorFlow (2 TF_CONFIG workers); the
+    tests marked ``distributed`` (about 3 minutes of tests on 2 cores; not in the default set)."""
+    engines = FRAMEWORKS["torch"] + FRAMEWORKS["tensorflow"] + FRAMEWORKS["jax"]
+    session.install(*CONSTRAINTS, "-e", ".[test]", *engines)
+    session.run("pytest", "-m", "distributed", "tests/test_data_parallel_distributed.py", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""

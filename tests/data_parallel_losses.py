@@ -46,5 +46,8 @@ def logistic_problem(dtype: str = "float64", examples: int = 7, seed: int = 1) -
     """NumPy params and batch for :func:`logistic_losses` (labels in {-1, +1})."""
     rng = np.random.default_rng(seed)
     params = {"w": rng.normal(size=4).astype(dtype), "b": np.asarray(0.1, dtype)}
-    batch = {"x": rng.normal(size=(examples, 4)).astype(dtype), "y": rng.choice([-1.0, 1.0], examples).astype(dtype)}
+    batch = {
+        "x": rng.normal(size=(examples, 4)).astype(dtype),
+        "y": rng.choice([-1.0, 1.0], examples).astype(dtype),
+    }
     return params, batch

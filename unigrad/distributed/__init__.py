@@ -27,7 +27,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from unigrad._api import _require_callable
@@ -120,6 +120,7 @@ def data_parallel_value_and_grad_fn(
     backend: str | None = None,
     has_aux: bool = False,
     jit: bool = False,
+    jit_options: Mapping[str, Any] | None = None,
     mesh: Any = None,
     strategy: Any = None,
     group: Any = None,
@@ -145,6 +146,8 @@ def data_parallel_value_and_grad_fn(
             ``((loss, aux), grads)`` where ``aux`` is this process's, not reduced.
         jit: compile the per-shard step, once per input signature (``torch.compile`` of the local
             step, ``jax.jit`` over the mesh, ``tf.function`` around ``strategy.run``).
+        jit_options: keyword arguments for the compiler (``torch.compile``, ``jax.jit``,
+            ``tf.function``), e.g. ``{"backend": "aot_eager"}`` for ``torch.compile``.
         mesh: JAX only: the ``jax.sharding.Mesh`` to shard the batch over (default: one axis
             ``'data'`` over ``jax.devices()``).
         strategy: TensorFlow only: the ``tf.distribute.Strategy`` (default: the one in scope, else
@@ -166,6 +169,10 @@ def data_parallel_value_and_grad_fn(
         >>> float(loss), float(grads)
         (20.0, 20.0)
     """
-    options = {"torch": {"group": group}, "jax": {"mesh": mesh}, "tensorflow": {"strategy": strategy}}
+    jit_options = dict(jit_options or {})
+    options = {
+        "torch": {"group": group, "jit_options": jit_options},
+        "jax": {"mesh": mesh, "jit_options": jit_options},
+        "tensorflow": {"strategy": strategy, "jit_options": jit_options},
+    }
     return DataParallelValueAndGradFn(example_loss_fn, backend, has_aux, jit, options)
-

@@ -54,10 +54,18 @@ def _pad(array: Any, rows: int) -> Any:
 class Engine:
     """Runs a data-parallel step over a JAX device mesh (see the module docstring)."""
 
-    def __init__(self, example_loss_fn: Callable[..., Any], has_aux: bool, jit: bool, mesh: Mesh | None = None) -> None:
+    def __init__(
+        self,
+        example_loss_fn: Callable[..., Any],
+        has_aux: bool,
+        jit: bool,
+        mesh: Mesh | None = None,
+        jit_options: Any = None,
+    ) -> None:
         self.mesh = mesh
         self.has_aux = has_aux
         self.jit = jit
+        self.jit_options = dict(jit_options or {})
         adapter = get_adapter("jax")
 
         def step(param_leaves: list[Any], batch_arrays: list[Any], mask: Any, shape_of: Any) -> Any:
@@ -107,7 +115,7 @@ class Engine:
         compiled = self._compiled.get(key)
         if compiled is None:
             step, static = self._step, (rebuild, batch.template())
-            compiled = jax.jit(lambda p, a, m: step(p, a, m, static))
+            compiled = jax.jit(lambda p, a, m: step(p, a, m, static), **self.jit_options)
             self._compiled[key] = compiled
         return compiled(params, arrays, mask)
 

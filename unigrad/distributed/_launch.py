@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import os
 import pickle
@@ -138,8 +139,10 @@ def _split(batch: Any, sizes: list[int]) -> list[Any]:
     leaves, treedef = _tree.flatten(batch, "batch")
     bounds = np.cumsum([0, *sizes])
     return [
-        treedef.unflatten([leaf[a:b] if isinstance(leaf, np.ndarray) and leaf.ndim else leaf for leaf in leaves])
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        treedef.unflatten(
+            [leaf[a:b] if isinstance(leaf, np.ndarray) and leaf.ndim else leaf for leaf in leaves]
+        )
+        for a, b in itertools.pairwise(bounds)
     ]
 
 
@@ -150,13 +153,19 @@ def _environment(backend: str, launch: str, world_size: int, rank: int, ports: l
     env.pop("TF_CONFIG", None)
     if backend == "jax":
         count = world_size if launch == "devices" else 1
-        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}".strip()
+        env["XLA_FLAGS"] = (
+            f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}".strip()
+        )
         env["JAX_PLATFORMS"] = env.get("JAX_PLATFORMS", "cpu")
     if backend == "torch":
-        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(ports[0]), RANK=str(rank), WORLD_SIZE=str(world_size))
+        env.update(
+            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(ports[0]), RANK=str(rank), WORLD_SIZE=str(world_size)
+        )
     if backend == "tensorflow" and launch == "processes":
         workers = [f"127.0.0.1:{port}" for port in ports]
-        env["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": rank}})
+        env["TF_CONFIG"] = json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": rank}}
+        )
     return env
 
 
@@ -208,7 +217,13 @@ def run_local(
 
 
 def _run_workers(
-    job_path: str, backend: str, launch: str, world_size: int, processes: int, ports: list[int], timeout: float
+    job_path: str,
+    backend: str,
+    launch: str,
+    world_size: int,
+    processes: int,
+    ports: list[int],
+    timeout: float,
 ) -> None:
     folder = os.path.dirname(job_path)
     workers = []
@@ -264,4 +279,3 @@ def _compare(results: list[dict[str, Any]], params: Any, launch: str) -> list[Wo
                 worker.worst[path] = (tuple(int(i) for i in index), float(got64[index]), float(want64[index]))
         compared.append(worker)
     return compared
-

@@ -73,11 +73,17 @@ class Engine:
     """Runs a data-parallel step on a ``tf.distribute`` strategy (see the module docstring)."""
 
     def __init__(
-        self, example_loss_fn: Callable[..., Any], has_aux: bool, jit: bool, strategy: Any = None
+        self,
+        example_loss_fn: Callable[..., Any],
+        has_aux: bool,
+        jit: bool,
+        strategy: Any = None,
+        jit_options: Any = None,
     ) -> None:
         self._strategy = strategy
         self.has_aux = has_aux
         self.jit = jit
+        self.jit_options = dict(jit_options or {})
         self.traces = 0
         adapter = get_adapter("tensorflow")
 
@@ -128,7 +134,8 @@ class Engine:
                     self.traces += 1  # Python side effect: runs once per trace
                     return strategy.run(replica_step, args=(params, sharded, static))
 
-                compiled = tf.function(run_all)
+                # autograph=False as in value_and_grad_fn(jit=True): the loss's Python is traced as written
+                compiled = tf.function(run_all, **{"autograph": False, **self.jit_options})
                 self._compiled[key] = compiled
             result = compiled(list(param_leaves), shards)
         else:

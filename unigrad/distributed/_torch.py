@@ -66,7 +66,14 @@ def all_reduce_sum(tensors: list[torch.Tensor], group: Any) -> list[torch.Tensor
 class Engine:
     """Runs a data-parallel step on ``torch.distributed`` (see the module docstring)."""
 
-    def __init__(self, example_loss_fn: Callable[..., Any], has_aux: bool, jit: bool, group: Any = None) -> None:
+    def __init__(
+        self,
+        example_loss_fn: Callable[..., Any],
+        has_aux: bool,
+        jit: bool,
+        group: Any = None,
+        jit_options: Any = None,
+    ) -> None:
         self.group = group
         adapter = get_adapter("torch")
 
@@ -77,7 +84,7 @@ class Engine:
             return (losses.sum(), aux) if has_aux else losses.sum()
 
         summed_loss.__qualname__ = getattr(example_loss_fn, "__qualname__", "example_loss_fn")
-        self.local_step = ValueAndGradFn(summed_loss, "torch", has_aux, jit, None)
+        self.local_step = ValueAndGradFn(summed_loss, "torch", has_aux, jit, jit_options)
         self.has_aux = has_aux
 
     @property

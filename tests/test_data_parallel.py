@@ -1,0 +1,172 @@
+"""The data-parallel step in one process, and on several devices of one worker process (fast forms).
+
+Multi-process runs are in tests/test_data_parallel_distributed.py (marked ``distributed`` and ``slow``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from conftest import require
+from data_parallel_losses import logistic_losses, logistic_problem, mean_loss, mlp_losses, mlp_problem
+
+import unigrad as ug
+from unigrad.backends import backend_name_of, get_adapter
+from unigrad.distributed._batch import uneven_sizes
+from unigrad.distributed._launch import importable_name
+from unigrad.testing import assert_data_parallel_matches
+
+FAST_TORCH = {"backend": "aot_eager"}  # torch.compile without Inductor's C++ build (as test_compiled)
+RTOL = {"float64": 1e-12, "float32": 1e-5}
+
+
+@pytest.fixture(params=["torch", "tensorflow", "jax"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backends with a distributed engine (conftest's fixture also yields ones without)."""
+    require(request.param)
+    return request.param
+
+
+def _options(backend: str) -> dict:
+    return FAST_TORCH if backend == "torch" else {}
+
+
+def _max_rel_error(got: dict, want: dict) -> float:
+    errors = []
+    for key in want:
+        g, w = np.asarray(got[key], np.float64), np.asarray(want[key], np.float64)
+        errors.append(np.max(np.abs(g - w)) / max(np.max(np.abs(w)), 1e-300))
+    return float(max(errors))
+
+
+def _reference(params: dict, batch: dict, backend: str) -> tuple[float, dict]:
+    def mean(p: dict, b: dict):
+        losses = mlp_losses(p, b)
+        return ug.namespace(losses).mean(losses)
+
+    loss, grads = ug.value_and_grad(mean, params, batch, backend=backend)
+    return float(loss), grads
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_one_process_equals_full_batch_mean(backend: str, dtype: str, jit: bool) -> None:
+    """Without a distributed setup the step is the single-process mean (PyTorch: no process group;
+    JAX: the test process's one device; TensorFlow: MirroredStrategy over its CPU)."""
+    params, batch = mlp_problem(dtype)
+    step = ug.data_parallel_value_and_grad_fn(
+        mlp_losses, backend=backend, jit=jit, jit_options=_options(backend)
+    )
+    loss, grads = step(params, batch)
+    loss, grads = step(params, batch)
+    ref_loss, ref_grads = _reference(params, batch, backend)
+    assert abs(float(loss) - ref_loss) <= RTOL[dtype] * abs(ref_loss)
+    assert _max_rel_error(grads, ref_grads) <= RTOL[dtype]
+    assert {k: np.asarray(v).dtype for k, v in grads.items()} == {k: v.dtype for k, v in params.items()}
+    if jit:
+        assert step.cache_size == 1  # the second call reused the compiled step
+
+
+def test_native_params_get_native_grads(backend: str) -> None:
+    require(backend)
+    params, batch = logistic_problem()
+    adapter = get_adapter(backend)
+    native = {k: adapter.from_numpy(v) for k, v in params.items()}
+    loss, grads = ug.data_parallel_value_and_grad_fn(logistic_losses)(native, batch)
+    assert backend_name_of(grads["w"]) == backend and backend_name_of(loss) == backend
+
+
+def test_a_mean_loss_is_refused_with_a_typed_error(backend: str) -> None:
+    params, batch = mlp_problem()
+    step = ug.data_parallel_value_and_grad_fn(mean_loss, backend=backend)
+    with pytest.raises(ug.PerExampleLossError, match=r"shape \(7,\)") as info:
+        step(params, batch)
+    assert isinstance(info.value, ug.InvalidLossError) and backend in str(info.value)
+
+
+def test_batch_leaves_must_agree_on_the_number_of_examples() -> None:
+    require("torch")
+    params, batch = mlp_problem()
+    batch["y"] = batch["y"][:5]
+    with pytest.raises(ug.StructureMismatchError, match=r"batch\['y'\] has 5"):
+        ug.data_parallel_value_and_grad_fn(mlp_losses, backend="torch")(params, batch)
+
+
+def test_has_aux_returns_this_process_aux() -> None:
+    require("torch")
+    params, batch = mlp_problem()
+
+    def with_aux(p: dict, b: dict):
+        losses = mlp_losses(p, b)
+        return losses, {"first": losses[0]}
+
+    (loss, aux), _ = ug.data_parallel_value_and_grad_fn(with_aux, backend="torch", has_aux=True)(
+        params, batch
+    )
+    assert float(aux["first"]) == pytest.approx(float(mlp_losses(params, batch)[0]))
+    assert float(loss) == pytest.approx(float(np.mean(mlp_losses(params, batch))))
+
+
+def test_uneven_sizes_are_uneven() -> None:
+    assert uneven_sizes(7, 2) == [4, 3]
+    assert uneven_sizes(8, 2) == [5, 3]
+    assert sum(uneven_sizes(10, 4)) == 10
+    with pytest.raises(ug.StructureMismatchError, match="at least 3"):
+        uneven_sizes(2, 2)
+
+
+def test_lambdas_closures_and_main_cannot_be_sent_to_workers() -> None:
+    def closure(p: dict, b: dict):
+        return mlp_losses(p, b)
+
+    for fn in (lambda p, b: mlp_losses(p, b), closure):
+        with pytest.raises(ug.NotImportableError, match="top level of an importable module"):
+            importable_name(fn)
+    assert importable_name(mlp_losses) == "data_parallel_losses:mlp_losses"
+    with pytest.raises(ug.NotImportableError, match="cannot import"):
+        importable_name("data_parallel_losses:no_such_loss")
+
+
+# -- several devices of one worker process (the single-process multi-device forms) -------------------
+@pytest.mark.parametrize(
+    ("backend", "dtype", "jit", "world_size"),
+    [
+        ("jax", "float64", False, 4),  # 4 devices: a gradient N times too large would show here
+        ("jax", "float32", True, 2),
+        ("tensorflow", "float64", True, 2),
+        ("tensorflow", "float32", False, 3),
+    ],
+)
+def test_devices_of_one_process_equal_one_device(
+    backend: str, dtype: str, jit: bool, world_size: int
+) -> None:
+    require(backend)
+    params, batch = mlp_problem(dtype, examples=7)  # 7 examples: no device count divides them
+    start = time.perf_counter()
+    results = assert_data_parallel_matches(
+        "data_parallel_losses:mlp_losses", params, batch, backend=backend, world_size=world_size,
+        launches=["devices"], jit=jit,
+    )  # fmt: skip
+    print(f"{backend} devices={world_size} {dtype} jit={jit}: max rel error "
+          f"{max(r.max_rel_error for r in results):.2e} in {time.perf_counter() - start:.1f} s")  # fmt: skip
+    assert results[0].examples == 7
+
+
+def test_a_wrong_gradient_names_the_worker_and_the_leaf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The assertion's message, from a result made wrong after the run."""
+    from unigrad.distributed import _launch
+
+    real_compare = _launch._compare
+
+    def doubled(results, params, launch):
+        results[-1]["grads"]["w2"] = results[-1]["grads"]["w2"] * 2
+        return real_compare(results, params, launch)
+
+    monkeypatch.setattr(_launch, "_compare", doubled)
+    require("jax")
+    params, batch = mlp_problem()
+    with pytest.raises(
+        AssertionError, match=r"worker 0 \(7 examples\) of launch 'devices': grads of params\['w2'\]"
+    ):
+        assert_data_parallel_matches(mlp_losses, params, batch, backend="jax", launches=["devices"])
