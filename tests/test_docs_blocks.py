@@ -43,6 +43,17 @@ EXEMPT = {
     ("testing.md", "pytest -rs # every backend; -rs shows why one was skipped"): (
         "runs the reader's own test suite; the plugin itself is tested in tests/test_pytest_plugin.py"
     ),
+    ("distributed.md", "# on each of the 2 machines (NODE_RANK 0 and 1), 8 GPUs each:"): (
+        "needs two machines with GPUs; the same script runs on one machine in the block above it"
+    ),
+    ("distributed.md", "# two processes (on several machines: the coordinator's host name)"): (
+        "two processes started together (&), which the block runner cannot do; the same 2-process "
+        "jax.distributed run is in tests/test_data_parallel_distributed.py"
+    ),
+    ("distributed.md", "# worker 0 and worker 1: the same cluster list, each its own index"): (
+        "two TF_CONFIG workers started together (&); the same 2-worker run is in "
+        "tests/test_data_parallel_distributed.py"
+    ),
     ("conformance-report.md", "unigrad check --dtypes float64,float32,float16,bfloat16 \\"): (
         "regenerates this generated page: the whole catalogue at four dtypes (2 min 39 s)"
     ),
