@@ -246,7 +246,9 @@ def _run_workers(
         log.close()
     failed = [rank for rank, (proc, _) in enumerate(workers) if proc.returncode != 0]
     if failed:
-        rank = failed[0]
+        # The worker that raised, rather than one killed while it waited for it in a collective.
+        raised = [r for r in failed if os.path.exists(os.path.join(folder, f"result{r}.pkl"))]
+        rank = (raised or failed)[0]
         with open(os.path.join(folder, f"log{rank}.txt"), errors="replace") as file:
             output = file.read()
         reason = "timed out" if time.monotonic() > deadline else f"exited with {workers[rank][0].returncode}"

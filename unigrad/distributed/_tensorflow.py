@@ -147,15 +147,17 @@ class Engine:
 def _all_reduce_sum(stats: Any, grads: list[Any]) -> tuple[Any, list[Any]]:
     """``stats`` and ``grads`` summed over all replicas: one flat tensor per dtype, one ``all_reduce``.
 
-    One tensor per dtype rather than one per leaf, as the PyTorch engine's buckets: the collective
-    runs once per dtype whatever the number of parameter leaves.
+    One tensor per dtype rather than one per leaf, as the PyTorch engine's buckets: one collective per
+    dtype (and one for the stats) whatever the number of parameter leaves.
     """
     by_dtype: dict[Any, list[int]] = {}
     for index, grad in enumerate(grads):
         by_dtype.setdefault(grad.dtype, []).append(index)
     flats = [tf.concat([tf.reshape(grads[i], [-1]) for i in indices], 0) for indices in by_dtype.values()]
     context = tf.distribute.get_replica_context()
-    stats, *flats = context.all_reduce(tf.distribute.ReduceOp.SUM, [stats, *flats])
+    # One call per tensor: given a list of several dtypes, MultiWorkerMirroredStrategy packs them into
+    # one concat and fails (float32 gradients with the float64 stats, measured on TF 2.21).
+    stats, *flats = (context.all_reduce(tf.distribute.ReduceOp.SUM, value) for value in [stats, *flats])
     result = list(grads)
     for indices, flat in zip(by_dtype.values(), flats, strict=True):
         pieces = tf.split(flat, [int(np.prod(grads[i].shape)) for i in indices])
