@@ -14,6 +14,7 @@ MODULES = {
     "unigrad._api": ["torch"],
     "unigrad._compiled": ["torch"],
     "unigrad._convert": ["torch"],
+    "unigrad._compiled_hvp": ["torch"],
     "unigrad._transforms": ["torch", "tensorflow", "jax"],
     "unigrad.conformance.transforms": [],
     "unigrad._errors": [],

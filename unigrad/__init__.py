@@ -41,10 +41,11 @@ from unigrad.backends import installed_backends
 
 if TYPE_CHECKING:
     from unigrad._compiled import ValueAndGradFn, value_and_grad_fn
+    from unigrad._compiled_hvp import HvpFn, hvp_fn
     from unigrad._convert import to_backend, to_numpy
-    from unigrad.distributed import DataParallelValueAndGradFn, data_parallel_value_and_grad_fn
     from unigrad._namespace import namespace
     from unigrad._transforms import hessian, hvp, jacobian, jvp, per_example_grads, vjp
+    from unigrad.distributed import DataParallelValueAndGradFn, data_parallel_value_and_grad_fn
 
 # Loaded on first use (PEP 562): `import unigrad` stays within its import-time budget, and only code
 # that compiles steps, takes transforms or builds namespaces pays for those modules.
@@ -53,6 +54,7 @@ _LAZY = {
     "DataParallelValueAndGradFn": "unigrad.distributed",
     "data_parallel_value_and_grad_fn": "unigrad.distributed",
     "value_and_grad_fn": "unigrad._compiled",
+    **dict.fromkeys(["HvpFn", "hvp_fn"], "unigrad._compiled_hvp"),
     "namespace": "unigrad._namespace",
     **dict.fromkeys(["to_backend", "to_numpy"], "unigrad._convert"),
     **dict.fromkeys(["hessian", "hvp", "jacobian", "jvp", "per_example_grads", "vjp"], "unigrad._transforms"),
@@ -70,6 +72,7 @@ __all__ = [
     "DistributedSetupError",
     "DtypeMismatchError",
     "EmptyParamsError",
+    "HvpFn",
     "InvalidAuxError",
     "InvalidDataError",
     "InvalidLossError",
@@ -90,6 +93,7 @@ __all__ = [
     "grad",
     "hessian",
     "hvp",
+    "hvp_fn",
     "installed_backends",
     "jacobian",
     "jvp",

@@ -29,17 +29,20 @@ def _value_and_grad(
     has_aux: bool,
     backend: str | None,
     adapter: NumpyAdapter | None = None,
+    want_loss: bool = True,
 ) -> tuple[Any, Any]:
     if not callable(loss_fn):
         _require_callable(loss_fn)
     plan = plan_call(params, backend, adapter)
     if plan.scope is not None:  # float64 NumPy on JAX: the whole call keeps 64 bits, this thread only
         with plan.scope():
-            return _run(plan, loss_fn, data, has_aux)
-    return _run(plan, loss_fn, data, has_aux)
+            return _run(plan, loss_fn, data, has_aux, want_loss)
+    return _run(plan, loss_fn, data, has_aux, want_loss)
 
 
-def _run(plan: CallPlan, loss_fn: Callable[..., Any], data: Any, has_aux: bool) -> tuple[Any, Any]:
+def _run(
+    plan: CallPlan, loss_fn: Callable[..., Any], data: Any, has_aux: bool, want_loss: bool
+) -> tuple[Any, Any]:
     finish = output_checker(plan.adapter, has_aux)
     rebuild = plan.rebuild
     if data is None:
@@ -55,8 +58,10 @@ def _run(plan: CallPlan, loss_fn: Callable[..., Any], data: Any, has_aux: bool) 
     loss, aux, grads = plan.adapter.value_and_grad(call, plan.inputs, finish)
     if plan.origins is not None:  # some leaves were converted: results go back to their frameworks
         grads = plan.restore_grads(grads)
-        loss = plan.restore_output(loss)
-        aux = plan.restore_output(aux)
+        if want_loss:  # grad throws the loss away: no conversion for it
+            loss = plan.restore_output(loss)
+        if aux is not None:
+            aux = plan.restore_output(aux)
     if has_aux:
         return (loss, aux), rebuild(grads)
     return loss, rebuild(grads)
@@ -129,9 +134,9 @@ def grad(
         tensor(6.)
     """
     if has_aux:
-        (_, aux), grads = _value_and_grad(loss_fn, params, data, True, backend)
+        (_, aux), grads = _value_and_grad(loss_fn, params, data, True, backend, want_loss=False)
         return grads, aux
-    return _value_and_grad(loss_fn, params, data, False, backend)[1]
+    return _value_and_grad(loss_fn, params, data, False, backend, want_loss=False)[1]
 
 
 def reference_grad(

@@ -45,6 +45,11 @@ _array_types: set[type] = set()
 # cold after the framework ran) costs several times what it does in a loop of its own.
 _bare_native: dict[type, tuple[Adapter, set[Any]]] = {}
 _tree_native: dict[frozenset[type], tuple[Adapter, set[Any]]] = {}
+# Calls with backend= whose leaves were converted and passed the checks: (backend asked for, the leaf
+# types) -> (adapter, each leaf type's origin adapter, dtypes that passed). A repeated NumPy call with
+# backend= (a solver's loop) skips the planning, as native calls do with _tree_native.
+_foreign_plans: dict[tuple[str, frozenset[type]], tuple[Adapter, dict[type, Adapter], set[Any]]] = {}
+_FOREIGN_PLANS_LIMIT = 256
 # Reusable and re-entrant: the context of every call that needs no precision scope.
 _NO_SCOPE = nullcontext()
 
@@ -87,12 +92,11 @@ class CallPlan:
         """Gradients converted back to each parameter's framework, dtype and device."""
         if self.origins is None:
             return grads
-        restored = []
-        for grad, origin, original in zip(grads, self.origins, self.originals, strict=True):
-            if origin is not self.adapter:
-                grad = origin.match(origin.from_foreign(grad, self.adapter), original)
-            restored.append(grad)
-        return restored
+        adapter = self.adapter
+        return [
+            grad if origin is adapter else origin.match(origin.from_foreign(grad, adapter), original)
+            for grad, origin, original in zip(grads, self.origins, self.originals, strict=True)
+        ]
 
     def restore_output(self, tree: Any) -> Any:
         """Arrays of the computing framework in ``tree`` converted to the params' framework."""
@@ -137,12 +141,14 @@ class CallPlan:
             return data  # the common case: data goes to the loss untouched, not even flattened
         leaves, treedef = _flatten_tree(data, "data")
         prepared = []
+        name = adapter.name
+        prepare, from_foreign = adapter.prepare_data_leaf, adapter.from_foreign
         for leaf in leaves:
             owner = backend_name_of(leaf)
-            if owner == adapter.name:
-                leaf = adapter.prepare_data_leaf(leaf)
+            if owner == name:
+                leaf = prepare(leaf)
             elif owner is not None and explicit:
-                leaf = adapter.prepare_data_leaf(adapter.from_foreign(leaf, get_adapter(owner)))
+                leaf = prepare(from_foreign(leaf, get_adapter(owner)))
             prepared.append(leaf)
         return treedef.unflatten(prepared)
 
@@ -249,6 +255,16 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
         known = _tree_native.get(frozenset(map(type, leaves)))
         if known is not None and known[1].issuperset(map(_get_dtype, leaves)):
             return CallPlan(known[0], treedef, leaves, leaves, None, False)
+    elif adapter is None:
+        remembered = _foreign_plans.get((backend, frozenset(map(type, leaves))))  # type: ignore[arg-type]
+        if remembered is not None and remembered[2].issuperset(map(_get_dtype, leaves)):
+            target, origin_of = remembered[0], remembered[1]
+            origins = [origin_of[type(leaf)] for leaf in leaves]
+            inputs = [
+                leaf if origin is target else target.from_foreign(leaf, origin)
+                for leaf, origin in zip(leaves, origins, strict=True)
+            ]
+            return CallPlan(target, treedef, leaves, inputs, origins, True, leaves[0] is params)
     # The owner depends on the leaf's type alone, so it is looked up once per distinct type (one
     # C-level pass over the leaves), not once per leaf: this is the per-leaf cost of every call.
     by_type = dict(zip(map(type, leaves), leaves, strict=True))
@@ -302,7 +318,27 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
         ]
         if scope is not None:
             _check_kept_dtypes(params, leaves, inputs, origins, adapter)
+    if scope is None and backend is not None:
+        _remember_foreign(backend, leaves, origins, adapter)
     return CallPlan(adapter, treedef, leaves, inputs, origins, explicit, leaves[0] is params, scope)
+
+
+def _remember_foreign(backend: str, leaves: list[Any], origins: list[Adapter], adapter: Adapter) -> None:
+    """Let later calls with ``backend=`` and leaves of these types and dtypes skip planning.
+
+    Not for dtypes whose check depends on a mode (they would need a scope or an error next time).
+    """
+    one_per_dtype = dict(zip(map(_get_dtype, leaves), zip(leaves, origins, strict=True), strict=True))
+    for leaf, origin in one_per_dtype.values():
+        name = origin.dtype_name(leaf)
+        if name in adapter.mode_dependent_dtypes or name in adapter.scoped_dtypes:
+            return
+    if len(_foreign_plans) >= _FOREIGN_PLANS_LIMIT:
+        _foreign_plans.clear()
+    key = (backend, frozenset(map(type, leaves)))
+    entry = _foreign_plans.setdefault(key, (adapter, {}, set()))
+    entry[1].update(zip(map(type, leaves), origins, strict=True))
+    entry[2].update(one_per_dtype)
 
 
 def _scope_for(

@@ -130,6 +130,33 @@ def _like_params(tree: Any, root: str, params: Any, plan: CallPlan) -> list[Any]
     return _matching(tree, root, params, plan.treedef, plan.originals, origins, "params", plan.adapter)
 
 
+def _split_aux(
+    call: Callable[[list[Any]], Any], has_aux: bool, adapter: Adapter
+) -> Callable[[list[Any]], Any]:
+    """``call`` returning its output alone; with ``has_aux``, ``call`` returns ``(out, aux)``, checked."""
+    if not has_aux:
+        return call
+    check = output_checker(adapter, True)
+
+    def output_only(leaves: list[Any]) -> Any:
+        out = call(leaves)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            check(out)  # raises InvalidAuxError, saying what was returned
+        return out[0]
+
+    return output_only
+
+
+def _aux_at(plan: CallPlan, call: Callable[[list[Any]], Any]) -> Any:
+    """The aux of ``call`` (returning ``(out, aux)``) at the params, detached, in the params' framework.
+
+    From one more evaluation, not differentiated: the transforms' own evaluations run on traced or
+    wrapped values (JAX tracers, torch.func wrappers) that cannot leave them.
+    """
+    aux = call(plan.inputs)[1]
+    return plan.restore_output(_tree.tree_map(plan.adapter.detach, aux))
+
+
 def _nested(plan: CallPlan, outer: Any, rows: list[list[Any]]) -> Any:
     """``rows[i][j]`` as ``outer``'s structure of params-shaped trees, in the params' framework."""
     return plan.restore_output(outer.unflatten([plan.treedef.unflatten(row) for row in rows]))
@@ -142,7 +169,8 @@ def jvp(
     data: Any = None,
     *,
     backend: str | None = None,
-) -> tuple[Any, Any]:
+    has_aux: bool = False,
+) -> Any:
     """Forward mode: the output of ``fn`` and its directional derivative along ``tangents``.
 
     Args:
@@ -152,10 +180,11 @@ def jvp(
             parameter (any framework; converted).
         data: passed to ``fn``, not differentiated.
         backend: as for :func:`unigrad.grad`.
+        has_aux: ``fn`` returns ``(out, aux)``; ``aux`` is not differentiated (as in ``jax.jvp``).
 
     Returns:
         ``(out, out_tangent)``: ``fn``'s output and ``J @ tangents``, both with the structure of the
-        output, in the params' framework.
+        output, in the params' framework; ``(out, out_tangent, aux)`` with ``has_aux=True``.
 
     Raises:
         StructureMismatchError: ``tangents`` has another structure, or a leaf another shape.
@@ -172,12 +201,14 @@ def jvp(
     plan = plan_call(params, backend)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         tangent_inputs = _like_params(tangents, "tangents", params, plan)
-        outputs = _FlatOutputs(plan.bind(fn, data), plan.adapter, "jvp")
+        call = plan.bind(fn, data)
+        outputs = _FlatOutputs(_split_aux(call, has_aux, plan.adapter), plan.adapter, "jvp")
         out, out_tangents = plan.adapter.jvp(outputs, plan.inputs, tangent_inputs)
-        return (
+        result = (
             plan.restore_output(outputs.treedef.unflatten(out)),
             plan.restore_output(outputs.treedef.unflatten(out_tangents)),
         )
+        return (*result, _aux_at(plan, call)) if has_aux else result
 
 
 def vjp(
@@ -187,7 +218,8 @@ def vjp(
     data: Any = None,
     *,
     backend: str | None = None,
-) -> tuple[Any, PyTree]:
+    has_aux: bool = False,
+) -> Any:
     """Reverse mode: the output of ``fn`` and ``cotangent @ J``, a pytree like ``params``.
 
     Args:
@@ -196,10 +228,12 @@ def vjp(
         cotangent: a pytree like ``fn``'s output (same structure, shapes and dtypes).
         data: passed to ``fn``, not differentiated.
         backend: as for :func:`unigrad.grad`.
+        has_aux: ``fn`` returns ``(out, aux)``; ``aux`` is not differentiated (as in ``jax.vjp``).
 
     Returns:
         ``(out, params_cotangent)``; ``params_cotangent`` has the structure of ``params`` and each
-        leaf the framework, dtype and device of its parameter.
+        leaf the framework, dtype and device of its parameter. ``(out, params_cotangent, aux)``
+        with ``has_aux=True``.
 
     Raises:
         StructureMismatchError, DtypeMismatchError: ``cotangent`` does not match the output.
@@ -216,14 +250,16 @@ def vjp(
     plan = plan_call(params, backend)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         adapter = plan.adapter
-        outputs = _FlatOutputs(plan.bind(fn, data), adapter, "vjp")
+        call = plan.bind(fn, data)
+        outputs = _FlatOutputs(_split_aux(call, has_aux, adapter), adapter, "vjp")
         out, pullback = adapter.vjp(outputs, plan.inputs)
         out_tree = outputs.treedef.unflatten(out)
         cotangents = _matching(
             cotangent, "cotangent", out_tree, outputs.treedef, out, [adapter] * len(out), "output", adapter
         )
         grads = pullback(cotangents)
-        return plan.restore_output(out_tree), plan.treedef.unflatten(plan.restore_grads(grads))
+        result = plan.restore_output(out_tree), plan.treedef.unflatten(plan.restore_grads(grads))
+        return (*result, _aux_at(plan, call)) if has_aux else result
 
 
 def jacobian(
@@ -232,6 +268,7 @@ def jacobian(
     data: Any = None,
     *,
     backend: str | None = None,
+    has_aux: bool = False,
 ) -> Any:
     """The Jacobian of a (vector-valued) ``fn`` with respect to ``params`` (reverse mode, vectorised).
 
@@ -240,6 +277,8 @@ def jacobian(
         params: as for :func:`unigrad.grad`.
         data: passed to ``fn``, not differentiated.
         backend: as for :func:`unigrad.grad`.
+        has_aux: ``fn`` returns ``(out, aux)``; the result is then ``(jacobian, aux)``, as from
+            ``jax.jacrev(fn, has_aux=True)``.
 
     Returns:
         JAX's nesting: the structure of ``fn``'s output, each output leaf holding a pytree like
@@ -264,9 +303,11 @@ def jacobian(
     _require_callable(fn)
     plan = plan_call(params, backend)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
-        outputs = _FlatOutputs(plan.bind(fn, data), plan.adapter, "jacobian")
+        call = plan.bind(fn, data)
+        outputs = _FlatOutputs(_split_aux(call, has_aux, plan.adapter), plan.adapter, "jacobian")
         rows = plan.adapter.jacobian(outputs, plan.inputs)
-        return _nested(plan, outputs.treedef, rows)
+        result = _nested(plan, outputs.treedef, rows)
+        return (result, _aux_at(plan, call)) if has_aux else result
 
 
 def hessian(
@@ -275,14 +316,16 @@ def hessian(
     data: Any = None,
     *,
     backend: str | None = None,
+    has_aux: bool = False,
 ) -> Any:
     """The Hessian of a scalar loss with respect to ``params``.
 
     Args:
-        loss_fn: as for :func:`unigrad.grad` (no ``has_aux``): returns a real floating scalar.
+        loss_fn: as for :func:`unigrad.grad`: returns a real floating scalar, or ``(loss, aux)``.
         params: as for :func:`unigrad.grad`.
         data: passed to ``loss_fn``, not differentiated.
         backend: as for :func:`unigrad.grad`.
+        has_aux: ``loss_fn`` returns ``(loss, aux)``; the result is then ``(hessian, aux)``.
 
     Returns:
         JAX's nesting: a pytree like ``params`` of pytrees like ``params``; ``H[p][q]`` has shape
@@ -304,9 +347,11 @@ def hessian(
     plan = plan_call(params, backend)
     refuse_complex_params(params, plan.inputs, plan.adapter, "hessian")
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
-        finish = output_checker(plan.adapter, False)
-        rows = plan.adapter.hessian(plan.bind(loss_fn, data), plan.inputs, finish)
-        return _nested(plan, plan.treedef, rows)
+        finish = output_checker(plan.adapter, has_aux)
+        call = plan.bind(loss_fn, data)
+        rows = plan.adapter.hessian(call, plan.inputs, finish)
+        result = _nested(plan, plan.treedef, rows)
+        return (result, _aux_at(plan, call)) if has_aux else result
 
 
 def hvp(
@@ -316,17 +361,22 @@ def hvp(
     data: Any = None,
     *,
     backend: str | None = None,
-) -> PyTree:
-    """The Hessian-vector product ``H @ vector``, without forming the Hessian (forward over reverse).
+    has_aux: bool = False,
+) -> Any:
+    """The Hessian-vector product ``H @ vector``, without forming the Hessian.
 
-    Costs about one gradient and one forward-mode pass, whatever the number of parameters.
+    Costs about two gradients, whatever the number of parameters: forward over reverse on JAX and
+    TensorFlow, reverse over reverse on PyTorch (a double backward; ``torch.func``'s forward over
+    reverse is several times slower there), forward over reverse inside ``torch.compile`` or
+    ``torch.func`` transforms. For many products at points of one shape, see :func:`unigrad.hvp_fn`.
 
     Args:
-        loss_fn: as for :func:`unigrad.grad` (no ``has_aux``): returns a real floating scalar.
+        loss_fn: as for :func:`unigrad.grad`: returns a real floating scalar, or ``(loss, aux)``.
         params: as for :func:`unigrad.grad`.
         vector: a pytree like ``params`` (same structure, shapes and dtypes).
         data: passed to ``loss_fn``, not differentiated.
         backend: as for :func:`unigrad.grad`.
+        has_aux: ``loss_fn`` returns ``(loss, aux)``; the result is then ``(hvp, aux)``.
 
     Returns:
         A pytree like ``params``, each leaf with its parameter's framework, dtype and device.
@@ -344,9 +394,11 @@ def hvp(
     plan = plan_call(params, backend)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         vector_inputs = _like_params(vector, "vector", params, plan)
-        finish = output_checker(plan.adapter, False)
-        products = plan.adapter.hvp(plan.bind(loss_fn, data), plan.inputs, vector_inputs, finish)
-        return plan.treedef.unflatten(plan.restore_grads(products))
+        finish = output_checker(plan.adapter, has_aux)
+        call = plan.bind(loss_fn, data)
+        products = plan.adapter.hvp(call, plan.inputs, vector_inputs, finish)
+        result = plan.treedef.unflatten(plan.restore_grads(products))
+        return (result, _aux_at(plan, call)) if has_aux else result
 
 
 def per_example_grads(

@@ -69,8 +69,13 @@ class NumpyAdapter(Adapter):
     def from_dlpack(self, source: Any) -> Any:
         return np.from_dlpack(source)
 
+    def from_foreign(self, x: Any, origin: Adapter) -> Any:
+        # The framework's own export (zero-copy where it can be: torch's .numpy(), JAX's buffer) is
+        # several times cheaper than DLPack's Python protocol, and knows bfloat16 and devices.
+        return np.asarray(origin.to_numpy(x))  # an ndarray even where .numpy() gives a scalar (TF)
+
     def match(self, x: Any, like: Any) -> Any:
-        result = np.asarray(x, dtype=np.asarray(like).dtype)
+        result = np.asarray(x, dtype=like.dtype if type(like) is np.ndarray else np.asarray(like).dtype)
         # Arrays shared through DLPack may be read-only; users get ordinary writable NumPy arrays.
         return result if result.flags.writeable else result.copy()
 

@@ -1,0 +1,186 @@
+"""``ug.hvp_fn`` (compiled Hessian-vector products), ``has_aux`` on the transforms, and torch's
+reverse-over-reverse ``hvp``; every product checked against the closed form of a matrix cost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+
+import unigrad as ug
+from tests.conftest import require
+from tests.frameworks import tolerance
+
+RNG = np.random.default_rng(7)
+SYMMETRIC = RNG.normal(size=(6, 6))
+SYMMETRIC = SYMMETRIC + SYMMETRIC.T
+
+
+def cost(params: dict, data: dict) -> Any:
+    """-trace(XᵀAX) + sum(b³): Hessian-vector product -2AV and 6 b v in closed form."""
+    xp = ug.namespace(params["X"])
+    return -xp.sum(params["X"] * (data["A"] @ params["X"])) + xp.sum(params["b"] ** 3)
+
+
+def cost_with_aux(params: dict, data: dict) -> Any:
+    xp = ug.namespace(params["X"])
+    return cost(params, data), {"norm": xp.sum(params["X"] ** 2), "label": "X"}
+
+
+def closed_form(params: dict, vector: dict) -> dict:
+    return {"X": -2 * SYMMETRIC @ vector["X"], "b": 6 * params["b"] * vector["b"]}
+
+
+def inputs(dtype: str = "float64", rows: int = 6) -> tuple[dict, dict, dict]:
+    params = {"X": RNG.normal(size=(rows, 3)).astype(dtype), "b": RNG.normal(size=2).astype(dtype)}
+    vector = {"X": RNG.normal(size=(rows, 3)).astype(dtype), "b": RNG.normal(size=2).astype(dtype)}
+    return params, vector, {"A": SYMMETRIC[:rows, :rows].astype(dtype)}
+
+
+def assert_close(got: dict, want: dict, dtype: str = "float64") -> None:
+    for key, value in want.items():
+        assert type(got[key]) is np.ndarray and got[key].dtype == np.dtype(dtype), (key, type(got[key]))
+        np.testing.assert_allclose(got[key], value, **tolerance(dtype))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_hvp_fn_numpy_in_numpy_out(backend: str, jit: bool) -> None:
+    product = ug.hvp_fn(cost, backend=backend, jit=jit)
+    for _ in range(3):
+        params, vector, data = inputs()
+        assert_close(product(params, vector, data), closed_form(params, vector))
+    assert product.cache_size == 1
+    params, vector, data = inputs("float32")
+    assert_close(product(params, vector, data), closed_form(params, vector), "float32")
+    assert product.cache_size == 2
+    assert "signatures=2" in repr(product)
+
+
+def test_hvp_fn_native_tensors_keep_their_framework(backend: str) -> None:
+    from tests.frameworks import make, to_numpy
+
+    params, vector, data = inputs("float32")
+    native = [{k: make(backend, v, "float32") for k, v in tree.items()} for tree in (params, vector, data)]
+    result = ug.hvp_fn(cost, jit=backend != "torch")(*native)  # torch.compile: one case below
+    for key, value in closed_form(params, vector).items():
+        assert ug.backends.backend_name_of(result[key]) == backend
+        np.testing.assert_allclose(to_numpy(result[key]), value, **tolerance("float32"))
+
+
+def test_hvp_fn_has_aux(backend: str) -> None:
+    params, vector, data = inputs()
+    product, aux = ug.hvp_fn(cost_with_aux, backend=backend, jit=backend != "torch", has_aux=True)(
+        params, vector, data
+    )
+    assert_close(product, closed_form(params, vector))
+    assert aux["label"] == "X"
+    np.testing.assert_allclose(aux["norm"], np.sum(params["X"] ** 2), rtol=1e-12)
+
+
+def test_hvp_fn_torch_compiled() -> None:
+    require("torch")
+    import torch
+
+    params, vector, data = inputs("float32")
+    as_torch = [{k: torch.from_numpy(v) for k, v in tree.items()} for tree in (params, vector, data)]
+    product = ug.hvp_fn(cost, jit=True)
+    for _ in range(2):
+        result = product(*as_torch)
+    for key, value in closed_form(params, vector).items():
+        np.testing.assert_allclose(result[key].numpy(), value, **tolerance("float32"))
+    assert product.cache_size == 1
+
+
+def test_hvp_fn_jax_traces_once_per_signature() -> None:
+    require("jax")
+    traces = []
+
+    def counted(params: dict, data: dict) -> Any:
+        traces.append(1)
+        return cost(params, data)
+
+    product = ug.hvp_fn(counted, backend="jax")
+    for _ in range(4):
+        product(*inputs())
+    assert product.cache_size == 1
+    assert len(traces) == 1
+
+
+def test_hvp_fn_checks_the_vector_once_per_key(backend: str) -> None:
+    params, vector, data = inputs()
+    with pytest.raises(ug.StructureMismatchError, match=r"vector\['X'\] has shape"):
+        ug.hvp_fn(cost, backend=backend, jit=False)(params, {"X": np.ones((2, 3)), "b": vector["b"]}, data)
+    with pytest.raises(ug.NotCallableError):
+        ug.hvp_fn(3)
+
+
+@pytest.mark.parametrize("backend_name", ["torch", "tensorflow", "jax", "numpy"])
+def test_transforms_has_aux(backend_name: str) -> None:
+    if backend_name != "numpy":
+        require(backend_name)
+    params, vector, data = inputs(rows=3)
+
+    def out_with_aux(p: dict, d: dict) -> Any:
+        return {"y": d["A"] @ p["X"]}, {"norm": ug.namespace(p["X"]).sum(p["X"] ** 2), "label": "y"}
+
+    want_norm = np.sum(params["X"] ** 2)
+    _, tangent, aux = ug.jvp(out_with_aux, params, vector, data, backend=backend_name, has_aux=True)
+    np.testing.assert_allclose(tangent["y"], data["A"] @ vector["X"], rtol=1e-6)
+    assert aux["label"] == "y" and np.isclose(aux["norm"], want_norm)
+    _, pulled, aux = ug.vjp(
+        out_with_aux, params, {"y": np.ones((3, 3))}, data, backend=backend_name, has_aux=True
+    )
+    np.testing.assert_allclose(pulled["X"], data["A"].T @ np.ones((3, 3)), rtol=1e-6)
+    assert np.isclose(aux["norm"], want_norm)
+    jac, aux = ug.jacobian(out_with_aux, params, data, backend=backend_name, has_aux=True)
+    assert jac["y"]["X"].shape == (3, 3, 3, 3) and np.isclose(aux["norm"], want_norm)
+    hess, aux = ug.hessian(cost_with_aux, params, data, backend=backend_name, has_aux=True)
+    np.testing.assert_allclose(hess["b"]["b"], np.diag(6 * params["b"]), rtol=1e-6, atol=1e-6)
+    assert np.isclose(aux["norm"], want_norm)
+    product, aux = ug.hvp(cost_with_aux, params, vector, data, backend=backend_name, has_aux=True)
+    np.testing.assert_allclose(product["b"], 6 * params["b"] * vector["b"], rtol=1e-6)
+    assert np.isclose(aux["norm"], want_norm) and aux["label"] == "X"
+
+
+def test_has_aux_without_a_pair_says_so(backend: str) -> None:
+    params, vector, data = inputs()
+    with pytest.raises(ug.InvalidAuxError, match="has_aux=True"):
+        ug.hvp(cost, params, vector, data, backend=backend, has_aux=True)
+    with pytest.raises(ug.InvalidAuxError, match="has_aux=True"):
+        ug.jvp(lambda p, d: p["X"], params, vector, data, backend=backend, has_aux=True)
+
+
+def test_torch_hvp_reverse_over_reverse_paths() -> None:
+    require("torch")
+    import torch
+
+    x, v = torch.tensor([1.0, 2.0]), torch.tensor([1.0, -1.0])
+    linear_and_cubic = {"a": x, "b": x.clone()}
+    product = ug.hvp(lambda p: (p["a"] ** 3).sum() + p["b"].sum(), linear_and_cubic, {"a": v, "b": v})
+    torch.testing.assert_close(product["a"], 6 * x * v)
+    torch.testing.assert_close(product["b"], torch.zeros(2))  # a gradient with no graph: zero
+    torch.testing.assert_close(ug.hvp(lambda p: p.sum(), x, v), torch.zeros(2))
+    with torch.inference_mode():
+        torch.testing.assert_close(ug.hvp(lambda p: (p**3).sum(), x, v), 6 * x * v)
+    # Inside torch.func.vmap autograd.grad cannot run: the torch.func path takes over.
+    batched = torch.func.vmap(lambda u: ug.hvp(lambda p: (p**3).sum(), x, u))(torch.eye(2))
+    torch.testing.assert_close(batched, torch.diag(6 * x))
+    assert not x.requires_grad and x.grad is None
+
+
+def test_torch_transforms_raise_no_deprecation_warning_on_first_use() -> None:
+    require("torch")
+    code = (
+        "import torch, unigrad as ug\n"
+        "x = torch.ones(3)\n"
+        "ug.hvp(lambda p: (p ** 3).sum(), x, x)\n"
+        "ug.jvp(lambda p: p ** 2, x, x)\n"
+        "ug.hessian(lambda p: (p ** 3).sum(), x)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", code], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -1,0 +1,235 @@
+"""A reusable (by default compiled) Hessian-vector product: ``hvp_fn(loss_fn)(params, vector, data)``.
+
+The pattern of :func:`unigrad.value_and_grad_fn`: each call builds a cache key from the pytree
+structures of ``params``, ``vector`` and ``data`` and each array leaf's type, shape, dtype and device
+(plus the value of every non-array data leaf), and looks it up. A miss validates the params and the
+vector (as :func:`unigrad.hvp` does), and with ``jit=True`` compiles the product once for that key
+(``jax.jit``, ``tf.function`` with the key's exact input signature, ``torch.compile``); a hit only
+converts foreign leaves and runs. If compiling fails, that key runs eagerly and a
+:class:`~unigrad.CompileFallbackWarning` is issued once.
+
+Example:
+    >>> import numpy as np, unigrad as ug
+    >>> product = ug.hvp_fn(lambda x: (x**3).sum(), backend="torch", jit=False)
+    >>> product(np.array([1.0, 2.0]), np.array([1.0, 1.0]))
+    array([ 6., 12.])
+    >>> product.cache_size
+    1
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+from unigrad import _tree
+from unigrad._api import _require_callable
+from unigrad._compiled import _data_signature, _param_signature, _signer
+from unigrad._dispatch import CallPlan, plan_call, to_backend
+from unigrad._errors import CompileFallbackWarning, InvalidDataError, UnigradError
+from unigrad._loss import output_checker
+from unigrad._transforms import _like_params
+from unigrad.backends import canonical_name
+
+
+class _HvpEntry:
+    """One cache key: the validated plan, and the (compiled) product for inputs like these."""
+
+    def __init__(
+        self, owner: HvpFn, plan: CallPlan, with_data: bool, data_leaves: list[Any], data_def: Any
+    ) -> None:
+        self.owner, self.plan = owner, plan
+        adapter = plan.adapter
+        finish = output_checker(adapter, owner.has_aux, remember=not owner.jit)
+        loss_fn, has_aux = owner.loss_fn, owner.has_aux
+        rebuild_params = _tree.unflattener(plan.treedef)
+        self.positions = [i for i, leaf in enumerate(data_leaves) if _signer(leaf) is not None]
+        positions = self.positions
+        statics = [None if i in positions else leaf for i, leaf in enumerate(data_leaves)]
+        rebuild_data = _tree.unflattener(data_def)
+        size = len(plan.originals)
+
+        # One body for every backend's compiler: (params, vector + data arrays) -> (None, aux, products),
+        # the shape of a compiled training step (unigrad.backends._base.StepFn).
+        def body(param_leaves: list[Any], inputs: list[Any]) -> tuple[Any, Any, list[Any]]:
+            vector, data_arrays = inputs[:size], inputs[size:]
+            leaves = list(statics)
+            for index, value in zip(positions, data_arrays, strict=True):
+                leaves[index] = value
+            call_data = rebuild_data(leaves)
+
+            def call(diff_leaves: list[Any]) -> Any:
+                params = rebuild_params(diff_leaves)
+                return loss_fn(params, call_data) if with_data else loss_fn(params)
+
+            products = adapter.hvp(call, param_leaves, vector, finish)
+            # The aux at params, from one more evaluation (not differentiated); a compiler merges it
+            # with the product's own forward pass.
+            aux = finish(call(param_leaves))[1] if has_aux else None
+            return None, aux, products
+
+        self.body = body
+        self.run: Callable[..., tuple[Any, Any, list[Any]]] | None = None if owner.jit else body
+
+    def __call__(self, leaves: list[Any], vector_leaves: list[Any], data_leaves: list[Any]) -> Any:
+        plan = self.plan
+        if plan.scope is not None:  # 64-bit NumPy on JAX: every call of this key in the same scope
+            with plan.scope():
+                return self._call(leaves, vector_leaves, data_leaves)
+        return self._call(leaves, vector_leaves, data_leaves)
+
+    def _call(self, leaves: list[Any], vector_leaves: list[Any], data_leaves: list[Any]) -> Any:
+        plan = self.plan.rebind(leaves)
+        adapter = plan.adapter
+        inputs = [to_backend(adapter, leaf) for leaf in vector_leaves]
+        inputs += [to_backend(adapter, data_leaves[index]) for index in self.positions]
+        run = self.run
+        if run is None:
+            _, aux, products = self._compile_and_run(plan.inputs, inputs)
+        else:
+            _, aux, products = run(plan.inputs, inputs)
+        result = plan.treedef.unflatten(plan.restore_grads(products))
+        if self.owner.has_aux:
+            return result, plan.restore_output(_tree.tree_map(adapter.detach, aux))
+        return result
+
+    def _compile_and_run(self, params: list[Any], inputs: list[Any]) -> tuple[Any, Any, list[Any]]:
+        adapter = self.plan.adapter
+        owner = self.owner
+        try:
+            compiled = adapter.compile(self.body, params, inputs, owner.jit_options)
+            result = compiled(params, inputs)
+        except UnigradError:
+            raise
+        except Exception as err:  # noqa: BLE001 - whatever the compiler refused, eager still works
+            failure = err
+        else:
+            self.run = compiled
+            return result
+        result = self.body(params, inputs)  # outside the except: a bug in the loss raises unchained
+        self.run = self.body
+        owner._warn_fallback(adapter.name, failure)
+        return result
+
+
+class HvpFn:
+    """A reusable ``product(params, vector, data=None)`` returning what :func:`unigrad.hvp` returns.
+
+    Made by :func:`hvp_fn`; see there. ``cache_size`` counts the input signatures seen so far.
+    """
+
+    def __init__(
+        self,
+        loss_fn: Callable[..., Any],
+        backend: str | None,
+        has_aux: bool,
+        jit: bool,
+        jit_options: Mapping[str, Any] | None,
+    ) -> None:
+        _require_callable(loss_fn)
+        self.loss_fn = loss_fn
+        self.backend = None if backend is None else canonical_name(backend)
+        self.has_aux = has_aux
+        self.jit = bool(jit)
+        self.jit_options = dict(jit_options or {})
+        self._entries: dict[Hashable, _HvpEntry] = {}
+        self._warned = False
+
+    @property
+    def cache_size(self) -> int:
+        """How many distinct input signatures have been planned (and, with ``jit=True``, compiled)."""
+        return len(self._entries)
+
+    def clear_cache(self) -> None:
+        """Forget every planned and compiled signature."""
+        self._entries.clear()
+
+    def __call__(self, params: Any, vector: Any, data: Any = None) -> Any:
+        leaves, treedef = _tree.flatten(params)
+        vector_leaves, vector_def = _tree.flatten(vector, "vector")
+        data_leaves, data_def = _tree.flatten(data, "data")
+        key = (
+            treedef,
+            vector_def,
+            data_def,
+            _param_signature(leaves),
+            _param_signature(vector_leaves),
+            _data_signature(data_leaves),
+        )
+        try:
+            entry = self._entries.get(key)
+        except TypeError:  # an unhashable non-array data leaf
+            raise InvalidDataError(
+                "data holds an unhashable non-array leaf; hvp_fn compiles non-array data leaves in as "
+                "constants and keys its cache by their value: pass it as an array, make it hashable, "
+                "or close over it in loss_fn"
+            ) from None
+        if entry is None:
+            if _tree.register_container_leaves(leaves + vector_leaves + data_leaves):
+                return self(params, vector, data)  # dataclass containers are structure: key them as such
+            plan = plan_call(params, self.backend)
+            with plan.scoped():
+                _like_params(vector, "vector", params, plan)  # validated once per key
+            entry = _HvpEntry(self, plan, data is not None, data_leaves, data_def)
+            self._entries[key] = entry
+        return entry(leaves, vector_leaves, data_leaves)
+
+    def _warn_fallback(self, backend: str, err: Exception) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        reason = " ".join(line.strip() for line in str(err).strip().splitlines()[:2])[:300]
+        warnings.warn(
+            f"hvp_fn(jit=True) could not compile on backend {backend!r} ({type(err).__name__}: "
+            f"{reason}); this product runs eagerly instead (same results, eager speed). Pass jit=False "
+            f"to silence this.",
+            CompileFallbackWarning,
+            stacklevel=4,
+        )
+
+    def __repr__(self) -> str:
+        name = getattr(self.loss_fn, "__qualname__", repr(self.loss_fn))
+        return (
+            f"<unigrad hvp_fn of {name} backend={self.backend!r} jit={self.jit} signatures={self.cache_size}>"
+        )
+
+
+def hvp_fn(
+    loss_fn: Callable[..., Any],
+    *,
+    backend: str | None = None,
+    has_aux: bool = False,
+    jit: bool = True,
+    jit_options: Mapping[str, Any] | None = None,
+) -> HvpFn:
+    """A reusable ``product(params, vector, data=None)`` computing :func:`unigrad.hvp`, compiled.
+
+    For solvers that take many Hessian-vector products at points of the same shapes (truncated
+    Newton, trust-region CG): validation and planning happen once per input signature, and with
+    ``jit=True`` (the default) the product is compiled once per signature (``jax.jit``,
+    ``tf.function`` with that signature, ``torch.compile``).
+
+    Args:
+        loss_fn: as for :func:`unigrad.hvp`.
+        backend: as for :func:`unigrad.hvp` (``None``: the params' own framework).
+        has_aux: ``loss_fn`` returns ``(loss, aux)``; the product then returns ``(hvp, aux)``.
+        jit: compile each input signature. If compiling fails on the platform, the product warns
+            once (:class:`~unigrad.CompileFallbackWarning`) and runs eagerly; it never raises for that.
+        jit_options: keyword arguments for the compiler.
+
+    Returns:
+        An :class:`HvpFn`: ``product(params, vector, data=None)`` returns a pytree like ``params``
+        (each leaf with its parameter's framework, dtype and device), or ``(hvp, aux)``.
+
+    Raises:
+        NotCallableError: ``loss_fn`` is not callable.
+        UnknownBackendError: ``backend`` is not a backend unigrad knows.
+
+    Example:
+        >>> import torch, unigrad as ug
+        >>> product = ug.hvp_fn(lambda x, a: (a * x**2).sum(), jit=False)
+        >>> product(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.0]), torch.tensor(3.0))
+        tensor([6., 6.])
+    """
+    return HvpFn(loss_fn, backend, has_aux, jit, jit_options)
