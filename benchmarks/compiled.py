@@ -32,6 +32,8 @@ def has_compiled_path() -> bool:
 def compiled_natives(work: Workload) -> dict[str, Callable[[], Any]]:
     """The native compiled forms of ``work`` (not yet called: the first call compiles)."""
     loss_fn, params, data = work.loss_fn, work.params, work.data
+    if work.compiled_natives is not None:  # MLX (and any backend whose module gives them)
+        return work.compiled_natives()
     if work.backend == "jax":
         import jax
 

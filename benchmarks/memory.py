@@ -172,6 +172,8 @@ def data_pointer(x: Any) -> int:
         return int(x.data_ptr())
     if hasattr(x, "unsafe_buffer_pointer"):
         return int(x.unsafe_buffer_pointer())
+    if module.startswith("mlx"):  # MLX exposes no address: NumPy's DLPack import is a view of it
+        return int(np.from_dlpack(x).ctypes.data)
     import tensorflow as tf
     import torch
 
@@ -189,6 +191,10 @@ def _can_alias(backend: str, array: np.ndarray) -> bool:
         import jax
 
         return data_pointer(jax.device_put(array)) == data_pointer(array)
+    if backend == "mlx":
+        import mlx.core as mx
+
+        return data_pointer(mx.array(array)) == data_pointer(array)
     import tensorflow as tf
 
     return data_pointer(tf.experimental.dlpack.from_dlpack(array.__dlpack__())) == data_pointer(array)
@@ -246,10 +252,10 @@ def _hot_path_shares(work: Any) -> tuple[bool, str]:
     if work.backend == "tensorflow":
         shared = all(seen[k] is v for k, v in work.params.items())
         return shared, "loss sees the params' own tensors"
-    # JAX hands the loss tracers: check that the leaves given to jax.value_and_grad are the params.
+    # JAX and MLX hand the loss tracers: check that the leaves given to value_and_grad are the params.
     inputs = plan_call(work.params, None).inputs
     shared = {id(x) for x in inputs} == {id(v) for v in work.params.values()}
-    return shared, "jax.value_and_grad gets the params' own arrays"
+    return shared, f"{'jax' if work.backend == 'jax' else 'mx'}.value_and_grad gets the params' own arrays"
 
 
 # Copies that are decisions, not misses: the reason is printed in the row.
@@ -263,6 +269,8 @@ _BY_DESIGN_OUT = {
     "(as torch's .numpy() is); the copy is one memcpy of the gradient",
     "tensorflow": "by design: TF's zero-copy exports (np.asarray, DLPack) are read-only, and unigrad hands "
     "back writable arrays (as torch's .numpy() is); the copy is one memcpy of the gradient",
+    "mlx": "by design: np.asarray of an MLX array is a writable view of MLX's own buffer, which MLX "
+    "treats as immutable; the copy is one memcpy of the gradient",
 }
 
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from conftest import require  # noqa: E402
+from conftest import FRAMEWORK_BACKENDS, require  # noqa: E402
 
 from benchmarks import cold_start, compiled, eager, memory, peer, report  # noqa: E402
 from benchmarks._results import Result  # noqa: E402
@@ -68,7 +68,7 @@ def test_unigrad_and_every_native_form_agree(backend: str, problem: str) -> None
 
 
 def test_problems_give_the_same_gradients_on_every_installed_backend() -> None:
-    installed = [b for b in ("torch", "tensorflow", "jax") if is_installed(b)]
+    installed = [b for b in FRAMEWORK_BACKENDS if is_installed(b)]
     if len(installed) < 2:
         pytest.skip("needs two frameworks installed to compare them")
     for problem in ("mlp", "transformer"):

@@ -33,6 +33,8 @@ from pathlib import Path
 import pytest
 from conftest import FRAMEWORK_BACKENDS, is_installed, skip_reason
 
+from unigrad.backends import BACKENDS
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 # (page, first line of the block with runs of spaces made one) -> why the block is not run
@@ -67,8 +69,10 @@ SHELL_COMMANDS = {
     if (script := shutil.which("unigrad", path=Path(sys.executable).parent))
     else [sys.executable, "-m", "unigrad"],
 }
-# top-level modules that need a framework (Keras 3 here runs on TensorFlow)
-FRAMEWORK_OF_MODULE = {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow", "jax": "jax"}
+# top-level modules that need a framework, from the registry (mlx.core: mlx); Keras 3 runs on TF here
+FRAMEWORK_OF_MODULE = {BACKENDS[b].module.partition(".")[0]: b for b in FRAMEWORK_BACKENDS} | {
+    "keras": "tensorflow"
+}
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)``` *$", re.M | re.S)
 FILE_NAME = re.compile(r"# ([\w/.-]+\.py)$")
 

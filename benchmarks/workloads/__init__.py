@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ BACKEND_MODULES = {
     "torch": "benchmarks.workloads._torch",
     "tensorflow": "benchmarks.workloads._tensorflow",
     "jax": "benchmarks.workloads._jax",
+    "mlx": "benchmarks.workloads._mlx",
 }
 BACKENDS = tuple(BACKEND_MODULES)
 PROBLEMS = ("tiny", "mlp", "pytree", "transformer", "big")
@@ -37,8 +37,10 @@ Step = Callable[[], tuple[Any, Any]]
 
 
 def is_installed(backend: str) -> bool:
-    """Whether ``backend``'s framework can be imported (without importing it)."""
-    return importlib.util.find_spec(backend) is not None
+    """Whether ``backend``'s framework (or any module) can be imported (without importing it)."""
+    from unigrad.backends import BACKENDS, module_available
+
+    return module_available(BACKENDS[backend].module if backend in BACKENDS else backend)
 
 
 @dataclass
@@ -46,7 +48,7 @@ class Workload:
     """One problem on one backend.
 
     Attributes:
-        backend: ``"torch"``, ``"tensorflow"`` or ``"jax"``.
+        backend: ``"torch"``, ``"tensorflow"``, ``"jax"`` or ``"mlx"``.
         problem: one of :data:`PROBLEMS`.
         params: framework arrays (a bare array for ``tiny``, a flat dict otherwise).
         data: framework arrays or ``None``.
@@ -65,6 +67,8 @@ class Workload:
     natives: dict[str, Step]
     sync: Callable[[Any], Any]
     device: str = "cpu"
+    #: The native compiled forms, where the backend's module gives them (see benchmarks.compiled).
+    compiled_natives: Callable[[], dict[str, Step]] | None = None
 
     def unigrad_step(self) -> tuple[Any, Any]:
         """``ug.value_and_grad`` on this workload, synchronised like the natives."""
@@ -93,9 +97,13 @@ def build(backend: str, problem: str, *, device: str = "cpu", **sizes: Any) -> W
     loss_fn = module.make_loss(problem, heads=heads)
     sync = functools.partial(module.sync, device=device)
     natives = module.native_steps(loss_fn, params, data)
+    compiled_natives = getattr(module, "compiled_native_steps", None)
     if device != "cpu":  # the natives wait for the device too, or they would be timed asynchronously
         natives = {name: _synced(step, sync) for name, step in natives.items()}
-    return Workload(backend, problem, params, data, loss_fn, natives, sync, device)
+    work = Workload(backend, problem, params, data, loss_fn, natives, sync, device)
+    if compiled_natives is not None:  # a backend module may give its compiled natives itself
+        work.compiled_natives = lambda: compiled_natives(loss_fn, params, data)
+    return work
 
 
 def _synced(step: Step, sync: Callable[[Any], Any]) -> Step:
