@@ -82,9 +82,11 @@ def value_and_grad(
             ``None``. Returns a real floating array with one element (shape ``()`` or ``(1,)``...),
             or a pair ``(loss, aux)`` when ``has_aux=True``.
         params: a pytree (dict, list, tuple, namedtuple, dataclass, node registered with optree or
-            ``jax.tree_util``; ``None`` is structure) of floating arrays of one framework:
+            ``jax.tree_util``; ``None`` is structure) of floating (or complex) arrays of one framework:
             ``torch.Tensor`` / ``nn.Parameter``, ``tf.Tensor`` / ``tf.Variable`` / Keras 3 variable,
-            ``jax.Array``; or NumPy arrays together with ``backend=``.
+            ``jax.Array``; or NumPy arrays together with ``backend=``. A complex leaf ``z = x + iy``
+            gets ``∂L/∂x + i·∂L/∂y`` on every backend (JAX's conjugate convention is undone; see
+            docs/complex.md).
         data: any pytree passed to ``loss_fn`` untouched and not differentiated. When ``backend=``
             is given, its NumPy and other-framework array leaves are converted to that backend.
         has_aux: ``loss_fn`` returns ``(loss, aux)``; the result is then ``((loss, aux), grads)``.
@@ -154,7 +156,8 @@ def reference_grad(
 
     Args:
         loss_fn: as for :func:`grad`, written against NumPy (or ``ug.namespace``).
-        params: a pytree of floating arrays of any framework (copied to float64 NumPy).
+        params: a pytree of floating arrays of any framework (copied to float64 NumPy; complex
+            ones to complex128, differentiated along their real and imaginary parts separately).
         data: as for :func:`grad`.
         step: relative step ``h``; element ``x`` is moved by ``h * max(1, |x|)``.
 

@@ -177,7 +177,8 @@ def jvp(
         fn: ``fn(params, data)`` (or ``fn(params)``) returning a floating array or a pytree of them.
         params: as for :func:`unigrad.grad`.
         tangents: a pytree like ``params``: same structure, and each leaf the shape and dtype of its
-            parameter (any framework; converted).
+            parameter (any framework; converted). A complex tangent ``t`` is the direction
+            ``(Re t, Im t)`` in the real sense (docs/complex.md).
         data: passed to ``fn``, not differentiated.
         backend: as for :func:`unigrad.grad`.
         has_aux: ``fn`` returns ``(out, aux)``; ``aux`` is not differentiated (as in ``jax.jvp``).
@@ -333,6 +334,8 @@ def hessian(
 
     Raises:
         InvalidLossError: the loss is not a real floating scalar.
+        InvalidParamsError: a parameter is complex (its Hessian is a real matrix over the real and
+            imaginary parts, which no complex array holds: use :func:`hvp`; docs/complex.md).
 
     Example:
         >>> import numpy as np, unigrad as ug
@@ -373,7 +376,9 @@ def hvp(
     Args:
         loss_fn: as for :func:`unigrad.grad`: returns a real floating scalar, or ``(loss, aux)``.
         params: as for :func:`unigrad.grad`.
-        vector: a pytree like ``params`` (same structure, shapes and dtypes).
+        vector: a pytree like ``params`` (same structure, shapes and dtypes). For a complex
+            parameter, ``H`` is the real Hessian over its real and imaginary parts, applied to the
+            vector's parts and joined as ``first + i·second``.
         data: passed to ``loss_fn``, not differentiated.
         backend: as for :func:`unigrad.grad`.
         has_aux: ``loss_fn`` returns ``(loss, aux)``; the result is then ``(hvp, aux)``.

@@ -270,6 +270,18 @@ differences, such as nan where a finite gradient exists; anything else outside i
 
 {generated}
 
+## Complex parameters: the one convention unigrad changes
+
+For a real loss of a complex parameter `z = x + iy`, PyTorch and TensorFlow return
+`∂L/∂x + i·∂L/∂y`, the direction of steepest ascent, so `z - lr * g` descends. JAX's `grad`
+returns its complex conjugate, `∂L/∂x - i·∂L/∂y`, as its Autodiff Cookbook documents (the
+convention under which the gradient of a holomorphic function is its complex derivative). Here
+unigrad *does* change what a framework returns: it conjugates JAX's results for complex leaves
+(`grad`, `value_and_grad`, compiled steps, `vjp`, `jacobian`, `hvp`, `per_example_grads`), so every
+backend returns `∂L/∂x + i·∂L/∂y`. The conformance cases tagged `complex` check it against finite
+differences taken on the real and imaginary parts separately, with no declared difference; see
+[Complex parameters](complex.md) for what `jvp` and `hvp` mean there and why `hessian` refuses them.
+
 ## Troubleshooting
 
 With the CUDA build of torch (which ships triton), `import tensorflow` followed by `import triton`
