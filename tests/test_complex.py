@@ -320,3 +320,18 @@ def test_isolated_workers_carry_complex_gradients() -> None:
     assert not any(not m.passed for m in compare_trees(outcome.grads, reference, Tolerance(0, 0)))
     conjugated = {"z": np.conj(outcome.grads["z"])}
     assert [m.passed for m in compare_trees(conjugated, reference, Tolerance(1e-6, 1e-8))] == [True, False]
+
+
+# -- unigrad.testing with complex params ----------------------------------------------------------------
+
+
+def test_testing_helpers_take_complex_params(backend: str) -> None:
+    from unigrad.testing import assert_grad_matches_reference, assert_grads_agree
+
+    params, data = _mixed_problem()
+    # complex64 params are held to float32's tolerance, not float64's
+    assert_grad_matches_reference(
+        _mixed_loss, _as(backend, params, "complex64"), _as(backend, data, "complex64")
+    )
+    report = assert_grads_agree(_mixed_loss, params, data, backends=[backend])
+    assert report.ok and any(leaf.path.endswith(".imag") for c in report.comparisons for leaf in c.leaves)
