@@ -170,3 +170,15 @@ def test_a_wrong_gradient_names_the_worker_and_the_leaf(monkeypatch: pytest.Monk
         AssertionError, match=r"worker 0 \(7 examples\) of launch 'devices': grads of params\['w2'\]"
     ):
         assert_data_parallel_matches(mlp_losses, params, batch, backend="jax", launches=["devices"])
+
+
+def test_unigrad_check_world_size_runs_the_data_parallel_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    require("torch")
+    from unigrad.cli import main
+
+    code = main(
+        ["check", "--world-size", "2", "--backends", "torch", "--cases", "dp_mlp", "--dtypes", "float64"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "dp_mlp                   float64  shards 4/3" in out and "1 of 1 agree with one process" in out

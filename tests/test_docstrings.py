@@ -38,6 +38,15 @@ MODULES = {
     "unigrad.conformance.worker": [],
     "unigrad.backends": [],
     "unigrad.demo": [],
+    "unigrad.distributed": ["torch"],
+    "unigrad.distributed._batch": [],
+    "unigrad.distributed._torch": ["torch"],
+    "unigrad.distributed._jax": ["jax"],
+    "unigrad.distributed._tensorflow": ["tensorflow"],
+    "unigrad.distributed._launch": [],
+    "unigrad.distributed._worker": [],
+    "unigrad.distributed.cases": [],
+    "unigrad.cli._data_parallel": [],
 }
 
 

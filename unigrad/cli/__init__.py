@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose", action="store_true", help="show the frameworks' own log lines and warnings"
     )
     check.add_argument(
+        "--world-size",
+        type=int,
+        metavar="N",
+        help="run the data-parallel cases on N local workers per engine (processes, and devices of "
+        "one process) and compare them with one process; see docs/distributed.md",
+    )
+    check.add_argument(
         "--no-compile-cache",
         action="store_true",
         help="do not keep JAX's compiled operations in ~/.cache/unigrad/jax between runs",
@@ -101,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "info":
             return run_info(verbose=args.verbose)
+        if args.world_size is not None:
+            from unigrad.cli._data_parallel import run_data_parallel_check
+
+            return run_data_parallel_check(args)
         return run_check(args)
     except UsageError as err:
         print(str(err), file=sys.stderr)

@@ -186,23 +186,48 @@ def run_local(
         NotImportableError: ``example_loss_fn`` cannot be imported by the workers.
         DistributedSetupError: a worker failed or timed out (with its traceback or output).
     """
+    cases = [(example_loss_fn, params, batch)]
+    return run_local_cases(
+        cases, backend=backend, launch=launch, world_size=world_size, jit=jit, timeout=timeout
+    )[0]
+
+
+def run_local_cases(
+    cases: list[tuple[Callable[..., Any] | str, Any, Any]],
+    *,
+    backend: str,
+    launch: str,
+    world_size: int = 2,
+    jit: bool = False,
+    timeout: float = 300.0,
+) -> list[list[WorkerResult]]:
+    """:func:`run_local` for several ``(example_loss_fn, params, batch)`` cases in one set of workers
+    (the frameworks start once); one list of worker results per case."""
     backend = canonical_name(backend)
     if launch not in LAUNCHES.get(backend, ()):
         raise UnknownBackendError(
             f"launch {launch!r} is not available on backend {backend!r}: choose from "
             f"{', '.join(LAUNCHES.get(backend, ())) or 'torch, jax, tensorflow'}"
         )
-    name = importable_name(example_loss_fn)
-    params_np, batch_np = _numpy_tree(params), _numpy_tree(batch)
     from unigrad.distributed._worker import len_of
 
-    total = len_of(batch_np)
     processes = world_size if launch == "processes" else 1
-    shards = _split(batch_np, uneven_sizes(total, processes))
+    job_cases = []
+    for example_loss_fn, params, batch in cases:
+        params_np, batch_np = _numpy_tree(params), _numpy_tree(batch)
+        shards = _split(batch_np, uneven_sizes(len_of(batch_np), processes))
+        job_cases.append(
+            {
+                "loss": importable_name(example_loss_fn),
+                "params": params_np,
+                "batch": batch_np,
+                "shards": shards,
+            }
+        )
     ports = [_free_port() for _ in range(processes)]
     job = {
-        "loss": name, "backend": backend, "launch": launch, "world_size": world_size, "jit": jit,
-        "params": params_np, "batch": batch_np, "shards": shards, "coordinator": f"127.0.0.1:{ports[0]}",
+        "backend": backend, "launch": launch, "world_size": world_size, "jit": jit, "cases": job_cases,
+        "coordinator": f"127.0.0.1:{ports[0]}",
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="unigrad-dp-") as folder:
         job_path = os.path.join(folder, "job.pkl")
@@ -212,8 +237,11 @@ def run_local(
         results = []
         for rank in range(processes):
             with open(os.path.join(folder, f"result{rank}.pkl"), "rb") as file:
-                results.append(pickle.load(file))
-    return _compare(results, params_np, launch)
+                results.append(pickle.load(file)["cases"])
+    return [
+        _compare([worker[index] for worker in results], case["params"], launch)
+        for index, case in enumerate(job_cases)
+    ]
 
 
 def _run_workers(

@@ -42,7 +42,7 @@ def _setup(job: dict[str, Any], rank: int) -> dict[str, Any]:
     elif backend == "jax":
         import jax
 
-        if float64_in(job["params"]):
+        if float64_in([case["params"] for case in job["cases"]]):
             jax.config.update("jax_enable_x64", True)
         if launch == "processes":
             jax.distributed.initialize(job["coordinator"], num_processes=world, process_id=rank)
@@ -68,31 +68,40 @@ def _to_numpy(tree: Any) -> Any:
 
 
 def run(job: dict[str, Any], rank: int) -> dict[str, Any]:
-    """The worker's whole job; returns what it writes."""
+    """The worker's whole job (every case of it, one engine set-up); returns what it writes."""
     options = _setup(job, rank)
     import unigrad as ug
     from unigrad.distributed._launch import resolve
 
-    example_loss_fn = resolve(job["loss"])
-    backend, params, shard = job["backend"], job["params"], job["shards"][rank]
-    step = ug.data_parallel_value_and_grad_fn(example_loss_fn, backend=backend, jit=job["jit"], **options)
-    loss, grads = step(params, shard)
-    if job["jit"]:
-        loss, grads = step(params, shard)  # the second call runs the compiled step as it is
-    result = {"loss": _to_numpy(loss), "grads": _to_numpy(grads), "examples": len_of(shard)}
-    if rank == 0:
-
-        def mean_loss(p: Any, batch: Any) -> Any:
-            losses = example_loss_fn(p, batch)
-            return ug.namespace(losses).mean(losses)
-
-        ref_loss, ref_grads = ug.value_and_grad(mean_loss, params, job["batch"], backend=backend)
-        result["reference"] = {"loss": _to_numpy(ref_loss), "grads": _to_numpy(ref_grads)}
+    backend, results = job["backend"], []
+    for case in job["cases"]:
+        example_loss_fn = resolve(case["loss"])
+        params, shard = case["params"], case["shards"][rank]
+        step = ug.data_parallel_value_and_grad_fn(example_loss_fn, backend=backend, jit=job["jit"], **options)
+        loss, grads = step(params, shard)
+        if job["jit"]:
+            loss, grads = step(params, shard)  # the second call runs the compiled step as it is
+        result = {"loss": _to_numpy(loss), "grads": _to_numpy(grads), "examples": len_of(shard)}
+        if rank == 0:
+            result["reference"] = _single_process(example_loss_fn, params, case["batch"], backend)
+        results.append(result)
     if backend == "torch" and job["launch"] == "processes":
         import torch.distributed as dist
 
         dist.destroy_process_group()
-    return result
+    return {"cases": results}
+
+
+def _single_process(example_loss_fn: Any, params: Any, batch: Any, backend: str) -> dict[str, Any]:
+    """The reference: ``ug.value_and_grad`` of the mean loss over the whole batch, in this process."""
+    import unigrad as ug
+
+    def mean_loss(p: Any, b: Any) -> Any:
+        losses = example_loss_fn(p, b)
+        return ug.namespace(losses).mean(losses)
+
+    loss, grads = ug.value_and_grad(mean_loss, params, batch, backend=backend)
+    return {"loss": _to_numpy(loss), "grads": _to_numpy(grads)}
 
 
 def len_of(batch: Any) -> int:
