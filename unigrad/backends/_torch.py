@@ -162,8 +162,10 @@ class TorchAdapter(Adapter):
     def hvp(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], vector: list[Any], finish: OutputCheck
     ) -> list[Any]:
-        if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is not None:
-            # Inside torch.compile or a torch.func transform (vmap...), autograd.grad cannot run.
+        if torch.compiler.is_compiling():  # Dynamo cannot trace autograd.grad
+            return self._functional_hvp(fn, leaves, vector, finish)
+        if torch._C._functorch.peek_interpreter_stack() is not None:  # inside vmap, torch.func.grad...
+            _load_forward_mode()
             return self._functional_hvp(fn, leaves, vector, finish)
         if torch.is_inference_mode_enabled():
             with torch.inference_mode(False):
@@ -171,36 +173,35 @@ class TorchAdapter(Adapter):
         # Reverse over reverse on detached aliases: the gradient with a graph of its own, then one
         # more autograd.grad with the vector as its cotangent (H is symmetric). About the cost of a
         # hand-written double backward; torch.func's forward over reverse costs ~3-4x on CPU.
-        with torch.enable_grad():
-            try:
-                aliases = [leaf.detach().requires_grad_() for leaf in leaves]
-            except RuntimeError:  # an inference tensor cannot require grad: see _differentiable
-                aliases = [_differentiable(leaf) for leaf in leaves]
-            loss, _ = finish(fn(aliases))
-            if not loss.requires_grad:
-                return [torch.zeros_like(leaf) for leaf in leaves]
-            grads = torch.autograd.grad(
-                loss, aliases, create_graph=True, allow_unused=True, materialize_grads=True
-            )
-            # A gradient that does not depend on the params (a loss linear in them) has no graph:
-            # its part of the product is zero.
-            pairs = [(g, v) for g, v in zip(grads, vector, strict=True) if g.requires_grad]
-            if not pairs:
-                return [torch.zeros_like(leaf) for leaf in leaves]
-            products = torch.autograd.grad(
-                [g for g, _ in pairs],
-                aliases,
-                grad_outputs=[v.detach() for _, v in pairs],
-                allow_unused=True,
-                materialize_grads=True,
-            )
-        return [p.detach() for p in products]
+        if not torch.is_grad_enabled():  # under no_grad: autograd must record here
+            with torch.enable_grad():
+                return self.hvp(fn, leaves, vector, finish)
+        try:
+            aliases = [leaf.detach().requires_grad_() for leaf in leaves]
+        except RuntimeError:  # an inference tensor cannot require grad: see _differentiable
+            aliases = [_differentiable(leaf) for leaf in leaves]
+        loss, _ = finish(fn(aliases))
+        if not loss.requires_grad:
+            return [torch.zeros_like(leaf) for leaf in leaves]
+        grads = torch.autograd.grad(loss, aliases, create_graph=True, allow_unused=True)
+        # A gradient that is None or has no graph (a loss constant or linear in that leaf) adds
+        # nothing to the product. (materialize_grads=True would cost ~3% of this small call.)
+        pairs = [(g, v) for g, v in zip(grads, vector, strict=True) if g is not None and g.requires_grad]
+        if not pairs:
+            return [torch.zeros_like(leaf) for leaf in leaves]
+        products = torch.autograd.grad(
+            [g for g, _ in pairs], aliases, grad_outputs=[v.detach() for _, v in pairs], allow_unused=True
+        )
+        return [
+            torch.zeros_like(leaf) if p is None else p.detach()
+            for p, leaf in zip(products, leaves, strict=True)
+        ]
 
     def _functional_hvp(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], vector: list[Any], finish: OutputCheck
     ) -> list[Any]:
-        # Forward over reverse: one JVP of the gradient, never the Hessian itself.
-        _load_forward_mode()
+        # Forward over reverse: one JVP of the gradient, never the Hessian itself. (No
+        # _load_forward_mode here: under torch.compile its warnings filter would break the graph.)
         argnums = tuple(range(len(leaves)))
         gradient = torch.func.grad(_positional(_scalar(fn, finish)), argnums=argnums)
         return list(torch.func.jvp(gradient, _detached(leaves), _detached(vector))[1])
