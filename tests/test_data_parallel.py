@@ -182,3 +182,18 @@ def test_unigrad_check_world_size_runs_the_data_parallel_cases(capsys: pytest.Ca
     out = capsys.readouterr().out
     assert code == 0, out
     assert "dp_mlp                   float64  shards 4/3" in out and "1 of 1 agree with one process" in out
+
+
+def test_a_compiled_step_reads_each_new_batch(backend: str) -> None:
+    """Same shapes, new values: the compiled step must not have kept the first batch as a constant."""
+    params, first = mlp_problem("float64", seed=0)
+    _, second = mlp_problem("float64", seed=1)
+    step = ug.data_parallel_value_and_grad_fn(
+        mlp_losses, backend=backend, jit=True, jit_options=_options(backend)
+    )
+    step(params, first)
+    loss, grads = step(params, second)
+    ref_loss, ref_grads = _reference(params, second, backend)
+    assert abs(float(loss) - ref_loss) <= 1e-12 * abs(ref_loss)
+    assert _max_rel_error(grads, ref_grads) <= 1e-12
+    assert step.cache_size == 1

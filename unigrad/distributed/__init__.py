@@ -99,10 +99,9 @@ class DataParallelValueAndGradFn:
     def __call__(self, params: Any, local_batch_tree: Any) -> tuple[Any, Any]:
         plan = plan_call(params, self.backend)
         adapter = plan.adapter
-        batch = local_batch(local_batch_tree, adapter)
-        loss, aux, grads = self.engine(adapter.name).run(
-            plan.inputs, plan.rebuild, batch, (plan.treedef, plan.bare)
-        )
+        engine = self.engine(adapter.name)
+        batch = local_batch(local_batch_tree, adapter, engine.keeps_numpy)
+        loss, aux, grads = engine.run(plan.inputs, plan.rebuild, batch, (plan.treedef, plan.bare))
         grads_tree = plan.rebuild(plan.restore_grads(grads))
         loss = plan.restore_output(loss)
         if self.has_aux:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from unigrad import _tree
 from unigrad._dispatch import to_backend
 from unigrad._errors import InvalidAuxError, PerExampleLossError, StructureMismatchError
@@ -58,8 +60,21 @@ class LocalBatch:
         return self.rebuild(leaves)
 
 
-def local_batch(batch: Any, adapter: Adapter) -> LocalBatch:
+#: Counts travel as ``hi * COUNT_BASE + lo`` so that float32 sums of both parts stay exact
+#: (each below 2**24) for up to 2**36 examples in all.
+COUNT_BASE = 4096
+
+
+def count_parts(count: int) -> tuple[float, float]:
+    """``count`` as the two parts that travel in a float32 or float64 all-reduce."""
+    return float(count // COUNT_BASE), float(count % COUNT_BASE)
+
+
+def local_batch(batch: Any, adapter: Adapter, keep_numpy: bool = False) -> LocalBatch:
     """Flatten ``batch``, convert its array leaves to ``adapter``'s framework, check they share axis 0.
+
+    ``keep_numpy``: NumPy leaves stay NumPy (an engine that places them on its devices itself, in
+    one copy, rather than through the framework's default device).
 
     Raises:
         StructureMismatchError: no array leaf, a 0-d array leaf, or leaves of different lengths
@@ -73,7 +88,10 @@ def local_batch(batch: Any, adapter: Adapter) -> LocalBatch:
             f"batch holds no array (structure {treedef}); a data-parallel step needs the examples as "
             f"arrays with the example index along axis 0"
         )
-    arrays = [to_backend(adapter, leaves[i]) for i in positions]
+    arrays = [
+        leaves[i] if keep_numpy and isinstance(leaves[i], np.ndarray) else to_backend(adapter, leaves[i])
+        for i in positions
+    ]
     sizes = {}
     for position, array in zip(positions, arrays, strict=True):
         shape = adapter.shape(array)

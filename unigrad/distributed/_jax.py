@@ -43,16 +43,18 @@ def _pad(array: Any, rows: int) -> Any:
     missing = rows - array.shape[0]
     if missing == 0:
         return array
+    xp = np if isinstance(array, np.ndarray) else jnp
     if array.shape[0] == 0:  # nothing to copy: zeros, masked out like any padding
-        return jnp.zeros((rows, *array.shape[1:]), array.dtype)
+        return xp.zeros((rows, *array.shape[1:]), array.dtype)
     # Copies of a real example keep the padding's losses (and their gradients) finite, which a mask
     # needs: 0 * inf would still be nan.
-    filler = jnp.repeat(array[-1:], missing, axis=0)
-    return jnp.concatenate([jnp.asarray(array), filler], axis=0)
+    return xp.concatenate([array, xp.repeat(array[-1:], missing, axis=0)], axis=0)
 
 
 class Engine:
     """Runs a data-parallel step over a JAX device mesh (see the module docstring)."""
+
+    keeps_numpy = True  # NumPy batches go to their devices in one copy, not through device 0
 
     def __init__(
         self,
@@ -84,6 +86,8 @@ class Engine:
 
         self._step = step
         self._compiled: dict[Any, Callable[..., Any]] = {}
+        self._placement: tuple[Mesh, NamedSharding, NamedSharding, int] | None = None
+        self._masks: dict[tuple[int, int], Any] = {}
 
     @property
     def cache_size(self) -> int:
@@ -93,9 +97,7 @@ class Engine:
     def run(
         self, param_leaves: list[Any], rebuild: Callable[[list[Any]], Any], batch: LocalBatch, param_key: Any
     ) -> tuple[Any, Any, list[Any]]:
-        mesh = self.mesh if self.mesh is not None else default_mesh()
-        axes = tuple(mesh.axis_names)
-        local_devices = len([d for d in mesh.devices.flat if d.process_index == jax.process_index()])
+        _, batch_sharding, replicated, local_devices = self._placement or self._place()
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 
@@ -103,11 +105,14 @@ class Engine:
             rows = padded_size(int(sizes.max()), local_devices)
         else:
             rows = padded_size(batch.size, local_devices)
-        batch_sharding = NamedSharding(mesh, PartitionSpec(axes))
-        replicated = NamedSharding(mesh, PartitionSpec())
         arrays = [_global(_pad(a, rows), batch_sharding) for a in batch.arrays]
-        mask = _global(jnp.arange(rows) < batch.size, batch_sharding)
-        params = [_global(p, replicated) for p in param_leaves]
+        mask = self._masks.get((rows, batch.size))
+        if mask is None:
+            mask = _global(np.arange(rows) < batch.size, batch_sharding)
+            self._masks = {(rows, batch.size): mask}  # the last one: a training loop repeats its sizes
+        params = [
+            p if getattr(p, "sharding", None) == replicated else _global(p, replicated) for p in param_leaves
+        ]
         if not self.jit:
             return self._step(params, arrays, mask, (rebuild, batch))
         # jax.jit keys shapes, dtypes and shardings itself: one jitted function per structure
@@ -118,6 +123,14 @@ class Engine:
             compiled = jax.jit(lambda p, a, m: step(p, a, m, static), **self.jit_options)
             self._compiled[key] = compiled
         return compiled(params, arrays, mask)
+
+    def _place(self) -> tuple[Mesh, NamedSharding, NamedSharding, int]:
+        """The mesh, the batch's and the params' shardings, and this process's device count (once)."""
+        mesh = self.mesh if self.mesh is not None else default_mesh()
+        batch_sharding = NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))
+        local = len([d for d in mesh.devices.flat if d.process_index == jax.process_index()])
+        self._placement = (mesh, batch_sharding, NamedSharding(mesh, PartitionSpec()), local)
+        return self._placement
 
 
 def _global(array: Any, sharding: NamedSharding) -> Any:

@@ -29,7 +29,13 @@ import tensorflow as tf
 
 from unigrad._errors import DistributedSetupError
 from unigrad.backends import get_adapter
-from unigrad.distributed._batch import LocalBatch, check_per_example, split_output
+from unigrad.distributed._batch import (
+    COUNT_BASE,
+    LocalBatch,
+    check_per_example,
+    count_parts,
+    split_output,
+)
 
 
 def workers_in_tf_config(text: str | None) -> int:
@@ -72,6 +78,8 @@ def _new_default_strategy() -> tf.distribute.Strategy:
 class Engine:
     """Runs a data-parallel step on a ``tf.distribute`` strategy (see the module docstring)."""
 
+    keeps_numpy = True  # each replica's slice of a NumPy batch is copied once, to its own device
+
     def __init__(
         self,
         example_loss_fn: Callable[..., Any],
@@ -98,10 +106,15 @@ class Engine:
                 check_per_example(losses, size, adapter)
                 total = tf.reduce_sum(losses)
             grads = tape.gradient(total, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            stats = tf.stack([tf.cast(total, tf.float64), tf.constant(float(size), tf.float64)])
-            stats, grads = _all_reduce_sum(stats, grads)
-            loss = tf.cast(stats[0] / stats[1], total.dtype)
-            return loss, aux, [g / tf.cast(stats[1], g.dtype) for g in grads]
+            # The loss sum and the count ride with the gradients of the loss's dtype (a half-precision
+            # loss sends them in float64): one collective for a model of one dtype.
+            dtype = total.dtype if total.dtype in (tf.float32, tf.float64) else tf.float64
+            hi, lo = count_parts(size)
+            stats = tf.stack([tf.cast(total, dtype), tf.constant(hi, dtype), tf.constant(lo, dtype)])
+            stats, *grads = _all_reduce_sum([stats, *grads])
+            count = stats[1] * COUNT_BASE + stats[2]
+            loss = tf.cast(stats[0] / count, total.dtype)
+            return loss, aux, [g / tf.cast(count, g.dtype) for g in grads]
 
         self._replica_step = replica_step
         self._compiled: dict[Any, Any] = {}
@@ -144,26 +157,25 @@ class Engine:
         return loss, aux, list(grads)
 
 
-def _all_reduce_sum(stats: Any, grads: list[Any]) -> tuple[Any, list[Any]]:
-    """``stats`` and ``grads`` summed over all replicas: one flat tensor per dtype, one ``all_reduce``.
+def _all_reduce_sum(tensors: list[Any]) -> list[Any]:
+    """``tensors`` summed over all replicas, as one flat tensor per dtype: one ``all_reduce`` per dtype
+    whatever the number of parameter leaves (as the PyTorch engine's buckets).
 
-    One tensor per dtype rather than one per leaf, as the PyTorch engine's buckets: one collective per
-    dtype (and one for the stats) whatever the number of parameter leaves.
+    One call per dtype, not one call for the list: given several dtypes, MultiWorkerMirroredStrategy
+    packs them into one concat and fails (measured on TF 2.21).
     """
     by_dtype: dict[Any, list[int]] = {}
-    for index, grad in enumerate(grads):
-        by_dtype.setdefault(grad.dtype, []).append(index)
-    flats = [tf.concat([tf.reshape(grads[i], [-1]) for i in indices], 0) for indices in by_dtype.values()]
+    for index, tensor in enumerate(tensors):
+        by_dtype.setdefault(tensor.dtype, []).append(index)
     context = tf.distribute.get_replica_context()
-    # One call per tensor: given a list of several dtypes, MultiWorkerMirroredStrategy packs them into
-    # one concat and fails (float32 gradients with the float64 stats, measured on TF 2.21).
-    stats, *flats = (context.all_reduce(tf.distribute.ReduceOp.SUM, value) for value in [stats, *flats])
-    result = list(grads)
-    for indices, flat in zip(by_dtype.values(), flats, strict=True):
-        pieces = tf.split(flat, [int(np.prod(grads[i].shape)) for i in indices])
+    result = list(tensors)
+    for indices in by_dtype.values():
+        flat = tf.concat([tf.reshape(tensors[i], [-1]) for i in indices], 0)
+        flat = context.all_reduce(tf.distribute.ReduceOp.SUM, flat)
+        pieces = tf.split(flat, [int(np.prod(tensors[i].shape)) for i in indices])
         for i, piece in zip(indices, pieces, strict=True):
-            result[i] = tf.reshape(piece, tf.shape(grads[i]))
-    return stats, result
+            result[i] = tf.reshape(piece, tf.shape(tensors[i]))
+    return result
 
 
 def _parts(result: Any) -> tuple[Any, Any, Any]:
@@ -178,6 +190,6 @@ def _shards(arrays: list[Any], size: int, strategy: tf.distribute.Strategy) -> A
 
     def shard_for(context: tf.distribute.distribute_lib.ValueContext) -> list[Any]:
         index = context.replica_id_in_sync_group % local
-        return [array[bounds[index] : bounds[index + 1]] for array in arrays]
+        return [tf.convert_to_tensor(array[bounds[index] : bounds[index + 1]]) for array in arrays]
 
     return strategy.experimental_distribute_values_from_function(shard_for)

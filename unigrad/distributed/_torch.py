@@ -3,7 +3,7 @@
 Each process differentiates the sum of its examples' losses (through ``ug.value_and_grad_fn``,
 compiled with ``torch.compile`` when ``jit=True``), flattens the gradients into one buffer per dtype
 and device, and all-reduces it with SUM in buckets of ``BUCKET_BYTES`` (DDP's default bucket size),
-all launched at once; the loss sum and the example count travel in a float64 pair alongside. Dividing
+all launched at once; the loss sum and the example count ride in the buffer of the loss's dtype. Dividing
 by the total count afterwards makes uneven shards exact, with no padding and no repeated example.
 
 Without an initialised process group the step is the single-process computation.
@@ -26,7 +26,13 @@ import torch.distributed as dist
 from unigrad import _tree
 from unigrad._compiled import ValueAndGradFn
 from unigrad.backends import get_adapter
-from unigrad.distributed._batch import LocalBatch, check_per_example, split_output
+from unigrad.distributed._batch import (
+    COUNT_BASE,
+    LocalBatch,
+    check_per_example,
+    count_parts,
+    split_output,
+)
 
 #: Bytes per all-reduce call: DDP's default ``bucket_cap_mb=25``.
 BUCKET_BYTES = 25 * 1024 * 1024
@@ -66,6 +72,8 @@ def all_reduce_sum(tensors: list[torch.Tensor], group: Any) -> list[torch.Tensor
 class Engine:
     """Runs a data-parallel step on ``torch.distributed`` (see the module docstring)."""
 
+    keeps_numpy = False  # torch.from_numpy shares the memory: converting costs nothing
+
     def __init__(
         self,
         example_loss_fn: Callable[..., Any],
@@ -98,9 +106,14 @@ class Engine:
         out, grads = self.local_step(rebuild(param_leaves), (tree, batch.arrays[0]))
         local_sum, aux = out if self.has_aux else (out, None)
         grad_leaves = _tree.flatten(grads)[0]
-        device = grad_leaves[0].device
-        stats = torch.tensor([float(local_sum), float(batch.size)], dtype=torch.float64, device=device)
+        # The loss sum and the count ride in the gradients' buffer of the loss's dtype (one collective
+        # for a model of one dtype); a half-precision loss sends them apart in float64.
+        dtype = local_sum.dtype if local_sum.dtype in (torch.float32, torch.float64) else torch.float64
+        hi, lo = count_parts(batch.size)
+        parts = torch.tensor([0.0, hi, lo], dtype=dtype, device=grad_leaves[0].device)
+        stats = parts + torch.nn.functional.pad(local_sum.detach().to(parts.device, dtype).reshape(1), (0, 2))
         reduced = all_reduce_sum([stats, *grad_leaves], self.group)
-        total, count = reduced[0].tolist()
+        total, hi, lo = reduced[0].tolist()
+        count = hi * COUNT_BASE + lo
         loss = torch.tensor(total / count, dtype=local_sum.dtype, device=local_sum.device)
         return loss, aux, [g / count for g in reduced[1:]]
