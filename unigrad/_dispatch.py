@@ -50,6 +50,8 @@ _tree_native: dict[frozenset[type], tuple[Adapter, set[Any]]] = {}
 # backend= (a solver's loop) skips the planning, as native calls do with _tree_native.
 _foreign_plans: dict[tuple[str, frozenset[type]], tuple[Adapter, dict[type, Adapter], set[Any]]] = {}
 _FOREIGN_PLANS_LIMIT = 256
+# (adapter, backend= given, the data's leaf types) -> per leaf, how prepare_data converts it.
+_data_converters: dict[tuple[Adapter, bool, tuple[type, ...]], list[Callable[[Any], Any] | None]] = {}
 # Reusable and re-entrant: the context of every call that needs no precision scope.
 _NO_SCOPE = nullcontext()
 
@@ -94,7 +96,7 @@ class CallPlan:
             return grads
         adapter = self.adapter
         return [
-            grad if origin is adapter else origin.match(origin.from_foreign(grad, adapter), original)
+            grad if origin is adapter else origin.restore(grad, adapter, original)
             for grad, origin, original in zip(grads, self.origins, self.originals, strict=True)
         ]
 
@@ -140,17 +142,31 @@ class CallPlan:
         if not explicit and not adapter.prepares_native_data():
             return data  # the common case: data goes to the loss untouched, not even flattened
         leaves, treedef = _flatten_tree(data, "data")
-        prepared = []
-        name = adapter.name
-        prepare, from_foreign = adapter.prepare_data_leaf, adapter.from_foreign
-        for leaf in leaves:
-            owner = backend_name_of(leaf)
-            if owner == name:
-                leaf = prepare(leaf)
-            elif owner is not None and explicit:
-                leaf = prepare(from_foreign(leaf, get_adapter(owner)))
-            prepared.append(leaf)
-        return treedef.unflatten(prepared)
+        key = (adapter, explicit, tuple(map(type, leaves)))
+        converters = _data_converters.get(key)
+        if converters is None:
+            if len(_data_converters) >= _FOREIGN_PLANS_LIMIT:
+                _data_converters.clear()
+            converters = _data_converters[key] = [_data_converter(adapter, explicit, leaf) for leaf in leaves]
+        return treedef.unflatten(
+            [
+                leaf if convert is None else convert(leaf)
+                for convert, leaf in zip(converters, leaves, strict=True)
+            ]
+        )
+
+
+def _data_converter(adapter: Adapter, explicit: bool, leaf: Any) -> Callable[[Any], Any] | None:
+    """What ``prepare_data`` does to data leaves of ``leaf``'s type (``None``: nothing); it depends on
+    the type alone, so it is worked out once per (adapter, explicit, types of the data's leaves)."""
+    owner = backend_name_of(leaf)
+    prepare = adapter.prepare_data_leaf
+    if owner == adapter.name:
+        return prepare
+    if owner is None or not explicit:
+        return None
+    origin, from_foreign = get_adapter(owner), adapter.from_foreign
+    return lambda x: prepare(from_foreign(x, origin))
 
 
 def _flatten_tree(tree: Any, root: str = "params") -> tuple[list[Any], optree.PyTreeSpec]:

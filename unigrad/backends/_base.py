@@ -130,6 +130,11 @@ class Adapter:
         """``x`` cast to the dtype and moved to the device of ``like`` (both of this framework)."""
         raise NotImplementedError
 
+    def restore(self, x: Any, origin: Adapter, like: Any) -> Any:
+        """``x``, an array of ``origin``'s framework, as an array of this framework like ``like``
+        (its dtype and device): how a gradient goes back to its parameter's framework."""
+        return self.match(self.from_foreign(x, origin), like)
+
     # -- differentiation -------------------------------------------------------------------------
     def value_and_grad(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck

@@ -74,6 +74,14 @@ class NumpyAdapter(Adapter):
         # several times cheaper than DLPack's Python protocol, and knows bfloat16 and devices.
         return np.asarray(origin.to_numpy(x))  # an ndarray even where .numpy() gives a scalar (TF)
 
+    def restore(self, x: Any, origin: Adapter, like: Any) -> Any:
+        # One step instead of from_foreign then match: this runs once per gradient of every NumPy call.
+        result = np.asarray(origin.to_numpy(x))
+        dtype = like.dtype if type(like) is np.ndarray else np.asarray(like).dtype
+        if result.dtype != dtype or not result.flags.writeable:
+            return np.array(result, dtype=dtype)  # a writable copy (DLPack and JAX views are read-only)
+        return result
+
     def match(self, x: Any, like: Any) -> Any:
         result = np.asarray(x, dtype=like.dtype if type(like) is np.ndarray else np.asarray(like).dtype)
         # Arrays shared through DLPack may be read-only; users get ordinary writable NumPy arrays.
