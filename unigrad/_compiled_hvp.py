@@ -26,6 +26,7 @@ from typing import Any
 from unigrad import _tree
 from unigrad._api import _require_callable
 from unigrad._compiled import _data_signature, _param_signature, _signer
+from unigrad._compiled_by_structure import qualifies
 from unigrad._dispatch import CallPlan, plan_call, to_backend
 from unigrad._errors import CompileFallbackWarning, InvalidDataError, UnigradError
 from unigrad._loss import output_checker
@@ -113,6 +114,39 @@ class _HvpEntry:
         return result
 
 
+class _StructureEntry:
+    """One jitted product for every native input with this pytree structure (see
+    ``unigrad._compiled_by_structure``): the compiler keys shapes, dtypes and shardings itself, and
+    what a new key's planning checks is checked while tracing."""
+
+    def __init__(self, owner: HvpFn, plan: CallPlan, params: Any, vector: Any, data: Any) -> None:
+        adapter = plan.adapter
+        finish = output_checker(adapter, False, remember=False)
+        loss_fn, backend = owner.loss_fn, owner.backend
+        self.traces = 0
+        self.result: tuple[Any] | None = None
+
+        def step(params: Any, vector: Any, data: Any) -> Any:
+            self.traces += 1  # Python in the body runs only while the compiler traces it
+            traced = plan_call(params, backend)
+            vector_inputs = _like_params(vector, "vector", params, traced)
+            products = adapter.hvp(traced.bind(loss_fn, data), traced.inputs, vector_inputs, finish)
+            return traced.treedef.unflatten(products)
+
+        self.run = adapter.compile_trees(step, owner.jit_options)
+        try:
+            self.result = (self.run(params, vector, data),)
+        except UnigradError:
+            raise
+        except Exception:  # noqa: BLE001 - whatever the compiler refused, the keyed path handles
+            owner._structure_refused = True
+            return
+        flat, structure = adapter.compiler_flatten((params, vector, data))
+        self.leaf_types = frozenset(map(type, flat))
+        owner._by_structure[structure] = self
+        owner._compiler_flatten = adapter.compiler_flatten
+
+
 class HvpFn:
     """A reusable ``product(params, vector, data=None)`` returning what :func:`unigrad.hvp` returns.
 
@@ -134,18 +168,42 @@ class HvpFn:
         self.jit = bool(jit)
         self.jit_options = dict(jit_options or {})
         self._entries: dict[Hashable, _HvpEntry] = {}
+        # As in value_and_grad_fn: on a compiler that keys shapes itself (jax.jit), native inputs go
+        # straight to one jitted function per pytree structure (treedef -> entry).
+        self._by_structure: dict[Hashable, _StructureEntry] = {}
+        self._structure_refused = False
+        self._compiler_flatten: Callable[[Any], tuple[list[Any], Hashable]] = _tree.flatten
         self._warned = False
 
     @property
     def cache_size(self) -> int:
-        """How many distinct input signatures have been planned (and, with ``jit=True``, compiled)."""
-        return len(self._entries)
+        """How many distinct input signatures have been planned (and, with ``jit=True``, compiled).
+
+        On JAX with native inputs, shapes and dtypes are keyed by ``jax.jit`` itself: its traces are
+        what is counted there.
+        """
+        return len(self._entries) + sum(entry.traces for entry in self._by_structure.values())
 
     def clear_cache(self) -> None:
         """Forget every planned and compiled signature."""
         self._entries.clear()
+        self._by_structure.clear()
 
     def __call__(self, params: Any, vector: Any, data: Any = None) -> Any:
+        if self._by_structure:
+            try:
+                flat, structure = self._compiler_flatten((params, vector, data))
+            except (RecursionError, SystemError):  # a cycle: the keyed path names where it is
+                flat, structure = [], None
+            entry = self._by_structure.get(structure)
+            if entry is not None and entry.leaf_types.issuperset(map(type, flat)):
+                try:
+                    return entry.run(params, vector, data)
+                except UnigradError:
+                    raise
+                except Exception:  # noqa: BLE001 - e.g. a shape the compiler refused: keyed path from now on
+                    del self._by_structure[structure]
+                    self._structure_refused = True
         leaves, treedef = _tree.flatten(params)
         vector_leaves, vector_def = _tree.flatten(vector, "vector")
         data_leaves, data_def = _tree.flatten(data, "data")
@@ -171,6 +229,11 @@ class HvpFn:
             plan = plan_call(params, self.backend)
             with plan.scoped():
                 _like_params(vector, "vector", params, plan)  # validated once per key
+            structural = self.jit and not self.has_aux and not self._structure_refused
+            if structural and qualifies(plan, vector_leaves + data_leaves):
+                structured = _StructureEntry(self, plan, params, vector, data)
+                if structured.result is not None:
+                    return structured.result[0]
             entry = _HvpEntry(self, plan, data is not None, data_leaves, data_def)
             self._entries[key] = entry
         return entry(leaves, vector_leaves, data_leaves)
