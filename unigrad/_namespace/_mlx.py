@@ -159,7 +159,14 @@ def tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:
 
 
 def solve(x1: Any, x2: Any, /) -> Any:
-    return mx.linalg.solve(x1, x2, stream=_LINALG_STREAM)
+    # mx.linalg.solve broadcasts no batch dimensions: broadcast them first, as the standard does.
+    vector = x2.ndim == 1  # the Array API rule: only a 1-D right-hand side is a vector
+    rhs = mx.expand_dims(x2, -1) if vector else x2
+    batch = tuple(np.broadcast_shapes(tuple(x1.shape[:-2]), tuple(rhs.shape[:-2])))
+    matrix = mx.broadcast_to(x1, (*batch, *x1.shape[-2:]))
+    rhs = mx.broadcast_to(rhs, (*batch, *rhs.shape[-2:]))
+    solution = mx.linalg.solve(matrix, rhs, stream=_LINALG_STREAM)
+    return mx.squeeze(solution, -1) if vector else solution
 
 
 def inv(x: Any, /) -> Any:
