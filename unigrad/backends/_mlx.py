@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 import mlx.core as mx
@@ -137,6 +138,8 @@ class MlxAdapter(Adapter):
     def value_and_grad(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> tuple[Any, Any, list[Any]]:
+        if not finish.has_aux:
+            return self._value_and_grad_no_aux(fn, leaves, finish)
         carried: dict[str, Any] = {}
 
         def scalar_loss(diff_leaves: list[Any]) -> tuple[Any, Any, list[Any]]:
@@ -157,6 +160,24 @@ class MlxAdapter(Adapter):
         if "rebuild" in carried:
             aux = carried["rebuild"](dict(zip(carried["positions"], arrays, strict=True)))
         return loss, aux, list(grads)
+
+    def _value_and_grad_no_aux(
+        self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
+    ) -> tuple[Any, Any, list[Any]]:
+        # The common case: one output, and a loss of shape () travels as it is (no second output).
+        shape: list[Any] = []
+
+        def scalar_loss(diff_leaves: list[Any]) -> Any:
+            loss, _ = finish(fn(diff_leaves))
+            if loss.ndim:
+                shape.append(loss.shape)
+                return mx.reshape(loss, ())
+            return loss
+
+        with _stream_for(leaves):
+            loss, grads = mx.value_and_grad(scalar_loss)(leaves)
+            _evaluate(loss, grads)
+        return (mx.reshape(loss, shape[0]) if shape else loss), None, grads
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
         with _stream_for(leaves):
@@ -282,17 +303,17 @@ def _evaluate(*trees: Any) -> None:
             raise
 
 
-@contextlib.contextmanager
-def _stream_for(leaves: list[Any]) -> Iterator[None]:
+_NOTHING = contextlib.nullcontext()
+
+
+def _stream_for(leaves: list[Any]) -> AbstractContextManager[Any]:
     """The CPU stream around a computation with float64 leaves when the default device is a GPU
-    (MLX runs float64 on the CPU only); otherwise nothing."""
+    (MLX runs float64 on the CPU only); otherwise nothing (a shared no-op, nothing built per call)."""
     if mx.default_device() == mx.cpu or not any(
         isinstance(leaf, mx.array) and leaf.dtype == mx.float64 for leaf in leaves
     ):
-        yield
-        return
-    with mx.stream(mx.cpu):
-        yield
+        return _NOTHING
+    return mx.stream(mx.cpu)
 
 
 def _as_scalar(loss: Any) -> Any:
