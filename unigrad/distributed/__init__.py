@@ -30,8 +30,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from unigrad import _tree
 from unigrad._api import _require_callable
-from unigrad._dispatch import plan_call
+from unigrad._dispatch import CallPlan, plan_call
 from unigrad.backends import canonical_name
 from unigrad.distributed._batch import local_batch
 
@@ -71,6 +72,7 @@ class DataParallelValueAndGradFn:
         self.jit = bool(jit)
         self.engine_options = engine_options
         self._engines: dict[str, Any] = {}
+        self._plans: dict[Any, CallPlan] = {}
 
     def engine(self, backend: str) -> Any:
         """The engine running this step on ``backend`` (made on first use)."""
@@ -96,8 +98,25 @@ class DataParallelValueAndGradFn:
         """How many input signatures have been compiled (``jit=True``) or planned, over all engines."""
         return sum(engine.cache_size for engine in self._engines.values())
 
-    def __call__(self, params: Any, local_batch_tree: Any) -> tuple[Any, Any]:
+    def _plan(self, params: Any) -> CallPlan:
+        """The validated plan for ``params``: made once per structure, leaf types and dtypes, then
+        rebound to each call's leaves (as ``value_and_grad_fn`` does)."""
+        leaves, treedef = _tree.flatten(params)
+        try:
+            key: Any = (treedef, tuple((type(leaf), getattr(leaf, "dtype", None)) for leaf in leaves))
+            plan = self._plans.get(key)
+        except TypeError:  # an unhashable dtype attribute: plan every call
+            key, plan = None, None
+        if plan is not None:
+            return plan.rebind(leaves)
         plan = plan_call(params, self.backend)
+        mode_dependent = plan.adapter.mode_dependent_dtypes  # valid or not depending on a global mode
+        if key is not None and not any(str(dtype) in mode_dependent for _, dtype in key[1]):
+            self._plans[key] = plan
+        return plan
+
+    def __call__(self, params: Any, local_batch_tree: Any) -> tuple[Any, Any]:
+        plan = self._plan(params)
         adapter = plan.adapter
         engine = self.engine(adapter.name)
         batch = local_batch(local_batch_tree, adapter, engine.keeps_numpy)

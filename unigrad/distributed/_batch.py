@@ -81,7 +81,6 @@ def local_batch(batch: Any, adapter: Adapter, keep_numpy: bool = False) -> Local
             along axis 0 (naming the leaf path).
     """
     leaves, treedef = _tree.flatten(batch, "batch")
-    paths = _tree.leaf_paths(batch, "batch")
     positions = [i for i, leaf in enumerate(leaves) if backend_name_of(leaf) is not None]
     if not positions:
         raise StructureMismatchError(
@@ -96,13 +95,15 @@ def local_batch(batch: Any, adapter: Adapter, keep_numpy: bool = False) -> Local
     for position, array in zip(positions, arrays, strict=True):
         shape = adapter.shape(array)
         if not shape:
+            path = _tree.leaf_paths(batch, "batch")[position]
             raise StructureMismatchError(
-                f"{paths[position]} is a 0-d array; every array leaf of the batch holds examples "
+                f"{path} is a 0-d array; every array leaf of the batch holds examples "
                 f"along axis 0 (pass constants in the loss function's closure, or as a Python value)"
             )
-        sizes.setdefault(shape[0], paths[position])
+        sizes.setdefault(shape[0], position)
     if len(sizes) > 1:
-        described = ", ".join(f"{path} has {n}" for n, path in sizes.items())
+        paths = _tree.leaf_paths(batch, "batch")  # named only when there is something to report
+        described = ", ".join(f"{paths[position]} has {n}" for n, position in sizes.items())
         raise StructureMismatchError(
             f"the batch's array leaves disagree on the number of examples along axis 0 ({described}); "
             f"every array leaf must hold the same examples"

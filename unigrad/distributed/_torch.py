@@ -109,11 +109,14 @@ class Engine:
         # The loss sum and the count ride in the gradients' buffer of the loss's dtype (one collective
         # for a model of one dtype); a half-precision loss sends them apart in float64.
         dtype = local_sum.dtype if local_sum.dtype in (torch.float32, torch.float64) else torch.float64
-        hi, lo = count_parts(batch.size)
-        parts = torch.tensor([0.0, hi, lo], dtype=dtype, device=grad_leaves[0].device)
-        stats = parts + torch.nn.functional.pad(local_sum.detach().to(parts.device, dtype).reshape(1), (0, 2))
-        reduced = all_reduce_sum([stats, *grad_leaves], self.group)
-        total, hi, lo = reduced[0].tolist()
+        device = grad_leaves[0].device
+        counts = torch.tensor(count_parts(batch.size), dtype=dtype, device=device)
+        total_sum = local_sum.detach().reshape(1).to(device, dtype)
+        if _world(self.group) == 1:
+            count = float(batch.size)
+            return local_sum.detach() / count, aux, [g / count for g in grad_leaves]
+        reduced = all_reduce_sum([total_sum, counts, *grad_leaves], self.group)
+        hi, lo = reduced[1].tolist()
         count = hi * COUNT_BASE + lo
-        loss = torch.tensor(total / count, dtype=local_sum.dtype, device=local_sum.device)
-        return loss, aux, [g / count for g in reduced[1:]]
+        loss = (reduced[0][0] / count).to(local_sum.dtype)
+        return loss, aux, [g / count for g in reduced[2:]]
