@@ -49,6 +49,13 @@ def _ops(backend: str) -> dict[str, Any]:
             "mean": jnp.mean,
             "sum": jnp.sum,
         }
+    if backend != "numpy":  # any other framework (MLX...): the neutral namespace
+        return {
+            "tanh": lambda z: ug.namespace(z).tanh(z),
+            "lse": lambda z: ug.namespace(z).logsumexp(z, axis=1, keepdims=True),
+            "mean": lambda z: ug.namespace(z).mean(z),
+            "sum": lambda z, axis: ug.namespace(z).sum(z, axis=axis),
+        }
 
     def lse(z: np.ndarray) -> np.ndarray:
         top = z.max(1, keepdims=True)
