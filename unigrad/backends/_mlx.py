@@ -250,7 +250,8 @@ class MlxAdapter(Adapter):
         # (they are part of it) and non-array aux leaves are recorded while tracing and put back.
         carried: dict[str, Any] = {}
         data_positions = [i for i, leaf in enumerate(data_leaves) if self.is_array(leaf)]
-        constant_data = list(data_leaves)
+        # The constants only: holding this call's arrays would keep its batch alive.
+        constant_data = [None if self.is_array(leaf) else leaf for leaf in data_leaves]
 
         def arrays_only(params: list[Any], data_arrays: list[Any]) -> tuple[Any, Any, list[Any]]:
             data = list(constant_data)
