@@ -18,7 +18,7 @@ from benchmarks._results import Result
 from benchmarks._threads import limit_threads
 from benchmarks.workloads import BACKENDS
 
-GROUPS = ("eager", "compiled", "cold", "memory", "peer", "gpu")
+GROUPS = ("eager", "compiled", "cold", "memory", "peer", "gpu", "second_order")
 GPU_NOTE = (
     "Not measured: no framework saw a GPU in this run. Where PyTorch or JAX sees one, the `gpu` group "
     "(`python -m benchmarks --only gpu`) runs the MLP, transformer and compiled-path cases on it, "
@@ -41,7 +41,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[Result]]]]:
     """The benchmark groups to run, sized for a full or a ``--quick`` run."""
-    from benchmarks import cold_start, compiled, eager, gpu, memory, peer
+    from benchmarks import cold_start, compiled, eager, gpu, memory, peer, second_order
 
     quick, backends = args.quick, tuple(args.backends)
     rounds = 3 if quick else 41
@@ -57,6 +57,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[Result]]
             memory.peak_rss(backends, repeats=1 if quick else 3, **size) + memory.zero_copy(backends)
         ),
         "peer": lambda: peer.run(backends, rounds=rounds),
+        "second_order": lambda: second_order.run(backends, rounds=rounds),
         "gpu": lambda: gpu.run(rounds, [b for b in gpu.gpu_backends() if b in backends]),
     }
     return [(name, groups[name]) for name in GROUPS if name in args.only]
