@@ -335,3 +335,22 @@ def test_testing_helpers_take_complex_params(backend: str) -> None:
     )
     report = assert_grads_agree(_mixed_loss, params, data, backends=[backend])
     assert report.ok and any(leaf.path.endswith(".imag") for c in report.comparisons for leaf in c.leaves)
+
+
+def test_jax_conjugates_on_the_first_complex_call_of_a_fresh_process() -> None:
+    """JAX's conjugation is skipped until a complex parameter has been planned (it costs a dtype
+    read per leaf); in a new process a compiled step on complex params must still be conjugated."""
+    require("jax")
+    import subprocess
+    import sys
+
+    script = (
+        "import jax, numpy as np, unigrad as ug\n"
+        "jax.config.update('jax_enable_x64', True)\n"
+        "z = jax.numpy.asarray(np.array([1 + 2j, -3j]))\n"
+        "step = ug.value_and_grad_fn(lambda w: ug.namespace(w).sum(ug.namespace(w).imag(w)), jit=True)\n"
+        "_, g = step(z)\n"
+        "assert np.allclose(np.asarray(g), 1j), g\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_arrays
+from unigrad.backends._base import COMPLEX_DTYPES, Adapter, FlatFn, OutputCheck, StepFn, split_arrays
 
 
 class JaxAdapter(Adapter):
@@ -38,6 +38,9 @@ class JaxAdapter(Adapter):
         return str(jax.__version__)
 
     def param_problem(self, dtype_name: str) -> str | None:
+        global _complex_planned
+        if dtype_name in COMPLEX_DTYPES:
+            _complex_planned = True  # from now on, results are checked for complex leaves
         if dtype_name in ("float64", "complex128") and not jax.config.jax_enable_x64:
             narrow = "float32" if dtype_name == "float64" else "complex64"
             return (
@@ -193,6 +196,10 @@ _VALUE_AND_GRAD = jax.value_and_grad(_loss_with_aux, has_aux=True)
 _VALUE_AND_GRAD_NO_AUX = jax.value_and_grad(_loss_only)
 
 
+# Whether a complex parameter has been planned for JAX in this process (see _conjugated).
+_complex_planned = False
+
+
 def _conjugated(grads: list[Any]) -> list[Any]:
     """``grads`` with every complex entry conjugated (the others untouched, the list itself when none is).
 
@@ -200,7 +207,14 @@ def _conjugated(grads: list[Any]) -> list[Any]:
     documented convention); unigrad returns ``∂L/∂x + i·∂L/∂y`` on every backend, as PyTorch and
     TensorFlow do, so that ``z - lr * g`` descends (docs/complex.md). Inside a trace (compiled steps)
     the dtype is known, so the conjugate is part of the compiled computation.
+
+    Reading a JAX array's dtype costs about 0.5 us (measured: 3 us for four leaves), so the check
+    only runs once a complex parameter has been planned for JAX: every call validates its params'
+    dtypes through :meth:`JaxAdapter.param_problem` before reaching the adapter (or passed that
+    check in an earlier call whose dtypes it remembers).
     """
+    if not _complex_planned:
+        return grads
     for grad in grads:
         if grad.dtype.kind == "c":
             return [jnp.conj(g) if g.dtype.kind == "c" else g for g in grads]
