@@ -63,6 +63,17 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[Result]]
     return [(name, groups[name]) for name in GROUPS if name in args.only]
 
 
+def _keep_data_parallel_section(path: Path, page: str) -> str:
+    """``page`` with the section ``python -m benchmarks.data_parallel`` wrote in ``path``, if any (it is
+    measured by its own command, in worker processes, and kept when the rest is regenerated)."""
+    from benchmarks.data_parallel import BEGIN, END, replace_section
+
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if BEGIN not in old or END not in old:
+        return page
+    return replace_section(page, old.split(BEGIN, 1)[1].split(END, 1)[0].lstrip("\n"))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print the table and write the page."""
     args = parse(argv)
@@ -85,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{key}={value}" for key, value in thread_vars.items() if "THREADS" in key),
     }
     page = report.render(results, machine.describe(), machine.versions(), settings, elapsed, GPU_NOTE)
+    page = _keep_data_parallel_section(args.output, page)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(page, encoding="utf-8")
     print(report.table(results))

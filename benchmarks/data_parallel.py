@@ -263,8 +263,8 @@ def run_engine(engine: str, rounds: int, inner: int) -> dict[str, Any]:
     return json.loads(outputs[0][0].strip().splitlines()[-1])
 
 
-def render(results: dict[str, dict[str, Any]], rounds: int, inner: int) -> str:
-    """The page section: one row per engine."""
+def render(results: dict[str, dict[str, Any]], rounds: int, inner: int, note: str = "") -> str:
+    """The page section: one row per engine (``note``: what to know about this run, if anything)."""
     lines = [
         "## Data-parallel step (`ug.data_parallel_value_and_grad_fn`)",
         "",
@@ -286,8 +286,8 @@ def render(results: dict[str, dict[str, Any]], rounds: int, inner: int) -> str:
             f"{statistics.median(native) * 1e3:.2f} ms | {statistics.median(ratios):.3f}× "
             f"({q1:.3f}–{q3:.3f}) | {result['max_abs_diff']:.1e} |"
         )
+    lines += [""] + ([note, ""] if note else [])
     lines += [
-        "",
         "GPU rows (NCCL across several GPUs, JAX and TensorFlow on GPU meshes): not measured, no GPU "
         "was available for this run.",
         "",
@@ -312,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--inner", type=int, default=10)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--note", default="", help="a paragraph about this run, printed under the table")
     args = parser.parse_args(argv)
     if args.worker:
         engine, rank, rounds, inner = args.worker
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         results[engine] = run_engine(engine, args.rounds, args.inner)
         print(f"[bench] data-parallel {engine} done in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    section = render(results, args.rounds, args.inner)
+    section = render(results, args.rounds, args.inner, args.note)
     print(section)
     page = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
     args.output.write_text(replace_section(page, section), encoding="utf-8")

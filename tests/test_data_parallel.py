@@ -222,3 +222,20 @@ def test_torch_buckets_split_and_restore_every_leaf(monkeypatch: pytest.MonkeyPa
     assert [(r.shape, r.dtype) for r in reduced] == [(x.shape, x.dtype) for x in leaves]
     assert all(torch.equal(r, x) for r, x in zip(reduced, leaves, strict=True))
     assert calls == [4, 3, 2, 2, 1]  # float32: 7 elements in 4s; float64: 5 in 2s
+
+
+def test_benchmark_section_is_replaced_in_place_and_kept_by_the_main_benchmark(tmp_path) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
+    from benchmarks.__main__ import _keep_data_parallel_section
+    from benchmarks.data_parallel import replace_section
+
+    page = replace_section("# page\n\ntext\n", "## old\n")
+    page = replace_section(page, "## new\n")
+    assert page.count("data-parallel:begin") == 1 and "## new" in page and "## old" not in page
+    path = tmp_path / "benchmarks.md"
+    path.write_text(page)
+    regenerated = _keep_data_parallel_section(path, "# regenerated\n")
+    assert regenerated.startswith("# regenerated\n") and "## new\n<!-- data-parallel:end -->" in regenerated
