@@ -239,3 +239,25 @@ def test_benchmark_section_is_replaced_in_place_and_kept_by_the_main_benchmark(t
     path.write_text(page)
     regenerated = _keep_data_parallel_section(path, "# regenerated\n")
     assert regenerated.startswith("# regenerated\n") and "## new\n<!-- data-parallel:end -->" in regenerated
+
+
+def test_float64_numpy_on_jax_stays_float64_without_global_x64() -> None:
+    """Regression: with jax_enable_x64 off, the step computed in float32 and returned float64 arrays
+    (the params were converted in unigrad's float64 scope, the step ran outside it)."""
+    require("jax")
+    import jax
+
+    params, batch = mlp_problem("float64")
+    enabled = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", False)
+    try:
+        for jit in (False, True):
+            loss, grads = ug.data_parallel_value_and_grad_fn(mlp_losses, backend="jax", jit=jit)(
+                params, batch
+            )
+            ref_loss, ref_grads = _reference(params, batch, "torch")
+            assert grads["w1"].dtype == np.float64
+            assert abs(float(loss) - ref_loss) <= 1e-12 * abs(ref_loss)
+            assert _max_rel_error(grads, ref_grads) <= 1e-12
+    finally:
+        jax.config.update("jax_enable_x64", enabled)

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 from unigrad import _tree
@@ -119,13 +120,16 @@ class DataParallelValueAndGradFn:
         plan = self._plan(params)
         adapter = plan.adapter
         engine = self.engine(adapter.name)
-        batch = local_batch(local_batch_tree, adapter, engine.keeps_numpy)
-        loss, aux, grads = engine.run(plan.inputs, plan.rebuild, batch, (plan.treedef, plan.bare))
-        grads_tree = plan.rebuild(plan.restore_grads(grads))
-        loss = plan.restore_output(loss)
-        if self.has_aux:
-            return (loss, plan.restore_output(aux)), grads_tree
-        return loss, grads_tree
+        # The precision scope the plan converted the params in (float64 NumPy on JAX without x64
+        # turned on): the whole step runs in it, or JAX would compute in float32.
+        scope = getattr(plan, "scope", None)
+        with nullcontext() if scope is None else scope():
+            batch = local_batch(local_batch_tree, adapter, engine.keeps_numpy)
+            loss, aux, grads = engine.run(plan.inputs, plan.rebuild, batch, (plan.treedef, plan.bare))
+            grads_tree = plan.rebuild(plan.restore_grads(grads))
+            loss = plan.restore_output(loss)
+            aux = plan.restore_output(aux)
+        return ((loss, aux), grads_tree) if self.has_aux else (loss, grads_tree)
 
     def __repr__(self) -> str:
         name = getattr(self.example_loss_fn, "__qualname__", repr(self.example_loss_fn))
