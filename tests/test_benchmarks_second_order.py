@@ -25,6 +25,8 @@ def as_numpy(x: object) -> np.ndarray:
 
 @pytest.mark.parametrize("compiled", [False, True])
 def test_contenders_agree(backend: str, compiled: bool) -> None:
+    if backend not in ("torch", "tensorflow", "jax"):  # as second_order.hvp_rows (a pending row there)
+        pytest.skip(f"benchmarks/second_order.py has no hand-written HVP for {backend} yet")
     if compiled and backend == "torch":
         pytest.skip("torch.compile of two contenders takes ~15 s; the eager torch case runs here")
     a, _, v = second_order._matrix_problem()
