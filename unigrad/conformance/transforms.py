@@ -33,6 +33,7 @@ from unigrad._host import tree_to_float64
 from unigrad._namespace import namespace
 from unigrad.conformance.case import ALL_DTYPES, Tolerance
 from unigrad.conformance.cases import CASES
+from unigrad.conformance.cases import complex as complex_cases
 from unigrad.conformance.compare import compare_trees
 from unigrad.conformance.devices import place_tree, strict_precision
 from unigrad.conformance.results import ERROR, FAIL, PASS, Comparison, LeafMetrics
@@ -264,6 +265,41 @@ TRANSFORM_CASES: list[TransformCase] = [
         _linear_regression_inputs,
     ),
     TransformCase("transform_per_example_mlp", "per_example_grads", _mlp_loss, _mlp_inputs),
+    # Complex params (docs/complex.md): float64/float32 mean complex128/complex64.
+    TransformCase(
+        "transform_jit_complex_linear_layer",
+        "value_and_grad_fn",
+        *_from_gradient_case("complex_linear_layer"),
+        dtypes=complex_cases.COMPLEX_CASE_DTYPES,
+    ),
+    TransformCase(
+        "transform_jvp_complex_layer",
+        "jvp",
+        complex_cases.layer_outputs,
+        complex_cases.layer_tangent_inputs,
+        dtypes=complex_cases.COMPLEX_CASE_DTYPES,
+    ),
+    TransformCase(
+        "transform_vjp_complex_layer",
+        "vjp",
+        complex_cases.layer_outputs,
+        complex_cases.layer_cotangent_inputs,
+        dtypes=complex_cases.COMPLEX_CASE_DTYPES,
+    ),
+    TransformCase(
+        "transform_jacobian_complex_layer",
+        "jacobian",
+        complex_cases.layer_outputs,
+        complex_cases.layer_tangent_inputs,
+        dtypes=complex_cases.COMPLEX_CASE_DTYPES,
+    ),
+    TransformCase(
+        "transform_hvp_complex_phase_retrieval",
+        "hvp",
+        complex_cases.phase_retrieval_loss,
+        complex_cases.phase_retrieval_vector_inputs,
+        dtypes=complex_cases.COMPLEX_CASE_DTYPES,
+    ),
 ]
 
 _names = [case.name for case in TRANSFORM_CASES]

@@ -160,6 +160,43 @@ def _exp_inputs(rng: np.random.Generator) -> tuple[Any, Any]:
     return {"z": 0.5 * _normal(rng, 4)}, {"c": _normal(rng, 4)}
 
 
+# -- for the transform cases (unigrad.conformance.transforms) ------------------------------------------
+
+
+def layer_outputs(p: Any, d: Any) -> Any:
+    """A real, vector-valued function of complex params (a pytree output): the power of each output
+    of a complex linear layer, and the imaginary part of its total."""
+    xp = namespace(p)
+    out = xp.matmul(d["x"], p["w"]) + p["b"]
+    return {"power": _squared_magnitude(xp, out), "imag_total": xp.sum(xp.imag(out))}
+
+
+def _layer_params(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {"w": _normal(rng, 3, 2), "b": _normal(rng, 2)}
+
+
+def layer_tangent_inputs(rng: np.random.Generator) -> tuple[Any, Any, Any]:
+    """Params, data and complex tangents (directions in the real sense) for :func:`layer_outputs`."""
+    return _layer_params(rng), {"x": _normal(rng, 4, 3)}, _layer_params(rng)
+
+
+def layer_cotangent_inputs(rng: np.random.Generator) -> tuple[Any, Any, Any]:
+    """Params, data and a real cotangent for :func:`layer_outputs`."""
+    cotangent = {"power": rng.normal(size=(4, 2)), "imag_total": rng.normal(size=())}
+    return _layer_params(rng), {"x": _normal(rng, 4, 3)}, cotangent
+
+
+def phase_retrieval_loss(p: Any, d: Any) -> Any:
+    """The phase-retrieval loss of the catalogue (for ``hvp``)."""
+    return _phase_retrieval(p, d)
+
+
+def phase_retrieval_vector_inputs(rng: np.random.Generator) -> tuple[Any, Any, Any]:
+    """Params, data and a complex vector for the Hessian-vector product of the phase-retrieval loss."""
+    params, data = _phase_retrieval_inputs(rng)
+    return params, data, {"z": _normal(rng, 3)}
+
+
 def _case(name: str, loss: Any, inputs: Any) -> Case:
     return Case(f"complex_{name}", ("complex",), loss, inputs, dtypes=COMPLEX_CASE_DTYPES)
 
