@@ -186,3 +186,19 @@ def test_float64_that_cannot_be_kept_raises(x64_off: None, monkeypatch: pytest.M
     monkeypatch.setattr(type(adapter), "from_numpy", lambda self, a: narrowing(self, a.astype(np.float32)))
     with pytest.raises(ug.PrecisionError, match=r"params\['b'\] .*float64.*made a float32"):
         ug.grad(loss_fn, make_inputs()[0], np.ones(5), backend="jax")
+
+
+def test_compiled_hvp_keeps_float64_and_traces_once(x64_off: None) -> None:
+    traces = []
+
+    def counted(p: dict, d: np.ndarray) -> object:
+        traces.append(1)
+        return loss_fn(p, d)
+
+    product = ug.hvp_fn(counted, backend="jax")
+    x, v = np.array([0.3, -1.2, 2.0]) + 1e-9, np.array([1.0, 0.5, -2.0])
+    for _ in range(3):
+        result = product({"w": np.zeros(5), "b": x}, {"w": np.zeros(5), "b": v}, np.ones(5))
+        assert result["b"].dtype == np.float64
+        np.testing.assert_allclose(result["b"], 6 * x * v, rtol=EXACT)
+    assert len(traces) == 1 and product.cache_size == 1
