@@ -49,6 +49,9 @@ class Adapter:
     #: compiler keys shapes, dtypes and placement itself (``jax.jit``), so compiled steps need no key
     #: of their own for them (see ``unigrad._compiled_by_structure``).
     compiler_keys_shapes: ClassVar[bool] = False
+    #: dtype names this framework does not have at all (MLX: complex128); the conformance runner
+    #: reports a case needing one as unsupported there (``n/a``), not as an error.
+    missing_dtypes: ClassVar[frozenset[str]] = frozenset()
     #: dtype names whose :meth:`param_problem` depends on a global mode that can change between calls.
     mode_dependent_dtypes: ClassVar[frozenset[str]] = frozenset()
     #: dtype names that arrays this backend creates from other frameworks' leaves keep only inside

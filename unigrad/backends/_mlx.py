@@ -63,6 +63,7 @@ DTYPES["bool"] = DTYPES.pop("bool_")
 
 class MlxAdapter(Adapter):
     name = "mlx"
+    missing_dtypes = frozenset({"complex128"})
 
     def is_array(self, x: Any) -> bool:
         return isinstance(x, mx.array)
@@ -126,9 +127,11 @@ class MlxAdapter(Adapter):
         return ["cpu", "gpu"] if mx.is_available(mx.gpu) else ["cpu"]
 
     def place(self, values: np.ndarray, dtype: str | None, device: str) -> Any:
+        if dtype is not None and dtype != "bfloat16":  # in NumPy first: complex128 -> complex64
+            values = values.astype(dtype)
         array = self.from_numpy(values)
-        if dtype is not None:
-            array = array.astype(DTYPES[dtype])
+        if dtype == "bfloat16":
+            array = array.astype(mx.bfloat16)
         # MLX arrays have no device: the computation's stream decides where it runs. A worker that
         # is asked for one device runs everything there.
         mx.set_default_device(mx.gpu if device.startswith("gpu") else mx.cpu)

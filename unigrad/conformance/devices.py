@@ -121,7 +121,18 @@ def place(backend: str, values: np.ndarray, dtype: str | None, device: str) -> A
         with tf.device(f"/{kind.upper()}:{index}"):
             tensor = tf.constant(values)
             return tf.cast(tensor, target) if target else tensor
-    return _adapter(backend).place(values, target, device)
+    adapter = _adapter(backend)
+    if target in adapter.missing_dtypes:
+        raise DtypeUnavailableError(f"{backend} has no {target} dtype")
+    return adapter.place(values, target, device)
+
+
+class DtypeUnavailableError(ValueError):
+    """The backend has no such dtype at all (MLX: complex128): the runner reports ``n/a``."""
+
+
+#: How an evaluation that failed with :class:`DtypeUnavailableError` begins, once it is error text.
+UNAVAILABLE_PREFIX = f"{DtypeUnavailableError.__name__}:"
 
 
 def device_of(backend: str, x: Any) -> str:

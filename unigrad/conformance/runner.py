@@ -31,7 +31,12 @@ from unigrad._host import to_float64, tree_to_float64
 from unigrad.conformance.case import ALL_DTYPES, Case, Tolerance
 from unigrad.conformance.cases import CASES
 from unigrad.conformance.compare import compare_leaf, compare_trees
-from unigrad.conformance.devices import available_devices, place_tree, strict_precision
+from unigrad.conformance.devices import (
+    UNAVAILABLE_PREFIX,
+    available_devices,
+    place_tree,
+    strict_precision,
+)
 from unigrad.conformance.results import (
     ERROR,
     KNOWN,
@@ -154,7 +159,7 @@ def _compare(
         known = case.known_difference(backend, dtype, device)
         if outcome.crashed:
             status, reason = ERROR, outcome.error
-        elif dtype in LOW_PRECISION:
+        elif dtype in LOW_PRECISION or outcome.error.startswith(UNAVAILABLE_PREFIX):
             status, reason = UNSUPPORTED, outcome.error
         elif known is not None:
             status, reason = KNOWN, f"{known.reason} ({outcome.error})"

@@ -35,8 +35,8 @@ from unigrad.conformance.case import ALL_DTYPES, Tolerance
 from unigrad.conformance.cases import CASES
 from unigrad.conformance.cases import complex as complex_cases
 from unigrad.conformance.compare import compare_trees
-from unigrad.conformance.devices import place_tree, strict_precision
-from unigrad.conformance.results import ERROR, FAIL, PASS, Comparison, LeafMetrics
+from unigrad.conformance.devices import UNAVAILABLE_PREFIX, place_tree, strict_precision
+from unigrad.conformance.results import ERROR, FAIL, PASS, UNSUPPORTED, Comparison, LeafMetrics
 from unigrad.conformance.tolerances import tolerance_for
 
 #: ``inputs(rng) -> (params, data, extra)``: float64 NumPy pytrees; ``extra`` is the tangents,
@@ -365,8 +365,9 @@ def _comparison(
 ) -> Comparison:
     backend, device, dtype = key
     base = dict(case=case.name, kind=kind, backend=backend, device=device, dtype=dtype, against=against)
-    if isinstance(got, str):
-        return Comparison(**base, status=ERROR, rtol=tolerance.rtol, atol=tolerance.atol, reason=got)
+    if isinstance(got, str):  # error text; a dtype the backend lacks altogether is n/a there
+        status = UNSUPPORTED if got.startswith(UNAVAILABLE_PREFIX) else ERROR
+        return Comparison(**base, status=status, rtol=tolerance.rtol, atol=tolerance.atol, reason=got)
     leaves = _metrics(got, want, tolerance)
     status = PASS if all(leaf.passed for leaf in leaves) else FAIL
     return Comparison(**base, status=status, rtol=tolerance.rtol, atol=tolerance.atol, leaves=leaves)
