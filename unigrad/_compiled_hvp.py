@@ -27,7 +27,7 @@ from unigrad import _tree
 from unigrad._api import _require_callable
 from unigrad._compiled import _data_signature, _param_signature, _signer
 from unigrad._compiled_by_structure import qualifies
-from unigrad._dispatch import CallPlan, plan_call, to_backend
+from unigrad._dispatch import CallPlan, _flatten_tree, plan_call, to_backend
 from unigrad._errors import CompileFallbackWarning, InvalidDataError, UnigradError
 from unigrad._loss import output_checker
 from unigrad._transforms import _like_params
@@ -81,16 +81,17 @@ class _HvpEntry:
         return self._call(leaves, vector_leaves, data_leaves)
 
     def _call(self, leaves: list[Any], vector_leaves: list[Any], data_leaves: list[Any]) -> Any:
-        plan = self.plan.rebind(leaves)
+        plan = self.plan if self.plan.origins is None else self.plan.rebind(leaves)
+        params = leaves if plan.origins is None else plan.inputs
         adapter = plan.adapter
         inputs = [to_backend(adapter, leaf) for leaf in vector_leaves]
         inputs += [to_backend(adapter, data_leaves[index]) for index in self.positions]
         run = self.run
         if run is None:
-            _, aux, products = self._compile_and_run(plan.inputs, inputs)
+            _, aux, products = self._compile_and_run(params, inputs)
         else:
-            _, aux, products = run(plan.inputs, inputs)
-        result = plan.treedef.unflatten(plan.restore_grads(products))
+            _, aux, products = run(params, inputs)
+        result = plan.rebuild(plan.restore_grads(products) if plan.origins is not None else products)
         if self.owner.has_aux:
             return result, plan.restore_output(_tree.tree_map(adapter.detach, aux))
         return result
@@ -112,6 +113,23 @@ class _HvpEntry:
         self.run = self.body
         owner._warn_fallback(adapter.name, failure)
         return result
+
+
+def _like(vector_leaves: list[Any], leaves: list[Any]) -> bool:
+    """Whether each vector leaf is of its parameter's type, shape and dtype (native comparisons)."""
+    if len(vector_leaves) != len(leaves):
+        return False
+    try:
+        for vector_leaf, leaf in zip(vector_leaves, leaves, strict=True):
+            if not (
+                type(vector_leaf) is type(leaf)
+                and vector_leaf.shape == leaf.shape
+                and vector_leaf.dtype == leaf.dtype
+            ):
+                return False
+    except AttributeError:  # not arrays: the miss path says what is wrong with them
+        return False
+    return True
 
 
 class _StructureEntry:
@@ -204,15 +222,20 @@ class HvpFn:
                 except Exception:  # noqa: BLE001 - e.g. a shape the compiler refused: keyed path from now on
                     del self._by_structure[structure]
                     self._structure_refused = True
-        leaves, treedef = _tree.flatten(params)
-        vector_leaves, vector_def = _tree.flatten(vector, "vector")
-        data_leaves, data_def = _tree.flatten(data, "data")
+        # _flatten_tree: bare arrays and flat dicts seen before skip optree (a few us each).
+        leaves, treedef = _flatten_tree(params)
+        vector_leaves, vector_def = _flatten_tree(vector, "vector")
+        data_leaves, data_def = _flatten_tree(data, "data")
+        signature = _param_signature(leaves)
         key = (
             treedef,
             vector_def,
             data_def,
-            _param_signature(leaves),
-            _param_signature(vector_leaves),
+            signature,
+            # The vector must be like the params: when each leaf visibly is (the framework's own cheap
+            # comparisons), the params' signature stands for it; otherwise it is keyed (and checked,
+            # on a miss) by its own.
+            None if _like(vector_leaves, leaves) else _param_signature(vector_leaves),
             _data_signature(data_leaves),
         )
         try:
