@@ -71,6 +71,10 @@ def eagerpy_step(work: Workload) -> Callable[[], Any]:
     return step
 
 
+#: The frameworks EagerPy wraps.
+EAGERPY_BACKENDS = ("torch", "tensorflow", "jax")
+
+
 def run(backends: tuple[str, ...] = BACKENDS, *, rounds: int = 31, batch: int = 128) -> list[Result]:
     """Native, unigrad and EagerPy on the packed MLP, interleaved, per installed backend."""
     results = []
@@ -80,6 +84,9 @@ def run(backends: tuple[str, ...] = BACKENDS, *, rounds: int = 31, batch: int = 
             continue
         if not is_installed("eagerpy"):
             results.append(pending(TITLE, backend, "eagerpy not installed (pip install eagerpy)"))
+            continue
+        if backend not in EAGERPY_BACKENDS:
+            results.append(pending(TITLE, backend, f"EagerPy has no {backend} backend"))
             continue
         work = packed_mlp(backend, batch)
         native_name, native = next(iter(work.natives.items()))
