@@ -39,11 +39,15 @@ JAX_COMPILE_CACHE = {
 }
 
 
+# pytest-xdist: one test process per core (most tests keep one core busy; CI has two).
+PARALLEL = ("-n", "auto", "--dist", "worksteal")
+
+
 def _run_tests(session: nox.Session, frameworks: list[str]) -> None:
     session.install(*CONSTRAINTS, "-e", ".[test]", *frameworks)
     session.env.update(JAX_COMPILE_CACHE)
     # pytest exits 5 when it collects nothing; nox treats every non-zero code as a failure.
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *PARALLEL, *session.posargs)
 
 
 @nox.session(name="tests-torch")
@@ -93,7 +97,7 @@ def tests_latest(session: nox.Session) -> None:
         "    except m.PackageNotFoundError: print(f'{name}: not installed')",
     )  # fmt: skip
     session.env.update(JAX_COMPILE_CACHE)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *PARALLEL, *session.posargs)
     report = session.create_tmp()
     # The README's first command, with every output a user can ask for; exit code 0 is required.
     session.run(

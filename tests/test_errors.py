@@ -32,10 +32,11 @@ def test_unknown_backend_name() -> None:
 def test_backend_not_installed_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
-    from unigrad import backends
+    from unigrad import _dispatch, backends
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(backends, "_adapters", {})
+    monkeypatch.setattr(_dispatch, "_foreign_plans", {})  # an earlier call's plan holds the adapter
     monkeypatch.setattr(
         importlib.util,
         "find_spec",
