@@ -248,6 +248,8 @@ def test_float64_numpy_on_jax_stays_float64_without_global_x64() -> None:
     import jax
 
     params, batch = mlp_problem("float64")
+    with jax.enable_x64(True):  # the reference: one process, 64-bit mode explicitly on (JAX alone)
+        ref_loss, ref_grads = _reference(params, batch, "jax")
     enabled = jax.config.read("jax_enable_x64")
     jax.config.update("jax_enable_x64", False)
     try:
@@ -255,7 +257,6 @@ def test_float64_numpy_on_jax_stays_float64_without_global_x64() -> None:
             loss, grads = ug.data_parallel_value_and_grad_fn(mlp_losses, backend="jax", jit=jit)(
                 params, batch
             )
-            ref_loss, ref_grads = _reference(params, batch, "torch")
             assert grads["w1"].dtype == np.float64
             assert abs(float(loss) - ref_loss) <= 1e-12 * abs(ref_loss)
             assert _max_rel_error(grads, ref_grads) <= 1e-12
