@@ -282,15 +282,7 @@ class ValueAndGradFn:
         if self._warned:
             return
         self._warned = True
-        # Compiler errors often say what failed on their second line ("backend='inductor' raised:").
-        reason = " ".join(line.strip() for line in str(err).strip().splitlines()[:2])[:300]
-        warnings.warn(
-            f"value_and_grad_fn(jit=True) could not compile on backend {adapter.name!r} "
-            f"({type(err).__name__}: {reason}); this step runs eagerly instead (same results, "
-            f"eager speed). Pass jit=False to silence this.",
-            CompileFallbackWarning,
-            stacklevel=4,
-        )
+        warn_compile_fallback("value_and_grad_fn", adapter.name, err, "step")
 
     def __repr__(self) -> str:
         name = getattr(self.loss_fn, "__qualname__", repr(self.loss_fn))
@@ -298,6 +290,19 @@ class ValueAndGradFn:
             f"<unigrad value_and_grad_fn of {name} backend={self.backend!r} jit={self.jit} "
             f"signatures={self.cache_size}>"
         )
+
+
+def warn_compile_fallback(maker: str, backend: str, err: Exception, runs: str) -> None:
+    """Warn that ``maker(jit=True)`` could not compile, so its ``runs`` go eagerly (callers warn once)."""
+    # Compiler errors often say what failed on their second line ("backend='inductor' raised:").
+    reason = " ".join(line.strip() for line in str(err).strip().splitlines()[:2])[:300]
+    warnings.warn(
+        f"{maker}(jit=True) could not compile on backend {backend!r} ({type(err).__name__}: "
+        f"{reason}); this {runs} runs eagerly instead (same results, eager speed). Pass jit=False "
+        f"to silence this.",
+        CompileFallbackWarning,
+        stacklevel=5,  # the user's call: past this function, _warn_fallback and the object's call
+    )
 
 
 def value_and_grad_fn(

@@ -19,16 +19,15 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from unigrad import _tree
 from unigrad._api import _require_callable
-from unigrad._compiled import _data_signature, _param_signature, _signer
+from unigrad._compiled import _data_signature, _param_signature, _signer, warn_compile_fallback
 from unigrad._compiled_by_structure import qualifies
 from unigrad._dispatch import CallPlan, _flatten_tree, plan_call, to_backend
-from unigrad._errors import CompileFallbackWarning, InvalidDataError, UnigradError
+from unigrad._errors import InvalidDataError, UnigradError
 from unigrad._loss import output_checker
 from unigrad._transforms import _like_params
 from unigrad.backends import canonical_name
@@ -265,14 +264,7 @@ class HvpFn:
         if self._warned:
             return
         self._warned = True
-        reason = " ".join(line.strip() for line in str(err).strip().splitlines()[:2])[:300]
-        warnings.warn(
-            f"hvp_fn(jit=True) could not compile on backend {backend!r} ({type(err).__name__}: "
-            f"{reason}); this product runs eagerly instead (same results, eager speed). Pass jit=False "
-            f"to silence this.",
-            CompileFallbackWarning,
-            stacklevel=4,
-        )
+        warn_compile_fallback("hvp_fn", backend, err, "product")
 
     def __repr__(self) -> str:
         name = getattr(self.loss_fn, "__qualname__", repr(self.loss_fn))
