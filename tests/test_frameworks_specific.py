@@ -28,6 +28,20 @@ def test_torch_inputs_are_not_mutated() -> None:
     np.testing.assert_array_equal(grads["a"].numpy(), [2.0, 4.0])
 
 
+def test_torch_gradients_can_be_updated_in_place() -> None:
+    # autograd.grad hands back the gradient of a sum expanded (stride 0), on which g.mul_ fails;
+    # unigrad's are dense, like what loss.backward() leaves in .grad.
+    require("torch")
+    import torch
+
+    params = {"w": torch.ones(3), "t": torch.ones(4, 3).T}
+    grads = ug.grad(lambda p: p["w"].sum() + (p["t"] * 2).sum(), params)
+    grads["w"].mul_(2)
+    torch.testing.assert_close(grads["w"], torch.full((3,), 2.0))
+    grads["t"].clamp_(max=1.0)
+    torch.testing.assert_close(grads["t"], torch.ones(3, 4))
+
+
 def test_torch_works_under_no_grad() -> None:
     require("torch")
     import torch

@@ -79,3 +79,36 @@ def test_float64_on_jax_after_float32_on_jax() -> None:
         assert jax.config.jax_enable_x64 is False
     finally:
         jax.config.update("jax_enable_x64", before)
+
+
+def test_numpy_gradients_do_not_share_memory_between_elements(backend: str) -> None:
+    # PyTorch's gradient of a sum is an expanded tensor (stride 0): its NumPy view would make every
+    # element one memory cell, so writing one element would change them all.
+    grads = ug.grad(lambda x: ug.namespace(x).sum(x), np.ones(3), backend=backend)
+    assert grads.flags.writeable and 0 not in grads.strides
+    grads[0] = 5.0
+    np.testing.assert_array_equal(grads, [5.0, 1.0, 1.0])
+
+
+def test_flat_data_dicts_keep_their_keys_order_and_values_on_repeated_calls() -> None:
+    require("torch")
+    import torch
+
+    params, data = inputs()
+    seen: list[dict] = []
+
+    def recording_loss(p: dict, d: dict) -> object:
+        seen.append(d)
+        return loss_fn(p, d)
+
+    reordered = {"y": data["y"], "x": data["x"]}
+    for call_data in (data, data, reordered, reordered, {**data, "note": "text"}):
+        ug.grad(recording_loss, params, call_data, backend="torch")
+    for call_data, given in zip((data, data, reordered, reordered), seen, strict=False):
+        assert list(given) == list(call_data)
+        assert all(isinstance(given[key], torch.Tensor) for key in call_data)
+        np.testing.assert_array_equal(given["x"].numpy(), data["x"])
+    assert seen[-1]["note"] == "text" and isinstance(seen[-1]["x"], torch.Tensor)
+    # a nested container as a value goes through the general path, converted all the same
+    ug.grad(recording_loss, params, {"x": data["x"], "y": [data["y"]][0], "extra": [data["y"]]}, backend="torch")
+    assert isinstance(seen[-1]["extra"][0], torch.Tensor)

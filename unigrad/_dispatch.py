@@ -48,10 +48,18 @@ _tree_native: dict[frozenset[type], tuple[Adapter, set[Any]]] = {}
 # Calls with backend= whose leaves were converted and passed the checks: (backend asked for, the leaf
 # types) -> (adapter, each leaf type's origin adapter, dtypes that passed). A repeated NumPy call with
 # backend= (a solver's loop) skips the planning, as native calls do with _tree_native.
-_foreign_plans: dict[tuple[str, frozenset[type]], tuple[Adapter, dict[type, Adapter], set[Any]]] = {}
+# Each leaf type also has its converter into the adapter (Adapter.importer_from, or None for its own).
+_foreign_plans: dict[
+    tuple[str, frozenset[type]],
+    tuple[Adapter, dict[type, Adapter], set[Any], dict[type, Callable[[Any], Any] | None]],
+] = {}
 _FOREIGN_PLANS_LIMIT = 256
-# (adapter, backend= given, the data's leaf types) -> per leaf, how prepare_data converts it.
-_data_converters: dict[tuple[Adapter, bool, tuple[type, ...]], list[Callable[[Any], Any] | None]] = {}
+# (adapter, backend= given, whether this call prepares data leaves, the data's leaf types) -> per
+# leaf, how prepare_data converts it. A flat dict of arrays (the commonest data) has its own table,
+# keyed by its values' types, and is rebuilt without optree.
+_DataKey = tuple[Adapter, bool, bool, tuple[type, ...]]
+_data_converters: dict[_DataKey, list[Callable[[Any], Any] | None]] = {}
+_dict_converters: dict[_DataKey, list[Callable[[Any], Any] | None]] = {}
 # Reusable and re-entrant: the context of every call that needs no precision scope.
 _NO_SCOPE = nullcontext()
 
@@ -139,15 +147,33 @@ class CallPlan:
             return data
         adapter = self.adapter
         explicit = self.explicit
-        if not explicit and not adapter.prepares_native_data():
+        prepare = adapter.data_preparer()
+        if not explicit and prepare is None:
             return data  # the common case: data goes to the loss untouched, not even flattened
+        if type(data) is dict:  # a flat dict of arrays seen before: no optree on either side
+            key = (adapter, explicit, prepare is not None, tuple(map(type, data.values())))
+            converters = _dict_converters.get(key)
+            if converters is not None:
+                return {
+                    name: value if convert is None else convert(value)
+                    for (name, value), convert in zip(data.items(), converters, strict=True)
+                }
         leaves, treedef = _flatten_tree(data, "data")
-        key = (adapter, explicit, tuple(map(type, leaves)))
+        key = (adapter, explicit, prepare is not None, tuple(map(type, leaves)))
         converters = _data_converters.get(key)
         if converters is None:
             if len(_data_converters) >= _FOREIGN_PLANS_LIMIT:
                 _data_converters.clear()
-            converters = _data_converters[key] = [_data_converter(adapter, explicit, leaf) for leaf in leaves]
+            converters = [_data_converter(adapter, explicit, prepare, leaf) for leaf in leaves]
+            _data_converters[key] = converters
+        if type(data) is dict and all(backend_name_of(value) is not None for value in data.values()):
+            # every value is an array leaf, so the leaves' types are the values' types (in insertion
+            # order, which optree's sorted leaves need not be): remember per value
+            if len(_dict_converters) >= _FOREIGN_PLANS_LIMIT:
+                _dict_converters.clear()
+            _dict_converters[(adapter, explicit, prepare is not None, tuple(map(type, data.values())))] = [
+                _data_converter(adapter, explicit, prepare, value) for value in data.values()
+            ]
         return treedef.unflatten(
             [
                 leaf if convert is None else convert(leaf)
@@ -156,17 +182,24 @@ class CallPlan:
         )
 
 
-def _data_converter(adapter: Adapter, explicit: bool, leaf: Any) -> Callable[[Any], Any] | None:
+def _data_converter(
+    adapter: Adapter, explicit: bool, prepare: Callable[[Any], Any] | None, leaf: Any
+) -> Callable[[Any], Any] | None:
     """What ``prepare_data`` does to data leaves of ``leaf``'s type (``None``: nothing); it depends on
-    the type alone, so it is worked out once per (adapter, explicit, types of the data's leaves)."""
+    the type alone (and on ``prepare``, the adapter's data preparer of this call, for converted
+    leaves), so it is worked out once per (adapter, explicit, prepare or not, the leaves' types).
+
+    The adapter's own leaves always get ``prepare_data_leaf`` (an identity unless overridden): a
+    tensor made under PyTorch's inference mode stays an inference tensor after the mode ends."""
     owner = backend_name_of(leaf)
-    prepare = adapter.prepare_data_leaf
-    if owner == adapter.name:
-        return prepare
+    if owner == adapter.name:  # PyTorch inference tensors made earlier need the hook in any mode
+        return None if type(adapter).prepare_data_leaf is Adapter.prepare_data_leaf else adapter.prepare_data_leaf
     if owner is None or not explicit:
         return None
-    origin, from_foreign = get_adapter(owner), adapter.from_foreign
-    return lambda x: prepare(from_foreign(x, origin))
+    convert = adapter.importer_from(get_adapter(owner))
+    if prepare is None:
+        return convert
+    return lambda x: prepare(convert(x))
 
 
 def _flatten_tree(tree: Any, root: str = "params") -> tuple[list[Any], optree.PyTreeSpec]:
@@ -274,12 +307,13 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
     elif adapter is None:
         remembered = _foreign_plans.get((backend, frozenset(map(type, leaves))))  # type: ignore[arg-type]
         if remembered is not None and remembered[2].issuperset(map(_get_dtype, leaves)):
-            target, origin_of = remembered[0], remembered[1]
-            origins = [origin_of[type(leaf)] for leaf in leaves]
+            target, origin_of, _, importer_of = remembered
+            types = list(map(type, leaves))
             inputs = [
-                leaf if origin is target else target.from_foreign(leaf, origin)
-                for leaf, origin in zip(leaves, origins, strict=True)
+                leaf if importer is None else importer(leaf)
+                for leaf, importer in zip(leaves, map(importer_of.__getitem__, types), strict=True)
             ]
+            origins = list(map(origin_of.__getitem__, types))
             return CallPlan(target, treedef, leaves, inputs, origins, True, leaves[0] is params)
     # The owner depends on the leaf's type alone, so it is looked up once per distinct type (one
     # C-level pass over the leaves), not once per leaf: this is the per-leaf cost of every call.
@@ -352,9 +386,12 @@ def _remember_foreign(backend: str, leaves: list[Any], origins: list[Adapter], a
     if len(_foreign_plans) >= _FOREIGN_PLANS_LIMIT:
         _foreign_plans.clear()
     key = (backend, frozenset(map(type, leaves)))
-    entry = _foreign_plans.setdefault(key, (adapter, {}, set()))
+    entry = _foreign_plans.setdefault(key, (adapter, {}, set(), {}))
     entry[1].update(zip(map(type, leaves), origins, strict=True))
     entry[2].update(one_per_dtype)
+    for kind, origin in entry[1].items():
+        if kind not in entry[3]:
+            entry[3][kind] = None if origin is adapter else adapter.importer_from(origin)
 
 
 def _scope_for(

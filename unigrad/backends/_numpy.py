@@ -76,16 +76,25 @@ class NumpyAdapter(Adapter):
 
     def restore(self, x: Any, origin: Adapter, like: Any) -> Any:
         # One step instead of from_foreign then match: this runs once per gradient of every NumPy call.
-        result = np.asarray(origin.to_numpy(x))
+        result = origin.to_numpy(x)
+        if type(result) is not np.ndarray:
+            result = np.asarray(result)  # TF's .numpy() of a 0-d tensor is a NumPy scalar
         dtype = like.dtype if type(like) is np.ndarray else np.asarray(like).dtype
-        if result.dtype != dtype or not result.flags.writeable:
-            return np.array(result, dtype=dtype)  # a writable copy (DLPack and JAX views are read-only)
+        flags = result.flags
+        # A copy when the export is read-only (DLPack and JAX views), of another dtype, or laid out
+        # so that elements share memory: PyTorch hands back the gradient of a sum as an expanded
+        # (stride 0) tensor, and writing one element of its NumPy view would change them all.
+        if result.dtype != dtype or not flags.writeable or not (flags.c_contiguous or flags.f_contiguous):
+            return np.array(result, dtype=dtype)
         return result
 
     def match(self, x: Any, like: Any) -> Any:
         result = np.asarray(x, dtype=like.dtype if type(like) is np.ndarray else np.asarray(like).dtype)
         # Arrays shared through DLPack may be read-only; users get ordinary writable NumPy arrays.
         return result if result.flags.writeable else result.copy()
+
+    def data_preparer(self) -> Callable[[Any], Any] | None:
+        return self.prepare_data_leaf
 
     def prepare_data_leaf(self, x: Any) -> Any:
         """Floating data is promoted to float64 (complex to complex128): the reference computes

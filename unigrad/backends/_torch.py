@@ -62,17 +62,19 @@ class TorchAdapter(Adapter):
         return x.detach()
 
     def from_numpy(self, array: np.ndarray) -> Any:
-        array = np.asarray(array)
-        # dtype.kind first: dtype.name is a Python-level property costing ~1 us per leaf.
+        if type(array) is not np.ndarray:
+            array = np.asarray(array)
+        # The common case first, in as few Python steps as possible (this runs per leaf per call of
+        # every NumPy call): a writable, aligned array of a dtype torch knows ("V" is bfloat16).
+        if array.flags.behaved and array.dtype.kind != "V":
+            try:
+                return torch.from_numpy(array)
+            except ValueError:  # negative strides (x[::-1], np.flip), which no torch tensor can have
+                return torch.from_numpy(np.ascontiguousarray(array))
         if array.dtype.kind == "V" and array.dtype.name == "bfloat16":
             return torch.from_numpy(array.view(np.int16).copy()).view(torch.bfloat16)
-        flags = array.flags
-        if not (flags.writeable and flags.aligned):
-            array = array.copy()  # torch.from_numpy warns on read-only memory; copy to stay silent
-        try:
-            return torch.from_numpy(array)
-        except ValueError:  # negative strides (x[::-1], np.flip), which no torch tensor can have
-            return torch.from_numpy(np.ascontiguousarray(array))
+        # torch.from_numpy warns on read-only memory (and needs aligned memory): copy to stay silent
+        return torch.from_numpy(array.copy())
 
     def from_dlpack(self, source: Any) -> Any:
         return torch.from_dlpack(source)
@@ -83,8 +85,8 @@ class TorchAdapter(Adapter):
     def detach(self, x: Any) -> Any:
         return x.detach() if isinstance(x, torch.Tensor) else x
 
-    def prepares_native_data(self) -> bool:
-        return torch.is_inference_mode_enabled()
+    def data_preparer(self) -> Callable[[Any], Any] | None:
+        return self.prepare_data_leaf if torch.is_inference_mode_enabled() else None
 
     def prepare_data_leaf(self, x: Any) -> Any:
         # An inference tensor cannot be saved for backward, as most ops with a differentiated input
@@ -114,7 +116,13 @@ class TorchAdapter(Adapter):
                 aliases = [_differentiable(leaf) for leaf in leaves]
             loss, aux = finish(fn(aliases))
             if loss.requires_grad:
-                grads = list(torch.autograd.grad(loss, aliases, allow_unused=True, materialize_grads=True))
+                grads = torch.autograd.grad(loss, aliases, allow_unused=True, materialize_grads=True)
+                # The gradient of a sum comes back expanded (stride 0), and in-place updates of it
+                # (g.mul_, clipping) fail: hand back dense ones, as loss.backward() leaves in .grad.
+                grads = [
+                    g if g.is_contiguous() else torch.empty_like(leaf).copy_(g)
+                    for g, leaf in zip(grads, leaves, strict=True)
+                ]
             else:  # the loss never touched the parameters
                 grads = [torch.zeros_like(leaf) for leaf in leaves]
         if aux is not None:  # the common case skips a pytree walk
