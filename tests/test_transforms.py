@@ -248,6 +248,30 @@ def test_hvp_vector_must_match_params(backend: str) -> None:
         ug.hvp(loss, params, [make(backend, np.ones(3))])
 
 
+def test_hvp_of_bare_arrays_repeated_keeps_its_checks(backend: str) -> None:
+    # From the second call on, a bare native point and direction take a shorter route: same
+    # product, same errors for a direction unlike the point or a loss that is not a scalar.
+    x, c = make(backend, np.array([0.5, -1.0, 2.0])), make(backend, np.array([1.0, 2.0, 3.0]))
+    v = make(backend, np.array([1.0, 0.0, -1.0]))
+
+    def loss(p: Any, d: Any) -> Any:
+        return ug.namespace(p).sum(d * p**3)
+
+    for _ in range(2):
+        _close(
+            ug.hvp(loss, x, v, c),
+            6 * np.array([1.0, 2.0, 3.0]) * np.array([0.5, -1.0, 2.0]) * np.array([1.0, 0.0, -1.0]),
+            "float64",
+        )
+        _close(ug.hvp(lambda p: ug.namespace(p).sum(p**3), x, v), 6 * np.array([0.5, 0.0, -2.0]), "float64")
+    with pytest.raises(ug.StructureMismatchError, match=re.escape("vector has shape (2,)")):
+        ug.hvp(loss, x, make(backend, np.ones(2)), c)
+    with pytest.raises(ug.DtypeMismatchError, match="vector has dtype float32"):
+        ug.hvp(loss, x, make(backend, np.ones(3), "float32"), c)
+    with pytest.raises(ug.InvalidLossError, match=r"loss of shape \(3,\)"):
+        ug.hvp(lambda p: p**3, x, v)
+
+
 def test_vjp_cotangent_must_match_the_output(backend: str) -> None:
     params = {"w": make(backend, np.ones(3))}
     with pytest.raises(

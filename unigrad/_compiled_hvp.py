@@ -30,7 +30,7 @@ from unigrad._dispatch import CallPlan, _flatten_tree, plan_call, to_backend
 from unigrad._errors import InvalidDataError, UnigradError
 from unigrad._loss import output_checker
 from unigrad._transforms import _like_params
-from unigrad.backends import canonical_name
+from unigrad.backends import backend_name_of, canonical_name
 
 
 class _HvpEntry:
@@ -191,6 +191,10 @@ class HvpFn:
         self._structure_refused = False
         self._compiler_flatten: Callable[[Any], tuple[list[Any], Hashable]] = _tree.flatten
         self._warned = False
+        # A solver's call: one bare array as params, one as vector, no data. The last such call's
+        # route, so the next one skips flattening and keying (~40 us in a real call on a small
+        # product, measured by benchmarks/second_order.py): (array type, run).
+        self._bare: tuple[type, Callable[[Any, Any], Any]] | None = None
 
     @property
     def cache_size(self) -> int:
@@ -205,8 +209,51 @@ class HvpFn:
         """Forget every planned and compiled signature."""
         self._entries.clear()
         self._by_structure.clear()
+        self._bare = None
 
     def __call__(self, params: Any, vector: Any, data: Any = None) -> Any:
+        bare = self._bare
+        if bare is not None and data is None and type(params) is bare[0] and type(vector) is bare[0]:
+            return bare[1](params, vector)
+        result = self._call(params, vector, data)
+        if data is None and type(params) is type(vector) and backend_name_of(params) is not None:
+            self._bare = (type(params), self._bare_route(params))
+        return result
+
+    def _bare_route(self, params: Any) -> Callable[[Any, Any], Any]:
+        """How the next bare call (params and vector arrays of ``params``' type, no data) runs."""
+        if self._by_structure:  # jax.jit keys shapes and dtypes itself
+            structure = self._compiler_flatten((params, params, None))[1]
+            entry = self._by_structure.get(structure)
+            if entry is not None:
+                return lambda p, v: self._structured(entry, structure, p, v)
+        signer = _signer(params)
+        assert signer is not None  # params is an array
+        # The key _call makes for such a call: the three treedefs, then the params' signature, None
+        # (the vector is like the params) and the empty data signature.
+        head = (_flatten_tree(params)[1], _flatten_tree(params, "vector")[1], _flatten_tree(None, "data")[1])
+
+        def keyed(p: Any, v: Any) -> Any:
+            if v.shape == p.shape and v.dtype == p.dtype:
+                entry = self._entries.get((*head, (signer(p),), None, ()))
+                if entry is not None:
+                    return entry([p], [v], [])
+            return self._call(p, v, None)  # a new key, or a vector unlike the params: the full path
+
+        return keyed
+
+    def _structured(self, entry: _StructureEntry, structure: Hashable, params: Any, vector: Any) -> Any:
+        try:
+            return entry.run(params, vector, None)
+        except UnigradError:
+            raise
+        except Exception:  # noqa: BLE001 - as in _call: the keyed path from now on
+            self._by_structure.pop(structure, None)
+            self._structure_refused = True
+            self._bare = None
+            return self._call(params, vector, None)
+
+    def _call(self, params: Any, vector: Any, data: Any) -> Any:
         if self._by_structure:
             try:
                 flat, structure = self._compiler_flatten((params, vector, data))
@@ -247,7 +294,7 @@ class HvpFn:
             ) from None
         if entry is None:
             if _tree.register_container_leaves(leaves + vector_leaves + data_leaves):
-                return self(params, vector, data)  # dataclass containers are structure: key them as such
+                return self._call(params, vector, data)  # dataclass containers are structure: key them
             plan = plan_call(params, self.backend)
             with plan.scoped():
                 _like_params(vector, "vector", params, plan)  # validated once per key

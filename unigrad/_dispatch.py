@@ -193,7 +193,11 @@ def _data_converter(
     tensor made under PyTorch's inference mode stays an inference tensor after the mode ends."""
     owner = backend_name_of(leaf)
     if owner == adapter.name:  # PyTorch inference tensors made earlier need the hook in any mode
-        return None if type(adapter).prepare_data_leaf is Adapter.prepare_data_leaf else adapter.prepare_data_leaf
+        return (
+            None
+            if type(adapter).prepare_data_leaf is Adapter.prepare_data_leaf
+            else adapter.prepare_data_leaf
+        )
     if owner is None or not explicit:
         return None
     convert = adapter.importer_from(get_adapter(owner))
@@ -275,6 +279,15 @@ def _dtype_problem(origin: Adapter, target: Adapter, leaf: Any) -> str | None:
         )
     # Not cached: it can depend on global modes (JAX's x64 flag) that change between calls.
     return target.param_problem(name)
+
+
+def bare_native_adapter(params: Any) -> Adapter | None:
+    """The adapter of ``params`` when it is one array, of a type and dtype planned natively before
+    (so it needs no checks and no conversion), else ``None``: the shortest route of a call."""
+    known = _bare_native.get(type(params))
+    if known is not None and params.dtype in known[1]:
+        return known[0]
+    return None
 
 
 def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) -> CallPlan:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from unigrad import _tree
 from unigrad._api import _require_callable
 from unigrad._complex import complex_output_error, refuse_complex_params
-from unigrad._dispatch import CallPlan, _flatten_tree, plan_call, to_backend
+from unigrad._dispatch import CallPlan, _flatten_tree, bare_native_adapter, plan_call, to_backend
 from unigrad._errors import DtypeMismatchError, InvalidOutputError, StructureMismatchError
 from unigrad._loss import output_checker
 from unigrad.backends import FLOAT_DTYPES, Adapter, backend_name_of, get_adapter
@@ -89,12 +89,18 @@ def _matching(
         StructureMismatchError: another structure, or a leaf of another shape.
         DtypeMismatchError: a leaf that is not an array, or has another dtype.
     """
-    leaves, treedef = _flatten_tree(tree, root)
-    if treedef != like_treedef:
-        detail = _describe_structure_mismatch(tree, root, like_tree, like_root)
-        raise StructureMismatchError(
-            f"{root} must have the structure of {like_root} (one array per leaf, same containers): {detail}"
-        )
+    if len(like_leaves) == 1 and like_tree is like_leaves[0] and type(tree) is type(like_tree):
+        # A bare array like a bare array param (a solver's point and direction): one leaf each,
+        # nothing to flatten or compare structurally.
+        leaves = [tree]
+    else:
+        leaves, treedef = _flatten_tree(tree, root)
+        if treedef != like_treedef:
+            detail = _describe_structure_mismatch(tree, root, like_tree, like_root)
+            raise StructureMismatchError(
+                f"{root} must have the structure of {like_root} (one array per leaf, same containers): "
+                f"{detail}"
+            )
 
     def paths_at(index: int) -> tuple[str, str]:  # only on the error path: paths cost a tree walk
         return _tree.leaf_paths(tree, root)[index], _tree.leaf_paths(like_tree, like_root)[index]
@@ -104,7 +110,9 @@ def _matching(
         if type(leaf) is type(like) and leaf.shape == like.shape and leaf.dtype == like.dtype:
             # The common case (a vector of the params' own kind): the framework's own comparisons,
             # several us cheaper per leaf than the normalised shapes and dtype names below.
-            converted.append(to_backend(adapter, leaf))
+            converted.append(
+                adapter.prepare_data_leaf(leaf) if like_adapter is adapter else to_backend(adapter, leaf)
+            )
             continue
         owner = backend_name_of(leaf)
         if owner is None:
@@ -400,7 +408,24 @@ def hvp(
         >>> ug.hvp(lambda x: (x ** 3).sum(), np.array([1.0, 2.0]), np.array([1.0, 1.0]), backend="torch")
         array([ 6., 12.])
     """
-    _require_callable(loss_fn)
+    if not callable(loss_fn):
+        _require_callable(loss_fn)
+    adapter = None if backend is not None or has_aux else bare_native_adapter(params)
+    if (
+        adapter is not None
+        and type(vector) is type(params)
+        and vector.shape == params.shape
+        and vector.dtype == params.dtype
+        and (data is None or adapter.data_preparer() is None)
+    ):
+        # A solver's call (one native array as the point, one as the direction): what the general
+        # path below does, in fewer steps (it costs ~10% of a small product in a real call).
+        if data is None:
+            call = lambda leaves: loss_fn(leaves[0])  # noqa: E731
+        else:
+            call = lambda leaves: loss_fn(leaves[0], data)  # noqa: E731
+        vector_input = adapter.prepare_data_leaf(vector)
+        return adapter.hvp(call, [params], [vector_input], output_checker(adapter, False))[0]
     plan = plan_call(params, backend)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         vector_inputs = _like_params(vector, "vector", params, plan)
