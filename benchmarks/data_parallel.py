@@ -204,6 +204,7 @@ def worker(engine: str, rank: int, rounds: int, inner: int) -> dict[str, Any]:
     }[engine](rank)
     times: dict[str, list[float]] = {name: [] for name in contenders}
     names = list(contenders)
+    sync = _barrier(engine)
     for _ in range(3):  # warm-up: compile, allocate
         for fn in contenders.values():
             fn()
@@ -211,11 +212,21 @@ def worker(engine: str, rank: int, rounds: int, inner: int) -> dict[str, Any]:
         # Alternate the order, the same in every process (collectives keep them in step).
         for name in names if round_index % 2 == 0 else names[::-1]:
             fn = contenders[name]
+            sync()  # every process starts the sample together: no skew from the previous one leaks in
             start = time.perf_counter()
             for _ in range(inner):
                 fn()
             times[name].append((time.perf_counter() - start) / inner)
     return {"times": times, "max_abs_diff": diff}
+
+
+def _barrier(engine: str) -> Callable[[], None]:
+    """What lines the processes up before each timed sample (one process: nothing)."""
+    if engine == "torch":
+        import torch.distributed as dist
+
+        return dist.barrier
+    return lambda: None
 
 
 def _free_port() -> int:

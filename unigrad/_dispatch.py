@@ -232,6 +232,8 @@ def _flatten_tree(tree: Any, root: str = "params") -> tuple[list[Any], optree.Py
         leaves, treedef = _tree.flatten(tree, root)
     # Remembered only when every value is itself an array leaf: {"a": (x,)} has one key and one leaf
     # too, but its value is a container (found by the property test in tests/test_structures.py).
+    if type(tree) is dict:
+        _array_types.update(type(value) for value in tree.values() if backend_name_of(value) is not None)
     if type(tree) is dict and _array_types.issuperset(map(type, tree.values())):
         if len(_flat_dicts) >= _FLAT_DICTS_LIMIT:  # key sets made on the fly: do not grow forever
             _flat_dicts.clear()

@@ -109,22 +109,25 @@ class TorchAdapter(Adapter):
             # every gradient would be zero. Differentiate outside it, as outside no_grad below.
             with torch.inference_mode(False):
                 return self.value_and_grad(fn, leaves, finish)
-        with torch.enable_grad():
-            try:
-                aliases = [leaf.detach().requires_grad_() for leaf in leaves]
-            except RuntimeError:  # an inference tensor cannot require grad: see _differentiable
-                aliases = [_differentiable(leaf) for leaf in leaves]
-            loss, aux = finish(fn(aliases))
-            if loss.requires_grad:
-                grads = torch.autograd.grad(loss, aliases, allow_unused=True, materialize_grads=True)
-                # The gradient of a sum comes back expanded (stride 0), and in-place updates of it
-                # (g.mul_, clipping) fail: hand back dense ones, as loss.backward() leaves in .grad.
-                grads = [
-                    g if g.is_contiguous() else torch.empty_like(leaf).copy_(g)
-                    for g, leaf in zip(grads, leaves, strict=True)
-                ]
-            else:  # the loss never touched the parameters
-                grads = [torch.zeros_like(leaf) for leaf in leaves]
+        if not torch.is_grad_enabled():  # under no_grad: autograd must record here
+            with torch.enable_grad():
+                return self.value_and_grad(fn, leaves, finish)
+        # (Grad mode is on: no enable_grad context, whose Python enter and exit cost a few us a call.)
+        try:
+            aliases = [leaf.detach().requires_grad_() for leaf in leaves]
+        except RuntimeError:  # an inference tensor cannot require grad: see _differentiable
+            aliases = [_differentiable(leaf) for leaf in leaves]
+        loss, aux = finish(fn(aliases))
+        if loss.requires_grad:
+            grads = torch.autograd.grad(loss, aliases, allow_unused=True, materialize_grads=True)
+            # The gradient of a sum comes back expanded (stride 0), and in-place updates of it
+            # (g.mul_, clipping) fail: hand back dense ones, as loss.backward() leaves in .grad.
+            grads = [
+                g if g.is_contiguous() else torch.empty_like(leaf).copy_(g)
+                for g, leaf in zip(grads, leaves, strict=True)
+            ]
+        else:  # the loss never touched the parameters
+            grads = [torch.zeros_like(leaf) for leaf in leaves]
         if aux is not None:  # the common case skips a pytree walk
             aux = optree.tree_map(self.detach, aux, namespace="unigrad")
         return loss.detach(), aux, grads

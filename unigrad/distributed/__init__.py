@@ -31,7 +31,6 @@ from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from typing import Any
 
-from unigrad import _tree
 from unigrad._api import _require_callable
 from unigrad._dispatch import CallPlan, plan_call
 from unigrad.backends import canonical_name
@@ -73,7 +72,6 @@ class DataParallelValueAndGradFn:
         self.jit = bool(jit)
         self.engine_options = engine_options
         self._engines: dict[str, Any] = {}
-        self._plans: dict[Any, CallPlan] = {}
 
     def engine(self, backend: str) -> Any:
         """The engine running this step on ``backend`` (made on first use)."""
@@ -100,21 +98,9 @@ class DataParallelValueAndGradFn:
         return sum(engine.cache_size for engine in self._engines.values())
 
     def _plan(self, params: Any) -> CallPlan:
-        """The validated plan for ``params``: made once per structure, leaf types and dtypes, then
-        rebound to each call's leaves (as ``value_and_grad_fn`` does)."""
-        leaves, treedef = _tree.flatten(params)
-        try:
-            key: Any = (treedef, tuple((type(leaf), getattr(leaf, "dtype", None)) for leaf in leaves))
-            plan = self._plans.get(key)
-        except TypeError:  # an unhashable dtype attribute: plan every call
-            key, plan = None, None
-        if plan is not None:
-            return plan.rebind(leaves)
-        plan = plan_call(params, self.backend)
-        mode_dependent = plan.adapter.mode_dependent_dtypes  # valid or not depending on a global mode
-        if key is not None and not any(str(dtype) in mode_dependent for _, dtype in key[1]):
-            self._plans[key] = plan
-        return plan
+        """The validated plan for ``params``. ``plan_call`` remembers, per leaf types and dtypes, the
+        checks a first call passed (as for every ``ug.grad`` call), so a training loop's steps skip them."""
+        return plan_call(params, self.backend)
 
     def __call__(self, params: Any, local_batch_tree: Any) -> tuple[Any, Any]:
         plan = self._plan(params)

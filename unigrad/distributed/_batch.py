@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from unigrad import _tree
-from unigrad._dispatch import to_backend
+from unigrad._dispatch import _flatten_tree, to_backend
 from unigrad._errors import InvalidAuxError, PerExampleLossError, StructureMismatchError
 from unigrad.backends import Adapter, backend_name_of
 
@@ -49,6 +49,8 @@ class LocalBatch:
 
     def key(self) -> Any:
         """Hashable: the structure and the non-array leaves (which a compiled step bakes in)."""
+        if len(self.positions) == len(self.leaves):  # arrays only (the common case)
+            return self.treedef, ()
         positions = set(self.positions)
         return self.treedef, tuple(leaf for i, leaf in enumerate(self.leaves) if i not in positions)
 
@@ -80,7 +82,7 @@ def local_batch(batch: Any, adapter: Adapter, keep_numpy: bool = False) -> Local
         StructureMismatchError: no array leaf, a 0-d array leaf, or leaves of different lengths
             along axis 0 (naming the leaf path).
     """
-    leaves, treedef = _tree.flatten(batch, "batch")
+    leaves, treedef = _flatten_tree(batch, "batch")  # a flat dict of arrays seen before skips optree
     positions = [i for i, leaf in enumerate(leaves) if backend_name_of(leaf) is not None]
     if not positions:
         raise StructureMismatchError(

@@ -110,14 +110,14 @@ class Engine:
         else:
             rows = padded_size(batch.size, local_devices)
             padded, count = rows != batch.size, batch.size
-        arrays = [_global(_pad(a, rows), batch_sharding) for a in batch.arrays]
+        arrays = _global_all([_pad(a, rows) for a in batch.arrays], batch_sharding)
         mask = None
         if padded:
             mask = self._masks.get((rows, batch.size))
             if mask is None:
                 mask = _global(np.arange(rows) < batch.size, batch_sharding)
                 self._masks = {(rows, batch.size): mask}  # the last one: a training loop repeats its sizes
-        params = [_global(p, replicated) for p in param_leaves]
+        params = _global_all(param_leaves, replicated)
         if not self.jit:
             return self._step(params, arrays, mask, float(count), (rebuild, batch))
         # jax.jit keys shapes, dtypes and shardings itself (mask=None is a structure of its own)
@@ -139,6 +139,22 @@ class Engine:
         local = len([d for d in mesh.devices.flat if d.process_index == jax.process_index()])
         self._placement = (mesh, batch_sharding, NamedSharding(mesh, PartitionSpec()), local)
         return self._placement
+
+
+def _global_all(arrays: list[Any], sharding: NamedSharding) -> list[Any]:
+    """Each of ``arrays`` as :func:`_global` makes it, the ones to place in one ``device_put`` (one
+    call for the whole batch, as a hand-written step does: a call per array costs ~0.3 ms more each
+    on two CPU devices)."""
+    todo = [i for i, array in enumerate(arrays) if getattr(array, "sharding", None) != sharding]
+    if not todo:
+        return arrays
+    if jax.process_count() > 1 or len(todo) == 1:
+        return [_global(array, sharding) if i in todo else array for i, array in enumerate(arrays)]
+    placed = jax.device_put([arrays[i] for i in todo], sharding)
+    result = list(arrays)
+    for i, array in zip(todo, placed, strict=True):
+        result[i] = array
+    return result
 
 
 def _global(array: Any, sharding: NamedSharding) -> Any:

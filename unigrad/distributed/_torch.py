@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 from unigrad import _tree
 from unigrad._compiled import ValueAndGradFn
+from unigrad._loss import output_checker
 from unigrad.backends import get_adapter
 from unigrad.distributed._batch import (
     COUNT_BASE,
@@ -92,20 +93,36 @@ class Engine:
             return (losses.sum(), aux) if has_aux else losses.sum()
 
         summed_loss.__qualname__ = getattr(example_loss_fn, "__qualname__", "example_loss_fn")
-        self.local_step = ValueAndGradFn(summed_loss, "torch", has_aux, jit, jit_options)
+        # Compiled: value_and_grad_fn's one torch.compile per signature. Eager: the adapter itself on
+        # the leaves the caller already planned (no second planning, flattening or keying per step).
+        self.local_step = ValueAndGradFn(summed_loss, "torch", has_aux, jit, jit_options) if jit else None
+        self.summed_loss = summed_loss
+        self.finish = output_checker(adapter, has_aux)
+        self.adapter = adapter
         self.has_aux = has_aux
 
     @property
     def cache_size(self) -> int:
-        return self.local_step.cache_size
+        return 0 if self.local_step is None else self.local_step.cache_size
+
+    def _local(
+        self, param_leaves: list[Any], rebuild: Callable[[list[Any]], Any], data: tuple[Any, torch.Tensor]
+    ) -> tuple[Any, Any, list[Any]]:
+        """This process's loss sum, aux and gradient leaves."""
+        if self.local_step is not None:
+            out, grads = self.local_step(rebuild(param_leaves), data)
+            local_sum, aux = out if self.has_aux else (out, None)
+            return local_sum, aux, _tree.flatten(grads)[0]
+        summed_loss = self.summed_loss
+        return self.adapter.value_and_grad(
+            lambda leaves: summed_loss(rebuild(leaves), data), param_leaves, self.finish
+        )
 
     def run(
         self, param_leaves: list[Any], rebuild: Callable[[list[Any]], Any], batch: LocalBatch, param_key: Any
     ) -> tuple[Any, Any, list[Any]]:
         tree = batch.with_arrays(batch.arrays)
-        out, grads = self.local_step(rebuild(param_leaves), (tree, batch.arrays[0]))
-        local_sum, aux = out if self.has_aux else (out, None)
-        grad_leaves = _tree.flatten(grads)[0]
+        local_sum, aux, grad_leaves = self._local(param_leaves, rebuild, (tree, batch.arrays[0]))
         # The loss sum and the count ride in the gradients' buffer of the loss's dtype (one collective
         # for a model of one dtype); a half-precision loss sends them apart in float64.
         dtype = local_sum.dtype if local_sum.dtype in (torch.float32, torch.float64) else torch.float64
@@ -114,9 +131,10 @@ class Engine:
         total_sum = local_sum.detach().reshape(1).to(device, dtype)
         if _world(self.group) == 1:
             count = float(batch.size)
-            return local_sum.detach() / count, aux, [g / count for g in grad_leaves]
+            return local_sum.detach() / count, aux, list(torch._foreach_div(grad_leaves, count))
         reduced = all_reduce_sum([total_sum, counts, *grad_leaves], self.group)
         hi, lo = reduced[1].tolist()
         count = hi * COUNT_BASE + lo
         loss = (reduced[0][0] / count).to(local_sum.dtype)
-        return loss, aux, [g / count for g in reduced[2:]]
+        # One dispatch for every leaf (what torch.optim's foreach paths use), not a division per leaf.
+        return loss, aux, list(torch._foreach_div(reduced[2:], count))
