@@ -184,3 +184,29 @@ def test_torch_transforms_raise_no_deprecation_warning_on_first_use() -> None:
         [sys.executable, "-W", "error::DeprecationWarning", "-c", code], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_hvp_fn_bare_calls_switching_shapes_dtypes_and_kinds(backend: str, jit: bool) -> None:
+    # A bare point and direction without data take a remembered route from the second call on: it
+    # must follow new shapes and dtypes, NumPy inputs, and still refuse a direction unlike the point.
+    from unigrad.backends import get_adapter
+
+    adapter = get_adapter(backend)
+    # aot_eager: torch.compile's tracing and guards without inductor's code generation (fast to compile)
+    options = {"backend": "aot_eager"} if backend == "torch" else None
+    product = ug.hvp_fn(lambda x: ug.namespace(x).sum(x**3), backend=backend, jit=jit, jit_options=options)
+    cases = [(3, "float32"), (3, "float32"), (5, "float32"), (3, "float64"), (3, "float32")]
+    for size, dtype in cases:
+        x, v = RNG.normal(size=size).astype(dtype), RNG.normal(size=size).astype(dtype)
+        got = product(adapter.from_numpy(x), adapter.from_numpy(v))
+        assert adapter.dtype_name(got) == dtype
+        np.testing.assert_allclose(adapter.to_numpy(got), 6 * x * v, **tolerance(dtype))
+        got = product(x, v)  # NumPy in, NumPy out, on the same product
+        assert type(got) is np.ndarray and got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, 6 * x * v, **tolerance(dtype))
+    x = adapter.from_numpy(np.ones(3, "float32"))
+    with pytest.raises(ug.StructureMismatchError, match="vector has shape"):
+        product(x, adapter.from_numpy(np.ones(4, "float32")))
+    with pytest.raises(ug.DtypeMismatchError, match="vector has dtype float64"):
+        product(x, adapter.from_numpy(np.ones(3, "float64")))

@@ -110,5 +110,7 @@ def test_flat_data_dicts_keep_their_keys_order_and_values_on_repeated_calls() ->
         np.testing.assert_array_equal(given["x"].numpy(), data["x"])
     assert seen[-1]["note"] == "text" and isinstance(seen[-1]["x"], torch.Tensor)
     # a nested container as a value goes through the general path, converted all the same
-    ug.grad(recording_loss, params, {"x": data["x"], "y": [data["y"]][0], "extra": [data["y"]]}, backend="torch")
+    ug.grad(
+        recording_loss, params, {"x": data["x"], "y": [data["y"]][0], "extra": [data["y"]]}, backend="torch"
+    )
     assert isinstance(seen[-1]["extra"][0], torch.Tensor)
