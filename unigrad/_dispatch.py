@@ -150,9 +150,10 @@ class CallPlan:
         prepare = adapter.data_preparer()
         if not explicit and prepare is None:
             return data  # the common case: data goes to the loss untouched, not even flattened
+        dict_key = None
         if type(data) is dict:  # a flat dict of arrays seen before: no optree on either side
-            key = (adapter, explicit, prepare is not None, tuple(map(type, data.values())))
-            converters = _dict_converters.get(key)
+            dict_key = (adapter, explicit, prepare is not None, tuple(map(type, data.values())))
+            converters = _dict_converters.get(dict_key)
             if converters is not None:
                 return {
                     name: value if convert is None else convert(value)
@@ -166,12 +167,12 @@ class CallPlan:
                 _data_converters.clear()
             converters = [_data_converter(adapter, explicit, prepare, leaf) for leaf in leaves]
             _data_converters[key] = converters
-        if type(data) is dict and all(backend_name_of(value) is not None for value in data.values()):
+        if dict_key is not None and all(backend_name_of(value) is not None for value in data.values()):
             # every value is an array leaf, so the leaves' types are the values' types (in insertion
             # order, which optree's sorted leaves need not be): remember per value
             if len(_dict_converters) >= _FOREIGN_PLANS_LIMIT:
                 _dict_converters.clear()
-            _dict_converters[(adapter, explicit, prepare is not None, tuple(map(type, data.values())))] = [
+            _dict_converters[dict_key] = [
                 _data_converter(adapter, explicit, prepare, value) for value in data.values()
             ]
         return treedef.unflatten(
@@ -306,10 +307,10 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
     """
     inferred = backend is None and adapter is None
     if inferred:
-        known = _bare_native.get(type(params))
-        if known is not None and params.dtype in known[1]:
+        bare = bare_native_adapter(params)
+        if bare is not None:
             assert _leaf_spec is not None  # set when the entry was made
-            return CallPlan(known[0], _leaf_spec, [params], [params], None, False, True)
+            return CallPlan(bare, _leaf_spec, [params], [params], None, False, True)
     leaves, treedef = _flatten_tree(params)
     if not leaves:
         raise EmptyParamsError(
