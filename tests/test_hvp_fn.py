@@ -210,3 +210,22 @@ def test_hvp_fn_bare_calls_switching_shapes_dtypes_and_kinds(backend: str, jit: 
         product(x, adapter.from_numpy(np.ones(4, "float32")))
     with pytest.raises(ug.DtypeMismatchError, match="vector has dtype float64"):
         product(x, adapter.from_numpy(np.ones(3, "float64")))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_hvp_fn_bare_calls_keep_their_aux(backend: str, jit: bool) -> None:
+    from unigrad.backends import get_adapter
+
+    adapter = get_adapter(backend)
+    options = {"backend": "aot_eager"} if backend == "torch" else None
+
+    def cubic_with_aux(x: Any) -> Any:
+        total = ug.namespace(x).sum(x**3)
+        return total, {"total": total}
+
+    product = ug.hvp_fn(cubic_with_aux, backend=backend, has_aux=True, jit=jit, jit_options=options)
+    x, v = np.array([1.0, 2.0], "float32"), np.array([1.0, -1.0], "float32")
+    for _ in range(3):  # the later calls take the remembered bare route
+        got, aux = product(adapter.from_numpy(x), adapter.from_numpy(v))
+        np.testing.assert_allclose(adapter.to_numpy(got), 6 * x * v, **tolerance("float32"))
+        np.testing.assert_allclose(adapter.to_numpy(aux["total"]), 9.0, **tolerance("float32"))

@@ -244,6 +244,7 @@ class HvpFn:
         head = (_flatten_tree(params)[1], _flatten_tree(params, "vector")[1], _flatten_tree(None, "data")[1])
 
         last: list[Any] = [None, None]  # the last signature and its entry: no tuple to hash per call
+        has_aux = self.has_aux
 
         def keyed(p: Any, v: Any) -> Any:
             if v.shape == p.shape and v.dtype == p.dtype:
@@ -256,8 +257,8 @@ class HvpFn:
                         last[:] = signature, entry
                 if entry is not None:
                     run, plan = entry.run, entry.plan
-                    if run is not None and plan.origins is None and plan.scope is None:
-                        # compiled already, native leaves: straight to the compiled product
+                    if run is not None and plan.origins is None and plan.scope is None and not has_aux:
+                        # compiled already, native leaves, no aux: straight to the compiled product
                         adapter = plan.adapter
                         return run([p], [adapter.prepare_data_leaf(v)])[2][0]
                     return entry([p], [v], [])
