@@ -224,6 +224,41 @@ def test_torch_buckets_split_and_restore_every_leaf(monkeypatch: pytest.MonkeyPa
     assert calls == [4, 3, 2, 2, 1]  # float32: 7 elements in 4s; float64: 5 in 2s
 
 
+def test_torch_division_by_the_count_keeps_16_bit_gradients_exact() -> None:
+    """The count is divided out in float32 for a bfloat16 buffer: bfloat16 itself rounds 100,000
+    to 99,840, which would scale every gradient by 1.0016."""
+    require("torch")
+    import torch
+
+    from unigrad.distributed import _torch
+
+    count = torch.tensor(100_000.0, dtype=torch.float64)
+    for dtype in (torch.bfloat16, torch.float16, torch.float32, torch.float64):
+        flat = torch.arange(1.0, 200.0).to(dtype)
+        expected = (flat.double() / 100_000).to(dtype)
+        _torch._divide(flat, count)
+        assert flat.dtype == dtype and torch.equal(flat, expected), dtype
+    # what dividing in bfloat16 would give: a third of these values differ
+    values = torch.arange(1.0, 200.0).to(torch.bfloat16)
+    assert not torch.equal(values / count.to(torch.bfloat16), (values.double() / 100_000).to(torch.bfloat16))
+
+
+def test_torch_flat_buffer_views_see_the_reduction_in_place() -> None:
+    """The views handed back are the buffer's: what the all-reduce writes there is what they hold."""
+    require("torch")
+    import torch
+
+    from unigrad.distributed import _torch
+
+    leaves = [torch.ones(2, 3), torch.arange(4.0, dtype=torch.float64), torch.tensor([7.0])]
+    buffers, views = _torch._flat_buffers(leaves)
+    assert [b.dtype for b in buffers] == [torch.float32, torch.float64]
+    for flat in buffers:
+        flat.mul_(2)  # what a SUM over two identical processes does
+    assert [(v.shape, v.dtype) for v in views] == [(x.shape, x.dtype) for x in leaves]
+    assert all(torch.equal(v, 2 * x) for v, x in zip(views, leaves, strict=True))
+
+
 def test_benchmark_section_is_replaced_in_place_and_kept_by_the_main_benchmark(tmp_path) -> None:
     import sys
     from pathlib import Path

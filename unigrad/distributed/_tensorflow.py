@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from unigrad._compiled import _param_signature
 from unigrad._errors import DistributedSetupError
 from unigrad.backends import get_adapter
 from unigrad.distributed._batch import (
@@ -96,18 +98,28 @@ class Engine:
         adapter = get_adapter("tensorflow")
 
         def replica_step(param_leaves: list[Any], shard: list[Any], static: Any) -> Any:
-            rebuild, batch = static
+            rebuild, batch, local_count = static
             size = adapter.shape(shard[0])[0]
             with tf.GradientTape() as tape:
-                watched = [tf.identity(leaf) for leaf in param_leaves]
+                watched = [tf.identity(leaf) for leaf in param_leaves]  # an aliased leaf gets its own part
                 tape.watch(watched)
                 out = example_loss_fn(rebuild(watched), batch.with_arrays(shard))
                 losses, aux = split_output(out, has_aux, "tensorflow")
                 check_per_example(losses, size, adapter)
                 total = tf.reduce_sum(losses)
-            grads = tape.gradient(total, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            # The loss sum and the count ride with the gradients of the loss's dtype (a half-precision
-            # loss sends them in float64): one collective for a model of one dtype.
+                if local_count is not None:
+                    # One worker: the total count is this process's, known when tracing. Scaling the
+                    # loss before differentiating (as a hand-written step does) leaves nothing to
+                    # divide after the all-reduce.
+                    total = total / tf.constant(local_count, total.dtype)
+            zero = tf.UnconnectedGradients.ZERO
+            grads = tape.gradient(total, watched, unconnected_gradients=zero)
+            if local_count is not None:
+                loss, *grads = _all_reduce_sum([total, *grads])
+                return loss, aux, grads
+            # Several workers: the count is summed with the rest. The loss sum and the count ride with
+            # the gradients of the loss's dtype (a half-precision loss sends them in float64): one
+            # collective for a model of one dtype.
             dtype = total.dtype if total.dtype in (tf.float32, tf.float64) else tf.float64
             hi, lo = count_parts(size)
             stats = tf.stack([tf.cast(total, dtype), tf.constant(hi, dtype), tf.constant(lo, dtype)])
@@ -137,36 +149,48 @@ class Engine:
     ) -> tuple[Any, Any, list[Any]]:
         strategy = self.strategy
         shards = _shards(batch.arrays, batch.size, strategy)
+        # One worker: every example of the step is in this process, so the count is known here.
+        local_count = batch.size if strategy.num_replicas_in_sync == _local_replicas(strategy) else None
         replica_step = self._replica_step
-        if self.jit:
-            key = (param_key, batch.key())
-            compiled = self._compiled.get(key)
-            if compiled is None:
-                static = (rebuild, batch.template())
+        if not self.jit:
+            static = (rebuild, batch, local_count)
+            result = strategy.run(replica_step, args=(list(param_leaves), shards, static))
+            return _first_replica(strategy, result)
+        key = (param_key, batch.key())
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            static = (rebuild, batch.template())
 
-                def run_all(params: list[Any], sharded: Any) -> Any:
-                    self.traces += 1  # Python side effect: runs once per trace
-                    return strategy.run(replica_step, args=(params, sharded, static))
+            def run_all(params: list[Any], sharded: Any, local_count: int | None) -> Any:
+                self.traces += 1  # Python side effect: runs once per trace
+                result = strategy.run(replica_step, args=(params, sharded, (*static, local_count)))
+                # Every replica holds the same reduced values: the first replica's are returned from
+                # inside the graph, so no per-replica structure is packed and unpacked on each call.
+                return _first_replica(strategy, result)
 
-                # autograph=False as in value_and_grad_fn(jit=True): the loss's Python is traced as written
-                compiled = tf.function(run_all, **{"autograph": False, **self.jit_options})
-                self._compiled[key] = compiled
-            # One concrete function per signature, called directly: tf.function's per-call binding of
-            # the arguments and its trace lookup cost about 1 ms per step here (PerReplica inputs).
-            signature = (key, _signature(param_leaves), _signature(batch.arrays), batch.size)
-            concrete = self._concrete.get(signature)
-            if concrete is None:
-                concrete = compiled.get_concrete_function(list(param_leaves), shards)
-                self._concrete[signature] = concrete
-            result = concrete(list(param_leaves), shards)
-        else:
-            result = strategy.run(replica_step, args=(list(param_leaves), shards, (rebuild, batch)))
-        loss, aux, grads = (strategy.experimental_local_results(part)[0] for part in _parts(result))
+            # autograph=False as in value_and_grad_fn(jit=True): the loss's Python is traced as written
+            compiled = tf.function(run_all, **{"autograph": False, **self.jit_options})
+            self._compiled[key] = compiled
+        # One concrete function per signature, called directly: tf.function's per-call binding of the
+        # arguments and its trace lookup cost about 1 ms per step here (PerReplica inputs).
+        signature = (key, _param_signature(param_leaves), _param_signature(batch.arrays), local_count)
+        concrete = self._concrete.get(signature)
+        if concrete is None:
+            concrete = compiled.get_concrete_function(list(param_leaves), shards, local_count)
+            self._concrete[signature] = concrete
+        loss, aux, grads = concrete(list(param_leaves), shards, local_count)
         return loss, aux, list(grads)
 
 
-def _signature(arrays: list[Any]) -> tuple[Any, ...]:
-    return tuple((tuple(array.shape), str(array.dtype)) for array in arrays)
+def _local_replicas(strategy: tf.distribute.Strategy) -> int:
+    """How many of the strategy's replicas run in this process."""
+    return len(strategy.extended.worker_devices)
+
+
+def _first_replica(strategy: tf.distribute.Strategy, result: Any) -> tuple[Any, Any, list[Any]]:
+    """``(loss, aux, grads)`` as the first local replica holds them."""
+    loss, aux, grads = (strategy.experimental_local_results(part)[0] for part in result)
+    return loss, aux, list(grads)
 
 
 def _all_reduce_sum(tensors: list[Any]) -> list[Any]:
@@ -190,18 +214,19 @@ def _all_reduce_sum(tensors: list[Any]) -> list[Any]:
     return result
 
 
-def _parts(result: Any) -> tuple[Any, Any, Any]:
-    loss, aux, grads = result
-    return loss, aux, grads
-
-
 def _shards(arrays: list[Any], size: int, strategy: tf.distribute.Strategy) -> Any:
     """This process's examples split over its local replicas (sizes differ by at most one)."""
-    local = len(strategy.extended.worker_devices)
-    bounds = np.cumsum([0] + [len(part) for part in np.array_split(np.arange(size), local)])
+    local = _local_replicas(strategy)
+    bounds = _bounds(size, local)
 
     def shard_for(context: tf.distribute.distribute_lib.ValueContext) -> list[Any]:
         index = context.replica_id_in_sync_group % local
         return [tf.convert_to_tensor(array[bounds[index] : bounds[index + 1]]) for array in arrays]
 
     return strategy.experimental_distribute_values_from_function(shard_for)
+
+
+@functools.lru_cache(maxsize=64)
+def _bounds(size: int, parts: int) -> list[int]:
+    """Where each of ``parts`` near-equal slices of ``size`` examples starts (and the last ends)."""
+    return [0, *np.cumsum([len(part) for part in np.array_split(np.arange(size), parts)]).tolist()]

@@ -50,24 +50,52 @@ def all_reduce_sum(tensors: list[torch.Tensor], group: Any) -> list[torch.Tensor
     in buckets of at most :data:`BUCKET_BYTES` launched together (asynchronously) and then awaited."""
     if _world(group) == 1:
         return tensors
+    buffers, views = _flat_buffers(tensors)
+    _all_reduce_buffers(buffers, group)
+    return views
+
+
+def _flat_buffers(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``tensors`` copied into one flat buffer per dtype and device (in order of first appearance: the
+    buffer holding ``tensors[0]`` comes first), and views of the buffers shaped as ``tensors``, which
+    an all-reduce of the buffers fills in place."""
     by_kind: dict[tuple[torch.dtype, torch.device], list[int]] = {}
     for index, tensor in enumerate(tensors):
         by_kind.setdefault((tensor.dtype, tensor.device), []).append(index)
-    pending = []
-    flats = []
-    for (dtype, _), indices in by_kind.items():
-        flat = torch.cat([tensors[i].reshape(-1) for i in indices])
-        per_bucket = max(1, BUCKET_BYTES * 8 // torch.finfo(dtype).bits)
-        for bucket in flat.split(per_bucket):
-            pending.append(dist.all_reduce(bucket, op=dist.ReduceOp.SUM, group=group, async_op=True))
-        flats.append((indices, flat))
+    buffers = []
+    views = list(tensors)
+    for indices in by_kind.values():
+        members = [tensors[i] for i in indices]
+        flat = torch.cat([member.reshape(-1) for member in members])
+        pieces = flat.split([member.numel() for member in members])
+        for i, member, piece in zip(indices, members, pieces, strict=True):
+            views[i] = piece if member.dim() == 1 else piece.view(member.shape)
+        buffers.append(flat)
+    return buffers, views
+
+
+def _all_reduce_buffers(buffers: list[torch.Tensor], group: Any) -> None:
+    """Sum every buffer over the group, in place, in buckets launched together and then awaited."""
+    buckets = [
+        bucket
+        for flat in buffers
+        for bucket in flat.split(max(1, BUCKET_BYTES * 8 // torch.finfo(flat.dtype).bits))
+    ]
+    if len(buckets) == 1:  # a small model: one blocking call, no work handle to keep and wait on
+        dist.all_reduce(buckets[0], op=dist.ReduceOp.SUM, group=group)
+        return
+    pending = [dist.all_reduce(b, op=dist.ReduceOp.SUM, group=group, async_op=True) for b in buckets]
     for work in pending:
         work.wait()
-    result: list[torch.Tensor] = list(tensors)
-    for indices, flat in flats:
-        for i, piece in zip(indices, flat.split([tensors[i].numel() for i in indices]), strict=True):
-            result[i] = piece.view(tensors[i].shape)
-    return result
+
+
+def _divide(flat: torch.Tensor, count: torch.Tensor) -> None:
+    """``flat /= count`` in place, ``count`` a 0-d tensor of the loss buffer's dtype. A 16-bit buffer
+    divides in float32: its own dtype would round the count (bfloat16 holds 99,840 for 100,000)."""
+    if flat.dtype in (torch.float32, torch.float64):
+        flat.div_(count.to(flat.device, flat.dtype))
+    else:
+        flat.copy_(flat.to(torch.float32).div_(count.to(flat.device, torch.float32)))
 
 
 class Engine:
@@ -100,6 +128,7 @@ class Engine:
         self.finish = output_checker(adapter, has_aux)
         self.adapter = adapter
         self.has_aux = has_aux
+        self._counts: tuple[Any, torch.Tensor] | None = None
 
     @property
     def cache_size(self) -> int:
@@ -123,18 +152,28 @@ class Engine:
     ) -> tuple[Any, Any, list[Any]]:
         tree = batch.with_arrays(batch.arrays)
         local_sum, aux, grad_leaves = self._local(param_leaves, rebuild, (tree, batch.arrays[0]))
-        # The loss sum and the count ride in the gradients' buffer of the loss's dtype (one collective
-        # for a model of one dtype); a half-precision loss sends them apart in float64.
-        dtype = local_sum.dtype if local_sum.dtype in (torch.float32, torch.float64) else torch.float64
-        device = grad_leaves[0].device
-        counts = torch.tensor(count_parts(batch.size), dtype=dtype, device=device)
-        total_sum = local_sum.detach().reshape(1).to(device, dtype)
         if _world(self.group) == 1:
             count = float(batch.size)
+            # One dispatch for every leaf (what torch.optim's foreach paths use), not one per leaf.
             return local_sum.detach() / count, aux, list(torch._foreach_div(grad_leaves, count))
-        reduced = all_reduce_sum([total_sum, counts, *grad_leaves], self.group)
-        hi, lo = reduced[1].tolist()
-        count = hi * COUNT_BASE + lo
-        loss = (reduced[0][0] / count).to(local_sum.dtype)
-        # One dispatch for every leaf (what torch.optim's foreach paths use), not a division per leaf.
-        return loss, aux, list(torch._foreach_div(reduced[2:], count))
+        # The loss sum and the count ride at the head of the gradients' buffer of the loss's dtype
+        # (one collective for a model of one dtype); a half-precision loss sends them apart in float64.
+        dtype = local_sum.dtype if local_sum.dtype in (torch.float32, torch.float64) else torch.float64
+        device = grad_leaves[0].device
+        loss_sum = local_sum.detach().reshape(1).to(device, dtype)
+        stats = [loss_sum, self._count_parts(batch.size, dtype, device)]
+        buffers, views = _flat_buffers([*stats, *grad_leaves])
+        _all_reduce_buffers(buffers, self.group)
+        head = buffers[0]  # [loss sum, count // COUNT_BASE, count % COUNT_BASE, ...]
+        # The total count stays on the device (no host sync before the division, which matters on GPUs)
+        count = head[2].add(head[1], alpha=COUNT_BASE)
+        for flat in buffers:
+            _divide(flat, count)  # one division per buffer: the mean loss and every gradient at once
+        return views[0][0].to(local_sum.dtype), aux, views[2:]
+
+    def _count_parts(self, size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """``count_parts(size)`` as a tensor (the last one is kept: a training loop repeats its sizes)."""
+        key = (size, dtype, device)
+        if self._counts is None or self._counts[0] != key:
+            self._counts = (key, torch.tensor(count_parts(size), dtype=dtype, device=device))
+        return self._counts[1]
