@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import gc
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -42,6 +43,23 @@ class Spread:
     def scaled(self, factor: float) -> Spread:
         """The same spread with every figure multiplied by ``factor`` (e.g. seconds to µs)."""
         return Spread(self.median * factor, self.q1 * factor, self.q3 * factor)
+
+
+def median_interval(values: list[float], z: float = 1.96) -> tuple[float, float]:
+    """A distribution-free confidence interval for the median of ``values`` (95% for ``z=1.96``): the
+    order statistics ``n/2 -+ z*sqrt(n)/2`` (the binomial count of values below the true median,
+    approximated as normal). It says how far the median of these rounds can be trusted.
+
+    Example:
+        >>> median_interval([float(v) for v in range(1, 101)])
+        (41.0, 61.0)
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    half_width = z * math.sqrt(n) / 2
+    low = max(0, math.floor(n / 2 - half_width))
+    high = min(n - 1, math.ceil(n / 2 + half_width))
+    return ordered[low], ordered[high]
 
 
 def calibrate(fn: Callable[[], Any], sample_seconds: float = SAMPLE_SECONDS) -> int:

@@ -276,6 +276,21 @@ def test_benchmark_section_is_replaced_in_place_and_kept_by_the_main_benchmark(t
     assert regenerated.startswith("# regenerated\n") and "## new\n<!-- data-parallel:end -->" in regenerated
 
 
+def test_benchmark_rows_give_the_median_ratio_with_its_confidence_interval() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
+    from benchmarks.data_parallel import render
+
+    ratios = [1.0 + 0.001 * i for i in range(101)]  # median 1.05; its 95% interval 1.040-1.061
+    times = {"unigrad": [r * 1e-3 for r in ratios], "native": [1e-3] * 101}
+    page = render({"torch": {"times": times, "max_abs_diff": 0.0}}, rounds=101, inner=1, note="a note")
+    row = next(line for line in page.splitlines() if line.startswith("| PyTorch"))
+    assert "| 1.050× | 1.040–1.061 | 1.025–1.075 |" in row
+    assert "a note" in page
+
+
 def test_float64_numpy_on_jax_stays_float64_without_global_x64() -> None:
     """Regression: with jax_enable_x64 off, the step computed in float32 and returned float64 arrays
     (the params were converted in unigrad's float64 scope, the step ran outside it)."""

@@ -81,11 +81,13 @@ class Engine:
                 check_per_example(losses, batch_arrays[0].shape[0], adapter)
                 if mask is not None:
                     losses = jnp.where(mask, losses, jnp.zeros((), losses.dtype))
-                return jnp.sum(losses), aux
+                # count: the number of real examples, known on the host (no collective to count the
+                # mask). Scaling before differentiating, as a hand-written mean does, leaves nothing
+                # to divide afterwards.
+                return jnp.sum(losses) / count, aux
 
-            (total, aux), grads = jax.value_and_grad(masked_sum, has_aux=True)(param_leaves)
-            # count: the number of real examples, known on the host (no collective to count the mask)
-            return total / count, aux, [g / count for g in grads]
+            (loss, aux), grads = jax.value_and_grad(masked_sum, has_aux=True)(param_leaves)
+            return loss, aux, grads
 
         self._step = step
         self._compiled: dict[Any, Callable[..., Any]] = {}
