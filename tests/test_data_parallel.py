@@ -259,6 +259,31 @@ def test_torch_flat_buffer_views_see_the_reduction_in_place() -> None:
     assert all(torch.equal(v, 2 * x) for v, x in zip(views, leaves, strict=True))
 
 
+def test_torch_collective_path_in_one_process_equals_the_mean(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole collective path (flat buffer, count at its head, one division) through a real gloo
+    group of one process: the mean loss and its gradient, and a loss that owns its memory."""
+    require("torch")
+    import torch
+    import torch.distributed as dist
+
+    from unigrad.distributed import _torch
+
+    params_np, batch_np = mlp_problem("float64")
+    params = {k: torch.from_numpy(v) for k, v in params_np.items()}
+    batch = {k: torch.from_numpy(v) for k, v in batch_np.items()}
+    expected_loss, expected = ug.value_and_grad(lambda p, b: mlp_losses(p, b).mean(), params, batch)
+    monkeypatch.setattr(_torch, "_world", lambda group: 2)  # take the collective path in a world of one
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        loss, grads = ug.data_parallel_value_and_grad_fn(mlp_losses)(params, batch)
+    finally:
+        dist.destroy_process_group()
+    assert torch.allclose(loss, expected_loss, rtol=1e-13, atol=0)
+    for name, grad in grads.items():
+        assert grad.dtype == torch.float64 and torch.allclose(grad, expected[name], rtol=1e-12, atol=0)
+        assert loss.untyped_storage().data_ptr() != grad.untyped_storage().data_ptr(), name
+
+
 def test_benchmark_section_is_replaced_in_place_and_kept_by_the_main_benchmark(tmp_path) -> None:
     import sys
     from pathlib import Path

@@ -169,7 +169,9 @@ class Engine:
         count = head[2].add(head[1], alpha=COUNT_BASE)
         for flat in buffers:
             _divide(flat, count)  # one division per buffer: the mean loss and every gradient at once
-        return views[0][0].to(local_sum.dtype), aux, views[2:]
+        # The loss is copied out (a 0-d view would keep the whole gradient buffer alive in a list
+        # of logged losses); the gradients stay views of their buffer, as DDP's gradient_as_bucket_view.
+        return head[0].to(local_sum.dtype, copy=True), aux, views[2:]
 
     def _count_parts(self, size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """``count_parts(size)`` as a tensor (the last one is kept: a training loop repeats its sizes)."""
