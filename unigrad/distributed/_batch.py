@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ class LocalBatch:
     rebuild: Callable[[list[Any]], Any]
     size: int
     treedef: Any = None
+    original: Any = None  # the batch as passed, when ``arrays`` are all its leaves, unconverted
 
     def template(self) -> LocalBatch:
         """This batch without its arrays (what a compiled step may keep without holding the data)."""
@@ -56,6 +58,8 @@ class LocalBatch:
 
     def with_arrays(self, arrays: list[Any]) -> Any:
         """The batch's structure holding ``arrays`` (a shard, or traced values) in place of its own."""
+        if arrays is self.arrays and self.original is not None:
+            return self.original  # nothing to put back
         leaves = list(self.leaves)
         for position, array in zip(self.positions, arrays, strict=True):
             leaves[position] = array
@@ -110,7 +114,9 @@ def local_batch(batch: Any, adapter: Adapter, keep_numpy: bool = False) -> Local
             f"the batch's array leaves disagree on the number of examples along axis 0 ({described}); "
             f"every array leaf must hold the same examples"
         )
-    return LocalBatch(arrays, positions, leaves, treedef.unflatten, next(iter(sizes)), treedef)
+    unchanged = len(positions) == len(leaves) and all(map(operator.is_, arrays, leaves))
+    original = batch if unchanged else None
+    return LocalBatch(arrays, positions, leaves, treedef.unflatten, next(iter(sizes)), treedef, original)
 
 
 def split_output(out: Any, has_aux: bool, backend: str) -> tuple[Any, Any]:
