@@ -227,6 +227,6 @@ def _shards(arrays: list[Any], size: int, strategy: tf.distribute.Strategy) -> A
 
 
 @functools.lru_cache(maxsize=64)
-def _bounds(size: int, parts: int) -> list[int]:
+def _bounds(size: int, parts: int) -> tuple[int, ...]:
     """Where each of ``parts`` near-equal slices of ``size`` examples starts (and the last ends)."""
-    return [0, *np.cumsum([len(part) for part in np.array_split(np.arange(size), parts)]).tolist()]
+    return (0, *np.cumsum([len(part) for part in np.array_split(np.arange(size), parts)]).tolist())

@@ -1,18 +1,22 @@
 """The PyTorch engine: the local step on this process's examples, then ``torch.distributed`` all-reduces.
 
 Each process differentiates the sum of its examples' losses (through ``ug.value_and_grad_fn``,
-compiled with ``torch.compile`` when ``jit=True``), flattens the gradients into one buffer per dtype
-and device, and all-reduces it with SUM in buckets of ``BUCKET_BYTES`` (DDP's default bucket size),
-all launched at once; the loss sum and the example count ride in the buffer of the loss's dtype. Dividing
-by the total count afterwards makes uneven shards exact, with no padding and no repeated example.
+compiled with ``torch.compile`` when ``jit=True``), copies the gradients into one flat buffer per
+dtype and device, and all-reduces it with SUM in buckets of ``BUCKET_BYTES`` (DDP's default bucket
+size), all launched at once; the loss sum and the example count ride at the head of the buffer of
+the loss's dtype. Dividing by the total count afterwards makes uneven shards exact, with no padding
+and no repeated example. The gradients handed back are views of the buffers.
 
 Without an initialised process group the step is the single-process computation.
 
 Example:
     >>> import torch
-    >>> from unigrad.distributed._torch import all_reduce_sum
-    >>> all_reduce_sum([torch.ones(2), torch.zeros(3)], group=None)  # world of one: unchanged
-    [tensor([1., 1.]), tensor([0., 0., 0.])]
+    >>> from unigrad.distributed._torch import flat_buffers
+    >>> buffers, views = flat_buffers([torch.ones(2, 2), torch.zeros(3)])
+    >>> buffers
+    [tensor([1., 1., 1., 1., 0., 0., 0.])]
+    >>> [tuple(view.shape) for view in views]
+    [(2, 2), (3,)]
 """
 
 from __future__ import annotations
@@ -45,17 +49,7 @@ def _world(group: Any) -> int:
     return dist.get_world_size(group)
 
 
-def all_reduce_sum(tensors: list[torch.Tensor], group: Any) -> list[torch.Tensor]:
-    """``tensors`` summed over the process group, with one flat buffer per dtype and device, all-reduced
-    in buckets of at most :data:`BUCKET_BYTES` launched together (asynchronously) and then awaited."""
-    if _world(group) == 1:
-        return tensors
-    buffers, views = _flat_buffers(tensors)
-    _all_reduce_buffers(buffers, group)
-    return views
-
-
-def _flat_buffers(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def flat_buffers(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """``tensors`` copied into one flat buffer per dtype and device (in order of first appearance: the
     buffer holding ``tensors[0]`` comes first), and views of the buffers shaped as ``tensors``, which
     an all-reduce of the buffers fills in place."""
@@ -74,8 +68,9 @@ def _flat_buffers(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], list
     return buffers, views
 
 
-def _all_reduce_buffers(buffers: list[torch.Tensor], group: Any) -> None:
-    """Sum every buffer over the group, in place, in buckets launched together and then awaited."""
+def all_reduce_buffers(buffers: list[torch.Tensor], group: Any) -> None:
+    """Sum every buffer over the group, in place, in buckets of at most :data:`BUCKET_BYTES` launched
+    together (asynchronously) and then awaited; a single bucket is one blocking call."""
     buckets = [
         bucket
         for flat in buffers
@@ -162,8 +157,8 @@ class Engine:
         device = grad_leaves[0].device
         loss_sum = local_sum.detach().reshape(1).to(device, dtype)
         stats = [loss_sum, self._count_parts(batch.size, dtype, device)]
-        buffers, views = _flat_buffers([*stats, *grad_leaves])
-        _all_reduce_buffers(buffers, self.group)
+        buffers, views = flat_buffers([*stats, *grad_leaves])
+        all_reduce_buffers(buffers, self.group)
         head = buffers[0]  # [loss sum, count // COUNT_BASE, count % COUNT_BASE, ...]
         # The total count stays on the device (no host sync before the division, which matters on GPUs)
         count = head[2].add(head[1], alpha=COUNT_BASE)
