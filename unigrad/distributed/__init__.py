@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
 from typing import Any
 
 from unigrad._api import _require_callable
@@ -97,19 +96,15 @@ class DataParallelValueAndGradFn:
         """How many input signatures have been compiled (``jit=True``) or planned, over all engines."""
         return sum(engine.cache_size for engine in self._engines.values())
 
-    def _plan(self, params: Any) -> CallPlan:
-        """The validated plan for ``params``. ``plan_call`` remembers, per leaf types and dtypes, the
-        checks a first call passed (as for every ``ug.grad`` call), so a training loop's steps skip them."""
-        return plan_call(params, self.backend)
-
     def __call__(self, params: Any, local_batch_tree: Any) -> tuple[Any, Any]:
-        plan = self._plan(params)
+        # plan_call remembers, per leaf types and dtypes, the checks a first call passed (as for every
+        # ug.grad call), so a training loop's steps skip them.
+        plan: CallPlan = plan_call(params, self.backend)
         adapter = plan.adapter
         engine = self.engine(adapter.name)
         # The precision scope the plan converted the params in (float64 NumPy on JAX without x64
         # turned on): the whole step runs in it, or JAX would compute in float32.
-        scope = getattr(plan, "scope", None)
-        with nullcontext() if scope is None else scope():
+        with plan.scoped():
             batch = local_batch(local_batch_tree, adapter, engine.keeps_numpy)
             loss, aux, grads = engine.run(plan.inputs, plan.rebuild, batch, (plan.treedef, plan.bare))
             grads_tree = plan.rebuild(plan.restore_grads(grads))
