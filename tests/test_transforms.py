@@ -57,6 +57,41 @@ def test_vjp_closed_form(backend: str, dtype: str, rng: np.random.Generator) -> 
     assert dtype_name(pulled["w"]) == dtype
 
 
+def test_one_array_at_two_places_gets_a_gradient_per_place(backend: str, dtype: str) -> None:
+    """params {"a": x, "b": x} (one array object at two places) differentiates as two arguments, as
+    jax.grad does: each place gets the derivative through its own uses only. A tape watching the
+    same object twice would hand both places the sum of both (it did on TensorFlow)."""
+    values = np.array([1.0, 2.0])
+    x = make(backend, values, dtype)
+    params = {"a": x, "b": x}
+    ones, zeros = make(backend, np.ones(2), dtype), make(backend, np.zeros(2), dtype)
+
+    def scalar(p: Any) -> Any:  # d/da = 4a, d/db = 3
+        xp = ug.namespace(p)
+        return xp.sum(2.0 * p["a"] ** 2 + 3.0 * p["b"])
+
+    def vector(p: Any) -> Any:  # 2a + 3b
+        return 2.0 * p["a"] + 3.0 * p["b"]
+
+    grads = ug.grad(scalar, params)
+    _close(grads["a"], 4 * values, dtype)
+    _close(grads["b"], [3.0, 3.0], dtype)
+    _, slope = ug.jvp(vector, params, {"a": ones, "b": zeros})
+    _close(slope, [2.0, 2.0], dtype)
+    _, pulled = ug.vjp(vector, params, ones)
+    _close(pulled["a"], [2.0, 2.0], dtype)
+    _close(pulled["b"], [3.0, 3.0], dtype)
+    jac = ug.jacobian(vector, params)
+    _close(jac["a"], 2 * np.eye(2), dtype)
+    _close(jac["b"], 3 * np.eye(2), dtype)
+    product = ug.hvp(scalar, params, {"a": ones, "b": ones})
+    _close(product["a"], [4.0, 4.0], dtype)
+    _close(product["b"], [0.0, 0.0], dtype)
+    hess = ug.hessian(scalar, params)
+    _close(hess["a"]["a"], 4 * np.eye(2), dtype)
+    _close(hess["a"]["b"], np.zeros((2, 2)), dtype)
+
+
 def test_jacobian_nests_output_outside_params(backend: str, dtype: str, rng: np.random.Generator) -> None:
     params, data, raw = _layer_problem(backend, dtype, rng)
     jac = ug.jacobian(_layer, params, data)

@@ -88,6 +88,7 @@ class TensorFlowAdapter(Adapter):
     def value_and_grad(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> tuple[Any, Any, list[Any]]:
+        leaves = _unaliased(leaves)
         # One source is passed bare, not in a list: TF's nest packing of a list result runs
         # isinstance checks against a typing Protocol, which cost more than the rest of a small call.
         watched = _watchable(leaves)
@@ -103,11 +104,13 @@ class TensorFlowAdapter(Adapter):
         return loss, aux, grads
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
+        leaves = _unaliased(leaves)
         with tf.autodiff.ForwardAccumulator(_watchable(leaves), tangents) as accumulator:
             out = fn(leaves)
         return out, [accumulator.jvp(o, unconnected_gradients=_ZERO) for o in out]
 
     def vjp(self, fn: FlatFn, leaves: list[Any]) -> tuple[list[Any], Callable[[list[Any]], list[Any]]]:
+        leaves = _unaliased(leaves)
         tape = tf.GradientTape(watch_accessed_variables=False, persistent=True)
         watched = _watchable(leaves)
         with tape:
@@ -121,6 +124,7 @@ class TensorFlowAdapter(Adapter):
         return out, pullback
 
     def jacobian(self, fn: FlatFn, leaves: list[Any]) -> list[list[Any]]:
+        leaves = _unaliased(leaves)
         watched = _watchable(leaves)
         with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
             tape.watch(watched)
@@ -130,6 +134,7 @@ class TensorFlowAdapter(Adapter):
     def hessian(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> list[list[Any]]:
+        leaves = _unaliased(leaves)
         watched = _watchable(leaves)
         with tf.GradientTape(watch_accessed_variables=False, persistent=True) as outer:
             outer.watch(watched)
@@ -139,6 +144,7 @@ class TensorFlowAdapter(Adapter):
     def hvp(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], vector: list[Any], finish: OutputCheck
     ) -> list[Any]:
+        leaves = _unaliased(leaves)
         # Forward over reverse: the accumulator outside the tape pushes `vector` through the gradient.
         with tf.autodiff.ForwardAccumulator(_watchable(leaves), vector) as accumulator:
             grads = self._gradient(fn, leaves, finish)
@@ -195,11 +201,29 @@ class TensorFlowAdapter(Adapter):
         return run
 
     def _gradient(self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck) -> list[Any]:
+        leaves = _unaliased(leaves)
         watched = _watchable(leaves)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(watched)
             loss, _ = finish(fn(leaves))
         return _dense(tape.gradient(loss, watched, unconnected_gradients=_ZERO))
+
+
+def _unaliased(leaves: list[Any]) -> list[Any]:
+    """``leaves`` with every repeat of an object already among them replaced by ``tf.identity`` of it.
+
+    A tape tells its sources apart by object: given one tensor at two places in params (``{"a": x,
+    "b": x}``), it would hand both places the gradient of both uses. Each place gets its own tensor,
+    hence its own part, as ``jax.grad`` and ``torch.func.grad`` give.
+    """
+    if len(leaves) < 2 or len(set(map(id, leaves))) == len(leaves):
+        return leaves
+    seen: set[int] = set()
+    result = []
+    for leaf in leaves:
+        result.append(tf.identity(leaf) if id(leaf) in seen else leaf)
+        seen.add(id(leaf))
+    return result
 
 
 def _watchable(leaves: list[Any]) -> list[Any]:
