@@ -94,9 +94,7 @@ def test_evaluate_a_cost_with_numpy_in_and_out(backend: str) -> None:
 
 def test_errors_name_the_leaf() -> None:
     require("torch")
-    with pytest.raises(
-        ug.ConversionError, match=r"tree\['b'\]\[1\] is a ndarray numpy array of dtype str.*torch"
-    ):
+    with pytest.raises(ug.ConversionError, match=r"tree\['b'\]\[1\] is a numpy ndarray of dtype str.*torch"):
         ug.to_backend({"a": np.ones(1), "b": [np.ones(1), np.array(["text"])]}, "torch")
     with pytest.raises(ug.UnknownBackendError, match="unknown backend 'mxnet'"):
         ug.to_backend(np.ones(1), "mxnet")

@@ -18,7 +18,7 @@ def _square_sum(backend: str):
 
 
 def test_numpy_params_without_backend() -> None:
-    with pytest.raises(ug.BackendRequiredError, match="backend='torch', 'tensorflow' or 'jax'"):
+    with pytest.raises(ug.BackendRequiredError, match="backend='torch', 'tensorflow', 'jax' or 'mlx'"):
         ug.grad(lambda p: np.sum(p**2), {"w": np.ones(3)})
 
 

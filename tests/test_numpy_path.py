@@ -49,7 +49,7 @@ def test_a_remembered_plan_still_rejects_a_new_dtype() -> None:
     require("torch")
     params, data = inputs()
     ug.grad(loss_fn, params, data, backend="torch")
-    with pytest.raises(ug.InvalidParamsError, match=r"params\['w'\] is a ndarray numpy array of dtype int32"):
+    with pytest.raises(ug.InvalidParamsError, match=r"params\['w'\] is a numpy ndarray of dtype int32"):
         ug.grad(loss_fn, {"w": params["w"].astype(np.int32), "b": params["b"]}, data, backend="torch")
 
 

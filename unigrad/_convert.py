@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from unigrad import _tree
+from unigrad._dispatch import describe_leaf
 from unigrad._errors import ConversionError, PrecisionError
 from unigrad.backends import Adapter, backend_name_of, get_adapter
 
@@ -139,8 +140,8 @@ def _converted(
     except Exception as err:  # whatever the framework refused: say which leaf it was
         path = _tree.leaf_paths(tree, "tree")[index]
         raise ConversionError(
-            f"{path} is a {type(leaf).__qualname__} {origin.name} array of dtype "
-            f"{origin.dtype_name(leaf)}, which {target.name} could not take ({type(err).__name__}: "
+            f"{path} is {describe_leaf(leaf, origin.name)}, which {target.name} could not take "
+            f"({type(err).__name__}: "
             f"{str(err)[:200]}): cast it to a dtype both frameworks have (float32, float64, int64)"
         ) from err
     wanted, got = origin.dtype_name(leaf), target.dtype_name(result)

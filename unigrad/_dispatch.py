@@ -25,7 +25,15 @@ from unigrad._errors import (
     MixedBackendsError,
     PrecisionError,
 )
-from unigrad.backends import COMPLEX_DTYPES, FLOAT_DTYPES, Adapter, backend_name_of, get_adapter
+from unigrad.backends import (
+    COMPLEX_DTYPES,
+    FLOAT_DTYPES,
+    Adapter,
+    backend_name_of,
+    framework_backends,
+    get_adapter,
+    listed,
+)
 
 # (backend, dtype object) -> NumPy-style dtype name; saves a string conversion per leaf per call.
 _dtype_names: dict[tuple[str, Any], str] = {}
@@ -260,11 +268,12 @@ def _model_hint(leaf: Any) -> str | None:
     return None
 
 
-def _describe_leaf(leaf: Any, owner: str | None) -> str:
-    kind = f"{owner} array" if owner else "value"
-    dtype = getattr(leaf, "dtype", None)
-    dtype_text = f" of dtype {dtype}" if dtype is not None else ""
-    return f"a {type(leaf).__qualname__} {kind}{dtype_text}"
+def describe_leaf(leaf: Any, owner: str | None) -> str:
+    """``"a torch Tensor of dtype int64"``, ``"a str value"``: what a message says a leaf is."""
+    if owner is None:
+        dtype = getattr(leaf, "dtype", None)
+        return f"a {type(leaf).__qualname__} value" + (f" of dtype {dtype}" if dtype is not None else "")
+    return f"a {owner} {type(leaf).__qualname__} of dtype {get_adapter(owner).dtype_name(leaf)}"
 
 
 def _dtype_problem(origin: Adapter, target: Adapter, leaf: Any) -> str | None:
@@ -346,11 +355,11 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
         index = owners.index(None)
         path = _tree.leaf_paths(params)[index]
         raise InvalidParamsError(
-            f"{path} is {_describe_leaf(leaves[index], None)}, not an array: "
+            f"{path} is {describe_leaf(leaves[index], None)}, not an array: "
             + (
                 _model_hint(leaves[index])
-                or "params leaves must be floating arrays of torch, tensorflow, jax or numpy (wrap "
-                "numbers with np.asarray and pass backend=, or register custom containers with "
+                or f"params leaves must be floating arrays of {listed([*framework_backends(), 'numpy'])} "
+                "(wrap numbers with np.asarray and pass backend=, or register custom containers with "
                 "jax.tree_util or optree)"
             )
         )
@@ -433,7 +442,7 @@ def _check_kept_dtypes(
         if wanted != got:
             path = _tree.leaf_paths(params)[index]
             raise PrecisionError(
-                f"{path} is {_describe_leaf(leaf, origin.name)} but backend {adapter.name!r} made a "
+                f"{path} is {describe_leaf(leaf, origin.name)} but backend {adapter.name!r} made a "
                 f"{got} array of it on {adapter.device_of(converted)}, even with its 64-bit mode on "
                 f"for the call: cast the parameter to {got}, or use a device or backend with {wanted}"
             )
@@ -459,7 +468,7 @@ def _raise_on_dtype_problem(params: Any, index: int, leaf: Any, origin: Adapter,
     if problem is not None:
         path = _tree.leaf_paths(params)[index]
         error = InvalidParamsError if "only floating" in problem else PrecisionError
-        raise error(f"{path} is {_describe_leaf(leaf, origin.name)} on backend {target.name!r}: {problem}")
+        raise error(f"{path} is {describe_leaf(leaf, origin.name)} on backend {target.name!r}: {problem}")
 
 
 def _check_native_dtypes(params: Any, leaves: list[Any], adapter: Adapter) -> None:
@@ -482,13 +491,13 @@ def _infer_backend(params: Any, leaves: list[Any], owners: list[str | None]) -> 
     if distinct == ["numpy"]:
         raise BackendRequiredError(
             "params are NumPy arrays, which cannot be differentiated by themselves: pass "
-            "backend='torch', 'tensorflow' or 'jax' (or 'numpy' for the finite-difference "
-            "reference); gradients come back as NumPy arrays of the same dtype"
+            f"backend={listed(framework_backends(), quoted=True)} (or 'numpy' for the "
+            "finite-difference reference); gradients come back as NumPy arrays of the same dtype"
         )
     if len(distinct) > 1:
         paths = _tree.leaf_paths(params)
         examples = ", ".join(
-            f"{paths[owners.index(name)]} is {_describe_leaf(leaves[owners.index(name)], name)}"
+            f"{paths[owners.index(name)]} is {describe_leaf(leaves[owners.index(name)], name)}"
             for name in distinct
         )
         raise MixedBackendsError(

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from unigrad import _tree
-from unigrad.backends import COMPLEX_DTYPES, FLOAT_DTYPES, backend_name_of, get_adapter
+from unigrad.backends import (
+    COMPLEX_DTYPES,
+    FLOAT_DTYPES,
+    backend_name_of,
+    framework_backends,
+    get_adapter,
+    listed,
+)
 
 
 def to_float64(x: Any) -> np.ndarray:
@@ -29,7 +36,8 @@ def to_float64(x: Any) -> np.ndarray:
     """
     owner = backend_name_of(x)
     if owner is None:
-        raise TypeError(f"expected an array of torch, tensorflow, jax or numpy, got {type(x).__name__}")
+        known = listed([*framework_backends(), "numpy"])
+        raise TypeError(f"expected an array of {known}, got {type(x).__name__}")
     return np.asarray(get_adapter(owner).to_numpy(x), dtype=np.float64)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "get_adapter",
     "installed_backends",
     "is_installed",
+    "listed",
 ]
 
 
@@ -191,6 +192,17 @@ def module_available(module: str) -> bool:
 def framework_backends() -> list[str]:
     """Names of every differentiating backend unigrad knows, installed or not (not ``'numpy'``)."""
     return [name for name in BACKENDS if name != "numpy"]
+
+
+def listed(names: list[str], quoted: bool = False) -> str:
+    """``names`` as an error message lists them: ``"torch, tensorflow, jax or mlx"``.
+
+    Example:
+        >>> listed(["torch", "jax", "numpy"], quoted=True)
+        "'torch', 'jax' or 'numpy'"
+    """
+    shown = [repr(name) if quoted else name for name in names]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
 
 
 def is_installed(name: str) -> bool:

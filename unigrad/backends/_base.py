@@ -270,8 +270,11 @@ class Adapter:
         raise self._unsupported("compiler_flatten")
 
     def _unsupported(self, transform: str) -> UnsupportedTransformError:
+        from unigrad.backends import framework_backends, listed  # the registry imports this module
+
         return UnsupportedTransformError(
-            f"backend {self.name!r} does not implement {transform}: use 'torch', 'tensorflow' or 'jax'"
+            f"backend {self.name!r} does not implement {transform}: use "
+            f"{listed([name for name in framework_backends() if name != self.name], quoted=True)}"
         )
 
 
