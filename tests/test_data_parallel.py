@@ -257,6 +257,8 @@ def test_torch_flat_buffer_views_see_the_reduction_in_place() -> None:
         flat.mul_(2)  # what a SUM over two identical processes does
     assert [(v.shape, v.dtype) for v in views] == [(x.shape, x.dtype) for x in leaves]
     assert all(torch.equal(v, 2 * x) for v, x in zip(views, leaves, strict=True))
+    # the inputs are untouched, the float64 one alone in its buffer included
+    assert torch.equal(leaves[0], torch.ones(2, 3)) and torch.equal(leaves[1], torch.arange(4.0).double())
 
 
 def test_torch_collective_path_in_one_process_equals_the_mean(monkeypatch: pytest.MonkeyPatch) -> None:

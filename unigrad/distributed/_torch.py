@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from unigrad import _tree
 from unigrad._compiled import ValueAndGradFn
@@ -60,10 +61,13 @@ def flat_buffers(tensors: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[
     views = list(tensors)
     for indices in by_kind.values():
         members = [tensors[i] for i in indices]
-        flat = torch.cat([member.reshape(-1) for member in members])
-        pieces = flat.split([member.numel() for member in members])
-        for i, member, piece in zip(indices, members, pieces, strict=True):
-            views[i] = piece if member.dim() == 1 else piece.view(member.shape)
+        # DDP's own helpers, one C++ call each: written as reshapes, a cat, a split and views in
+        # Python they cost about 100 us a step more inside a real step (measured on a CPU MLP).
+        # (It returns a lone tensor's own memory as the buffer: that one is copied, so the in-place
+        # reduction never writes into a tensor the caller or autograd may still hold.)
+        flat = _flatten_dense_tensors(members) if len(members) > 1 else members[0].reshape(-1).clone()
+        for i, view in zip(indices, _unflatten_dense_tensors(flat, members), strict=True):
+            views[i] = view
         buffers.append(flat)
     return buffers, views
 
