@@ -112,7 +112,8 @@ class Engine:
         else:
             rows = padded_size(batch.size, local_devices)
             padded, count = rows != batch.size, batch.size
-        arrays = _global_all([_pad(a, rows) for a in batch.arrays], batch_sharding)
+        local = batch.arrays if rows == batch.size else [_pad(a, rows) for a in batch.arrays]
+        arrays = _global_all(local, batch_sharding)
         mask = None
         if padded:
             mask = self._masks.get((rows, batch.size))
