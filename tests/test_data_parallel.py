@@ -85,6 +85,18 @@ def test_a_mean_loss_is_refused_with_a_typed_error(backend: str) -> None:
     assert isinstance(info.value, ug.InvalidLossError) and backend in str(info.value)
 
 
+def test_a_bad_loss_is_refused_after_good_steps_of_the_same_dtype(backend: str) -> None:
+    """The per-example check remembers what passed; a later loss of the same type and dtype but the
+    wrong shape is still refused (eager: the check runs on every call)."""
+    params, batch = mlp_problem()
+    good = ug.data_parallel_value_and_grad_fn(mlp_losses, backend=backend)
+    good(params, batch)
+    good(params, batch)
+    bad = ug.data_parallel_value_and_grad_fn(mean_loss, backend=backend)
+    with pytest.raises(ug.PerExampleLossError, match=r"shape \(7,\)"):
+        bad(params, batch)
+
+
 def test_batch_leaves_must_agree_on_the_number_of_examples() -> None:
     require("torch")
     params, batch = mlp_problem()
