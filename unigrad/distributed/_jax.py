@@ -39,6 +39,14 @@ def default_mesh() -> Mesh:
     return Mesh(np.array(jax.devices()), ("data",))
 
 
+def _mean_of_sum(losses: Any, count: Any) -> Any:
+    """``sum(losses) / count`` in the losses' dtype; 16-bit losses are summed and divided in float32
+    (as ``jnp.mean`` does): float16 turns a count above 65,504 into inf, and every gradient into 0."""
+    if jnp.finfo(losses.dtype).bits > 16:
+        return jnp.sum(losses) / count
+    return (jnp.sum(losses, dtype=jnp.float32) / count).astype(losses.dtype)
+
+
 def _pad(array: Any, rows: int) -> Any:
     missing = rows - array.shape[0]
     if missing == 0:
@@ -84,7 +92,7 @@ class Engine:
                 # count: the number of real examples, known on the host (no collective to count the
                 # mask). Scaling before differentiating, as a hand-written mean does, leaves nothing
                 # to divide afterwards.
-                return jnp.sum(losses) / count, aux
+                return _mean_of_sum(losses, count), aux
 
             (loss, aux), grads = jax.value_and_grad(masked_sum, has_aux=True)(param_leaves)
             return loss, aux, grads

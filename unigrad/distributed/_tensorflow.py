@@ -106,12 +106,13 @@ class Engine:
                 out = example_loss_fn(rebuild(watched), batch.with_arrays(shard))
                 losses, aux = split_output(out, has_aux, "tensorflow")
                 check_per_example(losses, size, adapter)
-                total = tf.reduce_sum(losses)
-                if local_count is not None:
+                if local_count is None:
+                    total = tf.reduce_sum(losses)
+                else:
                     # One worker: the total count is this process's, known when tracing. Scaling the
                     # loss before differentiating (as a hand-written step does) leaves nothing to
                     # divide after the all-reduce.
-                    total = total / tf.constant(local_count, total.dtype)
+                    total = _divided(tf.reduce_sum(_widened(losses)), local_count, losses.dtype)
             zero = tf.UnconnectedGradients.ZERO
             grads = tape.gradient(total, watched, unconnected_gradients=zero)
             if local_count is not None:
@@ -126,7 +127,7 @@ class Engine:
             stats, *grads = _all_reduce_sum([stats, *grads])
             count = stats[1] * COUNT_BASE + stats[2]
             loss = tf.cast(stats[0] / count, total.dtype)
-            return loss, aux, [g / tf.cast(count, g.dtype) for g in grads]
+            return loss, aux, [_divided(g, count, g.dtype) for g in grads]
 
         self._replica_step = replica_step
         self._compiled: dict[Any, Any] = {}
@@ -180,6 +181,18 @@ class Engine:
             self._concrete[signature] = concrete
         loss, aux, grads = concrete(list(param_leaves), shards, local_count)
         return loss, aux, list(grads)
+
+
+def _widened(x: Any) -> Any:
+    """``x`` in float32 when it is a 16-bit float (whose range ends at 65,504 for float16)."""
+    return tf.cast(x, tf.float32) if x.dtype.size == 2 else x
+
+
+def _divided(x: Any, count: Any, dtype: Any) -> Any:
+    """``x / count`` as ``dtype``; 16-bit values divide in float32, where the count is exact (float16
+    makes a count above 65,504 inf, and every gradient 0)."""
+    x = _widened(x)
+    return tf.cast(x / tf.cast(count, x.dtype), dtype)
 
 
 def _local_replicas(strategy: tf.distribute.Strategy) -> int:
