@@ -114,17 +114,10 @@ def test_a_bad_loss_is_refused_after_good_steps_of_the_same_dtype(backend: str) 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("jit", [False, True])
-def test_16_bit_losses_over_more_examples_than_float16_can_count(
-    backend: str, dtype: str, jit: bool, request: pytest.FixtureRequest
-) -> None:
+def test_16_bit_losses_over_more_examples_than_float16_can_count(backend: str, dtype: str, jit: bool) -> None:
     """70,000 examples: float16 holds no such count (it ends at 65,504), so the mean is taken in
-    float32, as jnp.mean does; dividing in float16 gave a loss and gradient of 0 (JAX, TensorFlow)."""
-    if backend == "torch" and dtype == "float16":
-        reason = (
-            "known limitation: the torch step differentiates the local sum in float16 before dividing, "
-            "and 70,000 per-example gradients add up past 65,504 (inf); see docs/distributed.md"
-        )
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    float32, as jnp.mean does; dividing in float16 gave a loss and gradient of 0 (JAX, TensorFlow),
+    and the sum of 70,000 per-example gradients was inf before its division (torch)."""
     x = np.random.default_rng(0).normal(size=70_000).astype("float32")
     w, b = _half(backend, np.float32(0.5), dtype), _half(backend, x, dtype)
     step = ug.data_parallel_value_and_grad_fn(
@@ -334,6 +327,28 @@ def test_torch_collective_path_in_one_process_equals_the_mean(monkeypatch: pytes
     for name, grad in grads.items():
         assert grad.dtype == torch.float64 and torch.allclose(grad, expected[name], rtol=1e-12, atol=0)
         assert loss.untyped_storage().data_ptr() != grad.untyped_storage().data_ptr(), name
+
+
+def test_torch_float16_collective_path_differentiates_the_mean(monkeypatch: pytest.MonkeyPatch) -> None:
+    """float16 params through a real gloo group of one (the collective path): the count is summed
+    first and the mean differentiated, so 70,000 examples give finite, right gradients."""
+    require("torch")
+    import torch
+    import torch.distributed as dist
+
+    from unigrad.distributed import _torch
+
+    x = np.random.default_rng(0).normal(size=70_000).astype("float32")
+    w, b = torch.tensor(0.5, dtype=torch.float16), torch.from_numpy(x).half()
+    monkeypatch.setattr(_torch, "_world", lambda group: 2)  # take the collective path in a world of one
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        loss, grad = ug.data_parallel_value_and_grad_fn(lambda w, b: (b * w) ** 2)(w, b)
+    finally:
+        dist.destroy_process_group()
+    assert loss.dtype == grad.dtype == torch.float16
+    np.testing.assert_allclose(float(loss), np.mean((0.5 * x) ** 2), rtol=1e-2)
+    np.testing.assert_allclose(float(grad), np.mean(x * x), rtol=1e-2)
 
 
 def test_benchmark_section_is_replaced_in_place_and_kept_by_the_main_benchmark(tmp_path) -> None:

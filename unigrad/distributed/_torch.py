@@ -113,11 +113,15 @@ class Engine:
         self.group = group
         adapter = get_adapter("torch")
 
-        def summed_loss(params: Any, data: tuple[Any, torch.Tensor]) -> Any:
-            batch, first_array = data
+        def summed_loss(params: Any, data: tuple[Any, torch.Tensor, torch.Tensor | None]) -> Any:
+            batch, first_array, divisor = data
             losses, aux = split_output(example_loss_fn(params, batch), has_aux, "torch")
             check_per_example(losses, first_array.shape[0], adapter)
-            return (losses.sum(), aux) if has_aux else losses.sum()
+            if divisor is None:
+                total = losses.sum()
+            else:  # float16 params: the mean, summed and divided in float32 (see _run_float16)
+                total = (losses.sum(dtype=torch.float32) / divisor).to(losses.dtype)
+            return (total, aux) if has_aux else total
 
         summed_loss.__qualname__ = getattr(example_loss_fn, "__qualname__", "example_loss_fn")
         # Compiled: value_and_grad_fn's one torch.compile per signature. Eager: the adapter itself on
@@ -150,7 +154,9 @@ class Engine:
         self, param_leaves: list[Any], rebuild: Callable[[list[Any]], Any], batch: LocalBatch, param_key: Any
     ) -> tuple[Any, Any, list[Any]]:
         tree = batch.with_arrays(batch.arrays)
-        local_sum, aux, grad_leaves = self._local(param_leaves, rebuild, (tree, batch.arrays[0]))
+        if any(leaf.dtype == torch.float16 for leaf in param_leaves):
+            return self._run_float16(param_leaves, rebuild, tree, batch)
+        local_sum, aux, grad_leaves = self._local(param_leaves, rebuild, (tree, batch.arrays[0], None))
         if _world(self.group) == 1:
             count = float(batch.size)
             # One dispatch for every leaf (what torch.optim's foreach paths use), not one per leaf.
@@ -171,6 +177,29 @@ class Engine:
         # The loss is copied out (a 0-d view would keep the whole gradient buffer alive in a list
         # of logged losses); the gradients stay views of their buffer, as DDP's gradient_as_bucket_view.
         return head[0].to(local_sum.dtype, copy=True), aux, views[2:]
+
+    def _run_float16(
+        self, param_leaves: list[Any], rebuild: Callable[[list[Any]], Any], tree: Any, batch: LocalBatch
+    ) -> tuple[Any, Any, list[Any]]:
+        """The step for float16 params: the mean is differentiated, not the sum, whose per-example
+        gradients would add up past float16's largest value (65,504) on a large shard. So the total
+        count comes first, in a small collective of its own, and nothing is divided afterwards."""
+        world = _world(self.group)
+        total = batch.size
+        if world > 1:
+            counts = torch.tensor(count_parts(batch.size), dtype=torch.float64, device=param_leaves[0].device)
+            dist.all_reduce(counts, op=dist.ReduceOp.SUM, group=self.group)
+            hi, lo = counts.tolist()
+            total = int(hi) * COUNT_BASE + int(lo)
+        # A CPU scalar tensor, not a Python number: a compiled step takes it as an input (a new count
+        # is no new trace) and the float32 division sees it exactly.
+        divisor = torch.tensor(float(total), dtype=torch.float64)
+        loss, aux, grads = self._local(param_leaves, rebuild, (tree, batch.arrays[0], divisor))
+        if world == 1:
+            return loss.detach(), aux, list(grads)
+        buffers, views = flat_buffers([loss.detach().reshape(1), *grads])
+        all_reduce_buffers(buffers, self.group)
+        return views[0][0].clone(), aux, views[1:]
 
     def _count_parts(self, size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """``count_parts(size)`` as a tensor (the last one is kept: a training loop repeats its sizes)."""
