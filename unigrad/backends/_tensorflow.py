@@ -157,6 +157,7 @@ class TensorFlowAdapter(Adapter):
         batch: list[Any],
         finish: OutputCheck,
     ) -> list[Any]:
+        leaves = _unaliased(leaves)  # once, not once per example
         raised: list[UnigradError] = []
 
         def example_grads(example: list[Any]) -> list[Any]:
@@ -201,7 +202,7 @@ class TensorFlowAdapter(Adapter):
         return run
 
     def _gradient(self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck) -> list[Any]:
-        leaves = _unaliased(leaves)
+        # (``leaves`` come unaliased from hessian, hvp and per_example_grads, which watch them too.)
         watched = _watchable(leaves)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(watched)

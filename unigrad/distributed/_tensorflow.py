@@ -31,6 +31,7 @@ import tensorflow as tf
 from unigrad._compiled import _param_signature
 from unigrad._errors import DistributedSetupError
 from unigrad.backends import get_adapter
+from unigrad.backends._tensorflow import _unaliased
 from unigrad.distributed._batch import (
     COUNT_BASE,
     LocalBatch,
@@ -101,7 +102,7 @@ class Engine:
             rebuild, batch, local_count = static
             size = adapter.shape(shard[0])[0]
             with tf.GradientTape() as tape:
-                watched = [tf.identity(leaf) for leaf in param_leaves]  # an aliased leaf gets its own part
+                watched = _unaliased(param_leaves)  # an aliased leaf gets its own part, as in ug.grad
                 tape.watch(watched)
                 out = example_loss_fn(rebuild(watched), batch.with_arrays(shard))
                 losses, aux = split_output(out, has_aux, "tensorflow")
