@@ -9,8 +9,8 @@ device.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -25,6 +25,7 @@ from unigrad._errors import (
     MixedBackendsError,
     PrecisionError,
 )
+from unigrad._precision import ScopeFactory, matmul_scope
 from unigrad.backends import (
     COMPLEX_DTYPES,
     FLOAT_DTYPES,
@@ -339,7 +340,8 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
                 for leaf, importer in zip(leaves, map(importer_of.__getitem__, types), strict=True)
             ]
             origins = list(map(origin_of.__getitem__, types))
-            return CallPlan(target, treedef, leaves, inputs, origins, True, leaves[0] is params)
+            scope = matmul_scope(target, origin_of.values())
+            return CallPlan(target, treedef, leaves, inputs, origins, True, leaves[0] is params, scope)
     # The owner depends on the leaf's type alone, so it is looked up once per distinct type (one
     # C-level pass over the leaves), not once per leaf: this is the per-leaf cost of every call.
     by_type = dict(zip(map(type, leaves), leaves, strict=True))
@@ -383,19 +385,33 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
     if owners is None:
         owners = [owner_by_type[type(leaf)] for leaf in leaves]
     origins = [get_adapter(owner) for owner in owners]  # type: ignore[arg-type]
-    scope = _scope_for(adapter, leaves, origins)
-    with _NO_SCOPE if scope is None else scope():
+    x64 = _scope_for(adapter, leaves, origins)
+    with _NO_SCOPE if x64 is None else x64():
         for index, leaf in enumerate(leaves):
             _raise_on_dtype_problem(params, index, leaf, origins[index], adapter)
         inputs = [
             leaf if origin is adapter else adapter.from_foreign(leaf, origin)
             for leaf, origin in zip(leaves, origins, strict=True)
         ]
-        if scope is not None:
+        if x64 is not None:
             _check_kept_dtypes(params, leaves, inputs, origins, adapter)
-    if scope is None and backend is not None:
+    if x64 is None and backend is not None:
         _remember_foreign(backend, leaves, origins, adapter)
+    scope = _both(x64, matmul_scope(adapter, origins))
     return CallPlan(adapter, treedef, leaves, inputs, origins, explicit, leaves[0] is params, scope)
+
+
+def _both(first: ScopeFactory | None, second: ScopeFactory | None) -> ScopeFactory | None:
+    """One context factory entering ``first`` then ``second`` (either may be ``None``)."""
+    if first is None or second is None:
+        return first or second
+
+    @contextmanager
+    def both() -> Iterator[None]:
+        with first(), second():
+            yield
+
+    return both
 
 
 def _remember_foreign(backend: str, leaves: list[Any], origins: list[Adapter], adapter: Adapter) -> None:

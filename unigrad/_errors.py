@@ -101,6 +101,14 @@ class CompileFallbackWarning(UnigradError, UserWarning):
     """
 
 
+class PrecisionWarning(UnigradError, UserWarning):
+    """A cross-framework call computes float32 matrix products at less precision than the params'
+    own framework would (TF32 on a GPU), and unigrad cannot raise it for the call alone.
+
+    A warning, not an error (see :class:`CompileFallbackWarning`); docs/gpu.md says what to set.
+    """
+
+
 class PerExampleLossError(InvalidLossError):
     """A data-parallel loss did not return one loss per example (shape ``(n,)`` for a batch of ``n``)."""
 

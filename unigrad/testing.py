@@ -18,7 +18,7 @@ from typing import Any
 import unigrad as ug
 from unigrad import _tree
 from unigrad._host import tree_to_float64
-from unigrad.backends import backend_name_of, get_adapter
+from unigrad.backends import backend_name_of, canonical_name, get_adapter
 from unigrad.conformance.case import Case, Tolerance
 from unigrad.conformance.compare import compare_trees
 from unigrad.conformance.devices import strict_precision
@@ -124,12 +124,16 @@ def assert_grad_matches_reference(
 
     ``ug.grad`` runs on ``params`` as given (their framework, dtype and device; NumPy params need
     ``backend=``); the result is compared with float64 central differences of the same loss run on
-    NumPy, with the tolerance of the params' dtype unless ``rtol``/``atol`` are given.
+    NumPy, with the tolerance of the params' dtype unless ``rtol``/``atol`` are given. As in
+    ``unigrad check``, the gradient is computed at full float32 precision (TF32 off on GPUs, JAX's
+    ``'highest'`` matmul precision), restored afterwards.
 
     Raises:
         AssertionError: naming each failing leaf path with its worst element and errors.
     """
-    grads = ug.grad(loss_fn, params, data, backend=backend)
+    computing = canonical_name(backend) if backend else backend_name_of(_tree.flatten(params)[0][0])
+    with strict_precision([str(computing)]):  # no TF32: float32 is checked at float32's tolerance
+        grads = ug.grad(loss_fn, params, data, backend=backend)
     params64, data64 = tree_to_float64(params), tree_to_float64(data)
     reference = ug.reference_grad(loss_fn, params64, data64)
     # the loosest tolerance among the params' dtypes (a complex dtype: that of its parts)

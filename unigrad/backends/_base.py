@@ -92,6 +92,26 @@ class Adapter:
         """
         return contextlib.nullcontext()
 
+    # -- float32 matmul precision on accelerators (unigrad._precision) -------------------------
+    def on_accelerator(self) -> bool:
+        """Whether this framework may compute on a GPU (or other accelerator) in this process, where
+        float32 matmuls can be rounded to TF32; ``False`` means every float32 matmul is full."""
+        return False
+
+    def float32_matmul_precision(self) -> str:
+        """This framework's current float32 matmul precision on an accelerator: ``'highest'``
+        (full float32), ``'high'`` (TF32-class) or ``'medium'`` (bfloat16-class)."""
+        return "highest"
+
+    def matmul_precision_scope(self, level: str) -> Callable[[], AbstractContextManager[Any]] | None:
+        """A factory of a thread-local context computing float32 matmuls at ``level`` or better, or
+        ``None`` when this framework's setting is process-global (unigrad then warns instead)."""
+        return None
+
+    def precision_hint(self) -> str:
+        """How a user raises this framework's float32 matmul precision for the whole program."""
+        return "see the framework's documentation on TF32"
+
     # -- moving arrays between frameworks ------------------------------------------------------
     def to_numpy(self, x: Any) -> np.ndarray:
         """A NumPy view or copy of ``x`` (on the host)."""

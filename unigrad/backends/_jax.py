@@ -6,6 +6,7 @@ transformation so ``has_aux`` accepts the same things on JAX as on PyTorch and T
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
@@ -54,6 +55,22 @@ class JaxAdapter(Adapter):
         # jax.enable_x64 is thread-local config (a swap of this thread's value, restored on exit),
         # and part of jax.jit's cache key: one trace per scoped signature, none for the others.
         return jax.enable_x64(True)
+
+    def on_accelerator(self) -> bool:
+        return _on_accelerator()
+
+    def float32_matmul_precision(self) -> str:
+        # None / "default" / "high" / "tensorfloat32": XLA's default on a GPU rounds to TF32.
+        setting = jax.config.jax_default_matmul_precision
+        return _LEVEL_OF_SETTING.get(str(setting).lower(), "high")
+
+    def matmul_precision_scope(self, level: str) -> Callable[[], AbstractContextManager[Any]]:
+        # jax.default_matmul_precision is thread-local config and part of jax.jit's cache key.
+        setting = _SETTING_OF_LEVEL[level]
+        return lambda: jax.default_matmul_precision(setting)
+
+    def precision_hint(self) -> str:
+        return "jax.config.update('jax_default_matmul_precision', 'highest')"
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
@@ -158,6 +175,16 @@ class JaxAdapter(Adapter):
         # jax.tree_util's C++ flatten: about 2 us for the MLP's params and data against 7 us for
         # optree's, in a real call (measured by benchmarks/, caches cold after XLA ran).
         return jax.tree_util.tree_flatten(tree)
+
+
+_LEVEL_OF_SETTING = {"highest": "highest", "float32": "highest", "bfloat16": "medium", "fastest": "medium"}
+_SETTING_OF_LEVEL = {"highest": "highest", "high": "tensorfloat32", "medium": "bfloat16"}
+
+
+@functools.cache
+def _on_accelerator() -> bool:
+    """Whether JAX's default backend is not the CPU (where every float32 matmul is full)."""
+    return jax.default_backend() != "cpu"
 
 
 _Context = tuple[Callable[[list[Any]], Any], OutputCheck, dict[str, Any]]  # (fn, finish, carried)

@@ -46,6 +46,15 @@ class TensorFlowAdapter(Adapter):
     def version(self) -> str:
         return str(tf.__version__)
 
+    def on_accelerator(self) -> bool:
+        return _on_accelerator()
+
+    def float32_matmul_precision(self) -> str:
+        return "high" if tf.config.experimental.tensor_float_32_execution_enabled() else "highest"
+
+    def precision_hint(self) -> str:
+        return "tf.config.experimental.enable_tensor_float_32_execution(False)"
+
     def to_numpy(self, x: Any) -> np.ndarray:
         return x.numpy()
 
@@ -208,6 +217,12 @@ class TensorFlowAdapter(Adapter):
             tape.watch(watched)
             loss, _ = finish(fn(leaves))
         return _dense(tape.gradient(loss, watched, unconnected_gradients=_ZERO))
+
+
+@functools.cache
+def _on_accelerator() -> bool:
+    """Whether TensorFlow sees a GPU (float32 matmuls use TF32 there unless turned off)."""
+    return bool(tf.config.list_logical_devices("GPU"))
 
 
 def _unaliased(leaves: list[Any]) -> list[Any]:

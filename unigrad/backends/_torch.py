@@ -43,6 +43,16 @@ class TorchAdapter(Adapter):
     def version(self) -> str:
         return str(torch.__version__)
 
+    def on_accelerator(self) -> bool:
+        return _on_accelerator()
+
+    def float32_matmul_precision(self) -> str:
+        # "high" also when TF32 was turned on with torch.backends.cuda.matmul.allow_tf32 (linked)
+        return str(torch.get_float32_matmul_precision())
+
+    def precision_hint(self) -> str:
+        return "torch.set_float32_matmul_precision('highest')"
+
     def to_numpy(self, x: Any) -> np.ndarray:
         try:  # the common case (a CPU tensor outside any graph): one call, no copy
             return x.numpy()
@@ -261,6 +271,12 @@ class TorchAdapter(Adapter):
 
 
 @functools.cache
+@functools.cache
+def _on_accelerator() -> bool:
+    """Whether torch sees a CUDA device (float32 matmuls may use TF32 there)."""
+    return bool(torch.cuda.is_available())
+
+
 def _load_forward_mode() -> None:
     """Import what forward-mode AD loads on first use, without its ``torch.jit.script`` warning.
 
