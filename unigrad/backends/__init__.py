@@ -25,6 +25,7 @@ from typing import Any
 
 from unigrad._errors import BackendNotInstalledError, UnknownBackendError
 from unigrad.backends._base import COMPLEX_DTYPES, FLOAT_DTYPES, Adapter
+from unigrad.backends._gpu_memory import before_import
 
 __all__ = [
     "BACKENDS",
@@ -145,6 +146,7 @@ def get_adapter(name: str) -> Adapter:
                 f"backend {key!r} needs the '{info.distribution_names[0]}' package, which is not "
                 f"installed: pip install 'unigrad[{info.extra}]'"
             )
+        before_import(info.module)  # JAX/TF imported here share the GPU (torch may hold the params)
         try:
             module = importlib.import_module(info.adapter_module)
         except ImportError as err:

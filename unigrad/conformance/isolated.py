@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from unigrad.conformance.case import Case
-from unigrad.conformance.pool import WorkerPool, default_jobs
+from unigrad.conformance.pool import WorkerPool
 from unigrad.conformance.results import ERROR, Comparison, Report
 from unigrad.conformance.runner import (
     Key,
@@ -156,7 +156,8 @@ def run_isolated(
         dtypes: dtypes to run.
         seed: inputs are a pure function of the seed and the case name.
         devices: device kinds or names to keep; default: all each backend sees.
-        jobs: workers at once (default: the CPU cores available).
+        jobs: workers at once (default: the CPU cores available, at most
+            :data:`~unigrad.conformance.pool.GPU_WORKERS_PER_DEVICE` per GPU).
         verbose: let the frameworks' own log lines through to stderr.
         compile_cache: keep JAX's compiled operations on disk between runs
             (:func:`~unigrad.conformance.pool.compile_cache_dir`).
@@ -175,7 +176,7 @@ def run_isolated(
         "seed": seed,
         "user": user,
     }
-    pool = WorkerPool(request, jobs=jobs or default_jobs(), verbose=verbose, compile_cache=compile_cache)
+    pool = WorkerPool(request, jobs=jobs, verbose=verbose, compile_cache=compile_cache)
     collector = _Collector(selected, backends, dtypes, seed, pool, progress)
     # Longest first: transform cases (compiled steps, second order) cost the most, so no worker is
     # left with one of them while the others are idle at the end.

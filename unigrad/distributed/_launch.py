@@ -151,6 +151,9 @@ def _environment(backend: str, launch: str, world_size: int, rank: int, ports: l
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.pop("TF_CONFIG", None)
+    from unigrad.backends._gpu_memory import share_gpu_memory
+
+    share_gpu_memory(env)  # the workers share this machine's GPUs: JAX and TF allocate on demand
     if backend == "jax":
         count = world_size if launch == "devices" else 1
         env["XLA_FLAGS"] = (
