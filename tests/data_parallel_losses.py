@@ -51,3 +51,21 @@ def logistic_problem(dtype: str = "float64", examples: int = 7, seed: int = 1) -
         "y": rng.choice([-1.0, 1.0], examples).astype(dtype),
     }
     return params, batch
+
+
+def losses_raising_on_rank_1(params: Any, batch: Any) -> Any:
+    """:func:`mlp_losses`, except that the worker process of rank 1 (torch's process group or JAX's
+    ``jax.process_index()``) raises ``ValueError`` first: a user's bug on one worker, which the launcher
+    must report rather than its peer's lost connection."""
+    import sys
+
+    rank = 0
+    if "torch.distributed" in sys.modules and sys.modules["torch.distributed"].is_initialized():
+        rank = sys.modules["torch.distributed"].get_rank()
+    elif "jax" in sys.modules:
+        import jax
+
+        rank = jax.process_index()
+    if rank == 1:
+        raise ValueError("boom on rank 1")
+    return mlp_losses(params, batch)

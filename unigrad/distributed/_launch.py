@@ -264,33 +264,142 @@ def _run_workers(
         env = _environment(backend, launch, world_size, rank, ports)
         workers.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log))
     deadline = time.monotonic() + timeout
-    failed: list[int] = []
-    while any(proc.poll() is None for proc, _ in workers):
-        failed = [rank for rank, (proc, _) in enumerate(workers) if proc.poll() not in (None, 0)]
-        if failed or time.monotonic() > deadline:
-            break  # the others would wait for it in a collective until their own timeout
+    exited_at: dict[int, float] = {}  # wall-clock time, comparable with a worker's own error_time
+    first_failure: float | None = None
+    timed_out = False
+    while True:
+        for rank, (proc, _) in enumerate(workers):
+            if rank not in exited_at and proc.poll() is not None:
+                exited_at[rank] = time.time()
+                if proc.returncode != 0 and first_failure is None:
+                    first_failure = time.monotonic()
+        if len(exited_at) == processes:
+            break
+        # The others would wait for a failed worker in a collective until their own timeout; a short
+        # grace lets the ones that noticed it exit by themselves and write their own errors.
+        if first_failure is not None and time.monotonic() > first_failure + FAILURE_GRACE_S:
+            break
+        if time.monotonic() > deadline:
+            timed_out = first_failure is None
+            break
         time.sleep(0.05)
-    for proc, log in workers:
+    killed = set()
+    for rank, (proc, log) in enumerate(workers):
         if proc.poll() is None:
             proc.kill()
+            killed.add(rank)
         proc.wait()
         log.close()
-    failed = [rank for rank, (proc, _) in enumerate(workers) if proc.returncode != 0]
-    if failed:
-        # The worker that raised, rather than one killed while it waited for it in a collective.
-        raised = [r for r in failed if os.path.exists(os.path.join(folder, f"result{r}.pkl"))]
-        rank = (raised or failed)[0]
+        exited_at.setdefault(rank, time.time())
+    failures = [
+        _read_failure(folder, rank, proc.returncode, rank in killed, exited_at[rank])
+        for rank, (proc, _) in enumerate(workers)
+        if proc.returncode != 0
+    ]
+    if failures:
+        where = f"of {processes} ({backend}, launch {launch!r}, world size {world_size})"
+        raise DistributedSetupError(_failure_report(failures, where, timeout if timed_out else None))
+
+
+#: After the first worker fails, how long the others may take to exit on their own before they are killed.
+FAILURE_GRACE_S = 2.0
+
+#: A worker whose error is one of these failed because a peer left a collective (or the job), not first.
+_CONSEQUENTIAL_TYPES = (
+    "DistBackendError",
+    "DistNetworkError",
+    "UnavailableError",
+    "CancelledError",
+    "AbortedError",
+)
+_CONSEQUENTIAL_WORDS = (
+    "closed by peer", "reset by peer", "broken pipe", "remote worker", "connection closed",
+    "connection reset", "coordination service", "heartbeat", "collective ops is aborted", "socket closed",
+)  # fmt: skip
+
+
+@dataclass
+class _Failure:
+    """One worker that did not exit 0, as the launcher reports it."""
+
+    rank: int
+    returncode: int
+    killed: bool  # by the launcher, after another worker failed or at the timeout
+    time: float  # when it raised (its own record), else when the launcher saw it end
+    error_type: str = ""  # empty when it wrote no error (a crash, or killed)
+    message: str = ""
+    frames: str = ""
+    output: str = ""  # the end of its stdout and stderr
+
+    @property
+    def consequential(self) -> bool:
+        """Whether this failure followed from another's: killed, or a collective's lost connection."""
+        if self.killed:
+            return True
+        text = (self.message if self.error_type else self.output[-2000:]).lower()
+        short_type = self.error_type.rpartition(".")[2]
+        return short_type in _CONSEQUENTIAL_TYPES or any(word in text for word in _CONSEQUENTIAL_WORDS)
+
+    def summary(self) -> str:
+        """One line: what happened to this worker."""
+        if self.error_type:
+            line = (self.message.strip().splitlines() or [""])[0]
+            line = line if len(line) <= 160 else f"{line[:157]}..."
+            return f"{self.error_type}: {line}" if line else self.error_type
+        if self.killed:
+            return "killed by the launcher (it was still running)"
+        last = (self.output.strip().splitlines() or ["(no output)"])[-1].strip()
+        return f"exited with {self.returncode} without a result; its last output line: {last[:160]}"
+
+
+def _read_failure(folder: str, rank: int, returncode: int, killed: bool, ended: float) -> _Failure:
+    """What worker ``rank`` left in ``folder``: its error (``result{rank}.pkl``) and its output."""
+    try:
         with open(os.path.join(folder, f"log{rank}.txt"), errors="replace") as file:
-            output = file.read()
-        reason = "timed out" if time.monotonic() > deadline else f"exited with {workers[rank][0].returncode}"
-        result_path = os.path.join(folder, f"result{rank}.pkl")
-        if os.path.exists(result_path):
-            with open(result_path, "rb") as file:
-                output = pickle.load(file).get("error", output)
-        raise DistributedSetupError(
-            f"worker {rank} of {processes} ({backend}, launch {launch!r}, world size {world_size}) "
-            f"{reason}:\n{output[-3000:]}"
-        )
+            output = file.read()[-3000:]
+    except OSError:
+        output = ""
+    failure = _Failure(rank, returncode, killed, ended, output=output)
+    try:
+        with open(os.path.join(folder, f"result{rank}.pkl"), "rb") as file:
+            result = pickle.load(file)
+    except Exception:  # noqa: BLE001 - none, or unreadable: the worker's output tells what there is
+        return failure
+    if "error" in result:
+        failure.killed = False  # it raised before the launcher stopped it
+        failure.time = float(result.get("error_time", ended))
+        failure.error_type = str(result.get("error_type", "Exception"))
+        failure.message = str(result.get("error_message", ""))
+        failure.frames = str(result.get("error_frames", "")) or str(result["error"])
+    return failure
+
+
+def _failure_report(failures: list[_Failure], where: str, timed_out_after: float | None) -> str:
+    """The worker that failed first (its error and innermost frames), then one line for each other.
+
+    First means: among the failures that did not follow from another's (see
+    :attr:`_Failure.consequential`), the earliest; a failure that followed from another's comes first
+    only when every failure did (then the earliest of those).
+    """
+    ordered = sorted(failures, key=lambda f: (f.consequential, f.time, f.rank))
+    first, others = ordered[0], ordered[1:]
+    failed = "failed first" if others else "failed"
+    if timed_out_after is not None and first.killed:
+        lines = [f"worker {first.rank} {where} timed out after {timed_out_after:g} s; the end of its output:"]
+        lines.append(first.output.rstrip() or "(no output)")
+    elif first.error_type:
+        lines = [f"worker {first.rank} {where} {failed}, with {first.summary()}"]
+        lines.append("Traceback (innermost frames):")
+        lines.append(first.frames.rstrip())
+        message = first.message if len(first.message) <= 3000 else f"{first.message[:3000]}..."
+        lines.append(f"{first.error_type}: {message}" if message else first.error_type)
+    else:
+        lines = [f"worker {first.rank} {where} {failed}: {first.summary()}; the end of its output:"]
+        lines.append(first.output.rstrip() or "(no output)")
+    if others:
+        lines.append("The other workers that failed, after it (likely in consequence):")
+        lines.extend(f"  worker {other.rank}: {other.summary()}" for other in others)
+    return "\n".join(lines)
 
 
 def _compare(results: list[dict[str, Any]], params: Any, launch: str) -> list[WorkerResult]:

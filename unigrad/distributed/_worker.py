@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -109,17 +110,47 @@ def len_of(batch: Any) -> int:
     return next(leaf.shape[0] for leaf in _tree.flatten(batch)[0] if hasattr(leaf, "shape"))
 
 
+#: How many of the innermost traceback frames the launcher shows for the worker that failed first.
+ERROR_FRAMES = 6
+
+
 def main(argv: list[str]) -> int:
+    """Run the job and write ``result{rank}.pkl`` beside it: the results, or the error with its time.
+
+    The error's wall-clock time (``error_time``) lets the launcher tell the worker that failed first
+    from the ones that failed because of it (a peer that left a collective: gloo's "Connection closed
+    by peer"), which often raise too, and may be lower ranks.
+    """
     job_path, rank = argv[0], int(argv[1])
     with open(job_path, "rb") as file:
         job = pickle.load(file)
     try:
         result = run(job, rank)
-    except BaseException:  # noqa: BLE001 - reported to the launcher, which names the worker
-        result = {"error": traceback.format_exc()}
-    with open(os.path.join(os.path.dirname(job_path), f"result{rank}.pkl"), "wb") as file:
+    except BaseException as err:  # noqa: BLE001 - reported to the launcher, which names the worker
+        error_time = time.time()
+        kind = type(err)
+        frames = traceback.extract_tb(err.__traceback__)[-ERROR_FRAMES:]
+        result = {
+            "error": traceback.format_exc(),
+            "error_time": error_time,
+            "error_type": kind.__qualname__
+            if kind.__module__ == "builtins"
+            else f"{kind.__module__}.{kind.__qualname__}",
+            "error_message": str(err),
+            "error_frames": "".join(traceback.format_list(frames)),
+        }
+    # Written whole, then renamed: a worker killed while writing leaves no half pickle to misread.
+    path = os.path.join(os.path.dirname(job_path), f"result{rank}.pkl")
+    with open(f"{path}.part", "wb") as file:
         pickle.dump(result, file)
-    return 0 if "error" not in result else 1
+    os.replace(f"{path}.part", path)
+    if "error" in result:
+        # Exit now: the frameworks' exit handlers wait for the peers (jax.distributed's shutdown
+        # barrier), and the peers wait in a collective for this worker, until the launcher's timeout.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    return 0
 
 
 if __name__ == "__main__":
