@@ -40,6 +40,8 @@ MODULES = {
     "unigrad.conformance.isolated": [],
     "unigrad.conformance.worker": [],
     "unigrad.backends": [],
+    "unigrad.backends._gpu_memory": [],
+    "unigrad._precision": [],
     "unigrad.demo": [],
     "unigrad.distributed": ["torch"],
     "unigrad.distributed._batch": [],

@@ -24,6 +24,7 @@ from unigrad._errors import (
     EmptyParamsError,
     InvalidAuxError,
     InvalidDataError,
+    InvalidDeviceError,
     InvalidLossError,
     InvalidOutputError,
     InvalidParamsError,
@@ -43,7 +44,7 @@ from unigrad.backends import installed_backends
 if TYPE_CHECKING:
     from unigrad._compiled import ValueAndGradFn, value_and_grad_fn
     from unigrad._compiled_hvp import HvpFn, hvp_fn
-    from unigrad._convert import to_backend, to_numpy
+    from unigrad._convert import precision_scope, to_backend, to_numpy
     from unigrad._namespace import namespace
     from unigrad._transforms import hessian, hvp, jacobian, jvp, per_example_grads, vjp
     from unigrad.distributed import DataParallelValueAndGradFn, data_parallel_value_and_grad_fn
@@ -57,7 +58,7 @@ _LAZY = {
     "value_and_grad_fn": "unigrad._compiled",
     **dict.fromkeys(["HvpFn", "hvp_fn"], "unigrad._compiled_hvp"),
     "namespace": "unigrad._namespace",
-    **dict.fromkeys(["to_backend", "to_numpy"], "unigrad._convert"),
+    **dict.fromkeys(["precision_scope", "to_backend", "to_numpy"], "unigrad._convert"),
     **dict.fromkeys(["hessian", "hvp", "jacobian", "jvp", "per_example_grads", "vjp"], "unigrad._transforms"),
 }
 
@@ -76,6 +77,7 @@ __all__ = [
     "HvpFn",
     "InvalidAuxError",
     "InvalidDataError",
+    "InvalidDeviceError",
     "InvalidLossError",
     "InvalidOutputError",
     "InvalidParamsError",
@@ -101,6 +103,7 @@ __all__ = [
     "jvp",
     "namespace",
     "per_example_grads",
+    "precision_scope",
     "reference_grad",
     "to_backend",
     "to_numpy",

@@ -30,10 +30,11 @@ def _value_and_grad(
     backend: str | None,
     adapter: NumpyAdapter | None = None,
     want_loss: bool = True,
+    device: Any = None,
 ) -> tuple[Any, Any]:
     if not callable(loss_fn):
         _require_callable(loss_fn)
-    plan = plan_call(params, backend, adapter)
+    plan = plan_call(params, backend, adapter, device)
     if plan.scope is not None:  # float64 NumPy on JAX: the whole call keeps 64 bits, this thread only
         with plan.scope():
             return _run(plan, loss_fn, data, has_aux, want_loss)
@@ -74,6 +75,7 @@ def value_and_grad(
     *,
     has_aux: bool = False,
     backend: str | None = None,
+    device: Any = None,
 ) -> tuple[Any, PyTree]:
     """The loss and its gradient with respect to ``params``, on the backend the params live on.
 
@@ -94,6 +96,11 @@ def value_and_grad(
             finite-difference reference). ``None`` infers it from the params. Leaves of another
             framework, or NumPy, are converted (zero-copy through DLPack where possible) and their
             gradients handed back in their own framework.
+        device: with ``backend=``, where the converted leaves (NumPy, other frameworks' arrays; params
+            and data) are placed for the call: a device object of the framework or a string
+            (``'cuda:0'``, ``'gpu'``, ``'cpu:1'``). ``None``: the framework's default device
+            (``torch.get_default_device()``, JAX's default device, TensorFlow's placement). The
+            gradients still come back where their parameters are (NumPy on the host).
 
     Returns:
         ``(loss, grads)``: ``grads`` has exactly the structure of ``params``, and each gradient
@@ -114,7 +121,7 @@ def value_and_grad(
         >>> float(loss), float(grads["w"])
         (5.0, 10.0)
     """
-    return _value_and_grad(loss_fn, params, data, has_aux, backend)
+    return _value_and_grad(loss_fn, params, data, has_aux, backend, device=device)
 
 
 def grad(
@@ -124,8 +131,10 @@ def grad(
     *,
     has_aux: bool = False,
     backend: str | None = None,
+    device: Any = None,
 ) -> Any:
-    """The gradient of ``loss_fn`` with respect to ``params`` (see :func:`value_and_grad`).
+    """The gradient of ``loss_fn`` with respect to ``params`` (see :func:`value_and_grad`, also for
+    ``backend=`` and ``device=``).
 
     Returns:
         ``grads`` shaped like ``params``; with ``has_aux=True``, ``(grads, aux)`` as in ``jax.grad``.
@@ -136,9 +145,11 @@ def grad(
         tensor(6.)
     """
     if has_aux:
-        (_, aux), grads = _value_and_grad(loss_fn, params, data, True, backend, want_loss=False)
+        (_, aux), grads = _value_and_grad(
+            loss_fn, params, data, True, backend, want_loss=False, device=device
+        )
         return grads, aux
-    return _value_and_grad(loss_fn, params, data, False, backend, want_loss=False)[1]
+    return _value_and_grad(loss_fn, params, data, False, backend, want_loss=False, device=device)[1]
 
 
 def reference_grad(

@@ -96,7 +96,8 @@ class _Entry:
 
     def _data_arrays(self, data_leaves: list[Any]) -> list[Any]:
         adapter = self.plan.adapter
-        return [to_backend(adapter, data_leaves[index]) for index in self.data_positions]
+        place = self.plan.place
+        return [to_backend(adapter, data_leaves[index], place) for index in self.data_positions]
 
     def __call__(self, leaves: list[Any], data: Any, data_leaves: list[Any]) -> tuple[Any, Any]:
         if self.plan.scope is not None:
@@ -168,8 +169,10 @@ class ValueAndGradFn:
         has_aux: bool,
         jit: bool,
         jit_options: Mapping[str, Any] | None,
+        device: Any = None,
     ) -> None:
         _require_callable(loss_fn)
+        self.device = device
         self.loss_fn = loss_fn
         self.backend = None if backend is None else canonical_name(backend)
         self.has_aux = has_aux
@@ -234,8 +237,10 @@ class ValueAndGradFn:
         if entry is None:
             if _tree.register_container_leaves(leaves + data_leaves):
                 return self(params, data)  # dataclass containers are structure: key them as such
-            plan = plan_call(params, self.backend)
-            if self.jit and not self._structure_refused and qualifies(plan, data_leaves):
+            plan = plan_call(params, self.backend, device=self.device)
+            # device= is placed by the plan's conversions: the structure path hands NumPy to jax.jit
+            structured = self.jit and self.device is None and not self._structure_refused
+            if structured and qualifies(plan, data_leaves):
                 result = self._try_by_structure(plan, params, data, data_leaves)
                 if result is not None:
                     return result
@@ -312,6 +317,7 @@ def value_and_grad_fn(
     has_aux: bool = False,
     jit: bool = False,
     jit_options: Mapping[str, Any] | None = None,
+    device: Any = None,
 ) -> ValueAndGradFn:
     """A reusable ``step(params, data=None)`` computing :func:`unigrad.value_and_grad`, optionally compiled.
 
@@ -328,6 +334,7 @@ def value_and_grad_fn(
             (:class:`~unigrad.CompileFallbackWarning`) and runs eagerly; it never raises for that.
         jit_options: keyword arguments for the compiler, e.g. ``{"backend": "aot_eager"}`` for
             ``torch.compile`` or ``{"jit_compile": True}`` for ``tf.function``.
+        device: with ``backend=``, where converted leaves are placed (see :func:`unigrad.value_and_grad`).
 
     Returns:
         A :class:`ValueAndGradFn`; ``step.cache_size`` counts the signatures seen so far.
@@ -345,4 +352,6 @@ def value_and_grad_fn(
         >>> step.cache_size
         1
     """
-    return ValueAndGradFn(loss_fn, backend, has_aux, jit, jit_options)
+    if device is not None and backend is None:
+        plan_call(None, None, device=device)  # raises the error that explains device= needs backend=
+    return ValueAndGradFn(loss_fn, backend, has_aux, jit, jit_options, device)

@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import numpy as np
@@ -33,29 +33,35 @@ from unigrad.backends import Adapter, backend_name_of, get_adapter
 PyTree = TypeVar("PyTree")
 
 
-def to_backend(tree: PyTree, backend: str) -> PyTree:
+def to_backend(tree: PyTree, backend: str, *, device: Any = None) -> PyTree:
     """``tree`` with every array leaf (NumPy or any framework's) as an array of ``backend``.
 
     Each array keeps its dtype and, where the frameworks allow, its memory (no copy): NumPy to
     PyTorch always; NumPy to TensorFlow for 64-byte-aligned arrays; DLPack between frameworks on the
     same device. JAX arrays are immutable and are always copied from NumPy. 64-bit leaves going to
     JAX while its x64 mode is off are created in float64/int64 (under a scoped, thread-local
-    ``jax.enable_x64(True)``, as ``ug.grad(..., backend="jax")`` does); to compute on them, run the
-    code under ``jax.enable_x64(True)`` too, or let ``ug.grad`` and the transforms convert.
+    ``jax.enable_x64(True)``, as ``ug.grad(..., backend="jax")`` does); to compute on them with your
+    own JAX code, run it under :func:`precision_scope` (``with ug.precision_scope("jax"):``), or
+    let ``ug.grad`` and the transforms convert.
 
     Args:
         tree: a pytree (dicts, lists, tuples, dataclasses, registered nodes; ``None`` is structure).
             Leaves that are no framework's array (numbers, strings, objects) are passed through.
         backend: ``'torch'``, ``'tensorflow'`` (``'tf'``), ``'jax'`` or ``'numpy'``.
+        device: where converted leaves are placed: a device of the framework or a string
+            (``'cuda:0'``, ``'gpu'``, ``'cpu:1'``); ``None``, the framework's default device
+            (``torch.get_default_device()`` for PyTorch).
 
     Returns:
-        A tree of the same structure; leaves already of ``backend`` are returned as they are.
+        A tree of the same structure; leaves already of ``backend`` are returned as they are (on
+        their own device).
 
     Raises:
         UnknownBackendError, BackendNotInstalledError: ``backend`` is unknown or not installed.
         ConversionError: the framework refused a leaf (e.g. a dtype it has no equivalent for); the
             message names the leaf's path, dtype and both frameworks.
         PrecisionError: the leaf's dtype could not be kept (a device without 64-bit support).
+        InvalidDeviceError: ``device`` is not a device of ``backend`` here.
 
     Example:
         >>> import numpy as np, unigrad as ug
@@ -68,6 +74,7 @@ def to_backend(tree: PyTree, backend: str) -> PyTree:
         array([5., 1., 2.])
     """
     target = get_adapter(backend)
+    place = target.placer(device)
     leaves, treedef = _tree.flatten(tree, "tree")
     owners = [backend_name_of(leaf) for leaf in leaves]
     scoped = target.scoped_dtypes
@@ -82,8 +89,27 @@ def to_backend(tree: PyTree, backend: str) -> PyTree:
                 converted.append(leaf)
                 continue
             origin = get_adapter(owner)
-            converted.append(_converted(tree, index, leaf, origin, target, _into(target, origin)))
+            converted.append(_converted(tree, index, leaf, origin, target, _into(target, origin, place)))
     return treedef.unflatten(converted)
+
+
+def precision_scope(backend: str) -> AbstractContextManager[Any]:
+    """The context in which ``backend`` keeps the 64-bit dtypes that :func:`to_backend` gave its
+    arrays, for code of your own that computes on them outside unigrad's calls.
+
+    On JAX with its x64 mode off, ``ug.to_backend(float64_numpy, "jax")`` is float64, but JAX's own
+    functions called outside any scope would mix it with float32 (``lax.complex requires arguments
+    to have the same dtypes``). Inside this context (``jax.enable_x64(True)``: this thread only,
+    restored on exit) they compute in float64, as unigrad's calls do. Other backends keep every
+    dtype anyway: their context does nothing.
+
+    Example:
+        >>> import numpy as np, unigrad as ug
+        >>> with ug.precision_scope("torch"):
+        ...     str(ug.to_backend(np.ones(2), "torch").dtype)
+        'torch.float64'
+    """
+    return get_adapter(backend).precision_scope()
 
 
 def to_numpy(tree: PyTree) -> PyTree:
@@ -120,9 +146,11 @@ def to_numpy(tree: PyTree) -> PyTree:
     return treedef.unflatten(converted)
 
 
-def _into(target: Adapter, origin: Adapter) -> Callable[[Any], Any]:
+def _into(target: Adapter, origin: Adapter, place: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
     if target.name == "numpy":
         return _reader(origin)
+    if place is not None:
+        return lambda leaf: place(target.from_foreign(leaf, origin))
     return lambda leaf: target.from_foreign(leaf, origin)
 
 

@@ -21,6 +21,7 @@ from unigrad import _tree
 from unigrad._errors import (
     BackendRequiredError,
     EmptyParamsError,
+    InvalidDeviceError,
     InvalidParamsError,
     MixedBackendsError,
     PrecisionError,
@@ -66,7 +67,7 @@ _FOREIGN_PLANS_LIMIT = 256
 # (adapter, backend= given, whether this call prepares data leaves, the data's leaf types) -> per
 # leaf, how prepare_data converts it. A flat dict of arrays (the commonest data) has its own table,
 # keyed by its values' types, and is rebuilt without optree.
-_DataKey = tuple[Adapter, bool, bool, tuple[type, ...]]
+_DataKey = tuple[Adapter, bool, bool, Callable[[Any], Any] | None, tuple[type, ...]]
 _data_converters: dict[_DataKey, list[Callable[[Any], Any] | None]] = {}
 _dict_converters: dict[_DataKey, list[Callable[[Any], Any] | None]] = {}
 # Reusable and re-entrant: the context of every call that needs no precision scope.
@@ -87,6 +88,14 @@ class CallPlan:
     # The adapter's precision_scope when this call converts leaves of its scoped dtypes (float64
     # NumPy on JAX): the whole call runs inside it. None when the call needs none (the common case).
     scope: Callable[[], AbstractContextManager[Any]] | None = None
+    # device=: moves what this call converts (NumPy, other frameworks' arrays) onto the device asked
+    # for, or the framework's default one (Adapter.placer). None when they are made there already.
+    place: Callable[[Any], Any] | None = None
+
+    def to_backend(self, leaf: Any) -> Any:
+        """A leaf of any framework (a tangent, a vector, a data array) as this call's adapter needs it,
+        on this call's device when it is converted."""
+        return to_backend(self.adapter, leaf, self.place)
 
     def scoped(self) -> AbstractContextManager[Any]:
         """The context a call of this plan runs in (see ``scope``)."""
@@ -131,7 +140,7 @@ class CallPlan:
         Converts foreign leaves as the original plan did; validates nothing, since the cache key
         already says that these leaves are like the ones this plan was made and checked for.
         """
-        adapter, origins = self.adapter, self.origins
+        adapter, origins, place = self.adapter, self.origins, self.place
         if origins is None:
             inputs = leaves
         else:
@@ -139,7 +148,13 @@ class CallPlan:
                 leaf if origin is adapter else adapter.from_foreign(leaf, origin)
                 for leaf, origin in zip(leaves, origins, strict=True)
             ]
-        return CallPlan(adapter, self.treedef, leaves, inputs, origins, self.explicit, self.bare, self.scope)
+            if place is not None:
+                inputs = [
+                    x if origin is adapter else place(x) for x, origin in zip(inputs, origins, strict=True)
+                ]
+        return CallPlan(
+            adapter, self.treedef, leaves, inputs, origins, self.explicit, self.bare, self.scope, place
+        )
 
     def bind(self, fn: Callable[..., Any], data: Any) -> Callable[[list[Any]], Any]:
         """``fn`` as a function of this plan's flat leaves: ``fn(params)``, or ``fn(params, data)``."""
@@ -159,9 +174,10 @@ class CallPlan:
         prepare = adapter.data_preparer()
         if not explicit and prepare is None:
             return data  # the common case: data goes to the loss untouched, not even flattened
+        place = self.place
         dict_key = None
         if type(data) is dict:  # a flat dict of arrays seen before: no optree on either side
-            dict_key = (adapter, explicit, prepare is not None, tuple(map(type, data.values())))
+            dict_key = (adapter, explicit, prepare is not None, place, tuple(map(type, data.values())))
             converters = _dict_converters.get(dict_key)
             if converters is not None:
                 return {
@@ -169,12 +185,12 @@ class CallPlan:
                     for (name, value), convert in zip(data.items(), converters, strict=True)
                 }
         leaves, treedef = _flatten_tree(data, "data")
-        key = (adapter, explicit, prepare is not None, tuple(map(type, leaves)))
+        key = (adapter, explicit, prepare is not None, place, tuple(map(type, leaves)))
         converters = _data_converters.get(key)
         if converters is None:
             if len(_data_converters) >= _FOREIGN_PLANS_LIMIT:
                 _data_converters.clear()
-            converters = [_data_converter(adapter, explicit, prepare, leaf) for leaf in leaves]
+            converters = [_data_converter(adapter, explicit, prepare, leaf, place) for leaf in leaves]
             _data_converters[key] = converters
         if dict_key is not None and all(backend_name_of(value) is not None for value in data.values()):
             # every value is an array leaf, so the leaves' types are the values' types (in insertion
@@ -182,7 +198,7 @@ class CallPlan:
             if len(_dict_converters) >= _FOREIGN_PLANS_LIMIT:
                 _dict_converters.clear()
             _dict_converters[dict_key] = [
-                _data_converter(adapter, explicit, prepare, value) for value in data.values()
+                _data_converter(adapter, explicit, prepare, value, place) for value in data.values()
             ]
         return treedef.unflatten(
             [
@@ -193,7 +209,11 @@ class CallPlan:
 
 
 def _data_converter(
-    adapter: Adapter, explicit: bool, prepare: Callable[[Any], Any] | None, leaf: Any
+    adapter: Adapter,
+    explicit: bool,
+    prepare: Callable[[Any], Any] | None,
+    leaf: Any,
+    place: Callable[[Any], Any] | None = None,
 ) -> Callable[[Any], Any] | None:
     """What ``prepare_data`` does to data leaves of ``leaf``'s type (``None``: nothing); it depends on
     the type alone (and on ``prepare``, the adapter's data preparer of this call, for converted
@@ -211,6 +231,9 @@ def _data_converter(
     if owner is None or not explicit:
         return None
     convert = adapter.importer_from(get_adapter(owner))
+    if place is not None:
+        imported = convert
+        convert = lambda x: place(imported(x))  # noqa: E731 - one closure per cached converter
     if prepare is None:
         return convert
     return lambda x: prepare(convert(x))
@@ -303,19 +326,29 @@ def bare_native_adapter(params: Any) -> Adapter | None:
     return None
 
 
-def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) -> CallPlan:
+def plan_call(
+    params: Any, backend: str | None, adapter: Adapter | None = None, device: Any = None
+) -> CallPlan:
     """Validate ``params`` and decide how the call runs.
 
     Args:
         params: the user's parameter pytree.
         backend: the backend asked for, or ``None`` to infer it from the leaves.
         adapter: an adapter instance to use instead of ``backend``'s registered one.
+        device: where the leaves this call converts (NumPy, other frameworks') are placed; ``None``:
+            the framework's default device. Only with ``backend=`` (nothing is converted without).
 
     Raises:
         EmptyParamsError, InvalidParamsError, BackendRequiredError, MixedBackendsError,
-        PrecisionError, UnknownBackendError, BackendNotInstalledError.
+        PrecisionError, UnknownBackendError, BackendNotInstalledError, InvalidDeviceError.
     """
     inferred = backend is None and adapter is None
+    if inferred and device is not None:
+        raise InvalidDeviceError(
+            f"device={device!r} places the arrays unigrad converts (NumPy, or another framework's "
+            f"arrays), which happens only with backend=: pass backend= too, or move the params to the "
+            f"device yourself (their gradients stay where they are)"
+        )
     if inferred:
         bare = bare_native_adapter(params)
         if bare is not None:
@@ -335,13 +368,21 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
         if remembered is not None and remembered[2].issuperset(map(_get_dtype, leaves)):
             target, origin_of, _, importer_of = remembered
             types = list(map(type, leaves))
-            inputs = [
-                leaf if importer is None else importer(leaf)
-                for leaf, importer in zip(leaves, map(importer_of.__getitem__, types), strict=True)
-            ]
+            place = target.placer(device)
+            importers = map(importer_of.__getitem__, types)
+            if place is None:
+                inputs = [
+                    leaf if importer is None else importer(leaf)
+                    for leaf, importer in zip(leaves, importers, strict=True)
+                ]
+            else:
+                inputs = [
+                    leaf if importer is None else place(importer(leaf))
+                    for leaf, importer in zip(leaves, importers, strict=True)
+                ]
             origins = list(map(origin_of.__getitem__, types))
             scope = matmul_scope(target, origin_of.values())
-            return CallPlan(target, treedef, leaves, inputs, origins, True, leaves[0] is params, scope)
+            return CallPlan(target, treedef, leaves, inputs, origins, True, leaves[0] is params, scope, place)
     # The owner depends on the leaf's type alone, so it is looked up once per distinct type (one
     # C-level pass over the leaves), not once per leaf: this is the per-leaf cost of every call.
     by_type = dict(zip(map(type, leaves), leaves, strict=True))
@@ -375,12 +416,13 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
                 backend = _infer_backend(params, leaves, owners if owners is not None else [owner])
         adapter = get_adapter(backend)
 
+    place = adapter.placer(device) if explicit else None
     native = owners is None and owner == adapter.name
     if native:
         _check_native_dtypes(params, leaves, adapter)
         if not explicit:
             _remember_native(params, leaves, adapter)
-        return CallPlan(adapter, treedef, leaves, leaves, None, explicit, leaves[0] is params)
+        return CallPlan(adapter, treedef, leaves, leaves, None, explicit, leaves[0] is params, None, place)
 
     if owners is None:
         owners = [owner_by_type[type(leaf)] for leaf in leaves]
@@ -393,12 +435,14 @@ def plan_call(params: Any, backend: str | None, adapter: Adapter | None = None) 
             leaf if origin is adapter else adapter.from_foreign(leaf, origin)
             for leaf, origin in zip(leaves, origins, strict=True)
         ]
+        if place is not None:
+            inputs = [x if origin is adapter else place(x) for x, origin in zip(inputs, origins, strict=True)]
         if x64 is not None:
             _check_kept_dtypes(params, leaves, inputs, origins, adapter)
     if x64 is None and backend is not None:
         _remember_foreign(backend, leaves, origins, adapter)
     scope = _both(x64, matmul_scope(adapter, origins))
-    return CallPlan(adapter, treedef, leaves, inputs, origins, explicit, leaves[0] is params, scope)
+    return CallPlan(adapter, treedef, leaves, inputs, origins, explicit, leaves[0] is params, scope, place)
 
 
 def _both(first: ScopeFactory | None, second: ScopeFactory | None) -> ScopeFactory | None:
@@ -523,9 +567,12 @@ def _infer_backend(params: Any, leaves: list[Any], owners: list[str | None]) -> 
     return str(distinct[0])
 
 
-def to_backend(adapter: Adapter, leaf: Any) -> Any:
-    """``leaf`` (an array of any framework) as an array of ``adapter``'s framework, ready for a call."""
+def to_backend(adapter: Adapter, leaf: Any, place: Callable[[Any], Any] | None = None) -> Any:
+    """``leaf`` (an array of any framework) as an array of ``adapter``'s framework, ready for a call;
+    a converted one moved by ``place`` (a plan's device) when given."""
     owner = backend_name_of(leaf)
     if owner is not None and owner != adapter.name:
         leaf = adapter.from_foreign(leaf, get_adapter(owner))
+        if place is not None:
+            leaf = place(leaf)
     return adapter.prepare_data_leaf(leaf)

@@ -101,6 +101,10 @@ class CompileFallbackWarning(UnigradError, UserWarning):
     """
 
 
+class InvalidDeviceError(UnigradError, ValueError):
+    """``device=`` names a device the backend does not have, or is given where nothing is placed."""
+
+
 class PrecisionWarning(UnigradError, UserWarning):
     """A cross-framework call computes float32 matrix products at less precision than the params'
     own framework would (TF32 on a GPU), and unigrad cannot raise it for the call alone.

@@ -82,6 +82,7 @@ def _matching(
     like_adapters: list[Adapter],
     like_root: str,
     adapter: Adapter,
+    place: Callable[[Any], Any] | None = None,
 ) -> list[Any]:
     """The leaves of ``tree`` in ``adapter``'s framework, checked leaf by leaf against ``like_leaves``.
 
@@ -110,9 +111,8 @@ def _matching(
         if type(leaf) is type(like) and leaf.shape == like.shape and leaf.dtype == like.dtype:
             # The common case (a vector of the params' own kind): the framework's own comparisons,
             # several us cheaper per leaf than the normalised shapes and dtype names below.
-            converted.append(
-                adapter.prepare_data_leaf(leaf) if like_adapter is adapter else to_backend(adapter, leaf)
-            )
+            own = like_adapter is adapter
+            converted.append(adapter.prepare_data_leaf(leaf) if own else to_backend(adapter, leaf, place))
             continue
         owner = backend_name_of(leaf)
         if owner is None:
@@ -134,13 +134,15 @@ def _matching(
             raise DtypeMismatchError(
                 f"{path} has dtype {dtype} but {like_path} has dtype {want_dtype}: cast it to {want_dtype}"
             )
-        converted.append(to_backend(adapter, leaf))
+        converted.append(to_backend(adapter, leaf, place))
     return converted
 
 
 def _like_params(tree: Any, root: str, params: Any, plan: CallPlan) -> list[Any]:
     origins = plan.origins or [plan.adapter] * len(plan.originals)
-    return _matching(tree, root, params, plan.treedef, plan.originals, origins, "params", plan.adapter)
+    return _matching(
+        tree, root, params, plan.treedef, plan.originals, origins, "params", plan.adapter, plan.place
+    )
 
 
 def _split_aux(
@@ -182,6 +184,7 @@ def jvp(
     data: Any = None,
     *,
     backend: str | None = None,
+    device: Any = None,
     has_aux: bool = False,
 ) -> Any:
     """Forward mode: the output of ``fn`` and its directional derivative along ``tangents``.
@@ -193,7 +196,7 @@ def jvp(
             parameter (any framework; converted). A complex tangent ``t`` is the direction
             ``(Re t, Im t)`` in the real sense (docs/complex.md).
         data: passed to ``fn``, not differentiated.
-        backend: as for :func:`unigrad.grad`.
+        backend, device: as for :func:`unigrad.grad`.
         has_aux: ``fn`` returns ``(out, aux)``; ``aux`` is not differentiated (as in ``jax.jvp``).
 
     Returns:
@@ -212,7 +215,7 @@ def jvp(
         (array([1., 9.]), array([2., 0.]))
     """
     _require_callable(fn)
-    plan = plan_call(params, backend)
+    plan = plan_call(params, backend, device=device)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         tangent_inputs = _like_params(tangents, "tangents", params, plan)
         call = plan.bind(fn, data)
@@ -232,6 +235,7 @@ def vjp(
     data: Any = None,
     *,
     backend: str | None = None,
+    device: Any = None,
     has_aux: bool = False,
 ) -> Any:
     """Reverse mode: the output of ``fn`` and ``cotangent @ J``, a pytree like ``params``.
@@ -241,7 +245,7 @@ def vjp(
         params: as for :func:`unigrad.grad`.
         cotangent: a pytree like ``fn``'s output (same structure, shapes and dtypes).
         data: passed to ``fn``, not differentiated.
-        backend: as for :func:`unigrad.grad`.
+        backend, device: as for :func:`unigrad.grad`.
         has_aux: ``fn`` returns ``(out, aux)``; ``aux`` is not differentiated (as in ``jax.vjp``).
 
     Returns:
@@ -261,7 +265,7 @@ def vjp(
         array([2., 6.])
     """
     _require_callable(fn)
-    plan = plan_call(params, backend)
+    plan = plan_call(params, backend, device=device)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         adapter = plan.adapter
         call = plan.bind(fn, data)
@@ -282,6 +286,7 @@ def jacobian(
     data: Any = None,
     *,
     backend: str | None = None,
+    device: Any = None,
     has_aux: bool = False,
 ) -> Any:
     """The Jacobian of a (vector-valued) ``fn`` with respect to ``params`` (reverse mode, vectorised).
@@ -290,7 +295,7 @@ def jacobian(
         fn: ``fn(params, data)`` (or ``fn(params)``) returning a floating array or a pytree of them.
         params: as for :func:`unigrad.grad`.
         data: passed to ``fn``, not differentiated.
-        backend: as for :func:`unigrad.grad`.
+        backend, device: as for :func:`unigrad.grad`.
         has_aux: ``fn`` returns ``(out, aux)``; the result is then ``(jacobian, aux)``, as from
             ``jax.jacrev(fn, has_aux=True)``.
 
@@ -315,7 +320,7 @@ def jacobian(
         array([1., 2.])
     """
     _require_callable(fn)
-    plan = plan_call(params, backend)
+    plan = plan_call(params, backend, device=device)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         call = plan.bind(fn, data)
         outputs = _FlatOutputs(_split_aux(call, has_aux, plan.adapter), plan.adapter, "jacobian")
@@ -330,6 +335,7 @@ def hessian(
     data: Any = None,
     *,
     backend: str | None = None,
+    device: Any = None,
     has_aux: bool = False,
 ) -> Any:
     """The Hessian of a scalar loss with respect to ``params``.
@@ -338,7 +344,7 @@ def hessian(
         loss_fn: as for :func:`unigrad.grad`: returns a real floating scalar, or ``(loss, aux)``.
         params: as for :func:`unigrad.grad`.
         data: passed to ``loss_fn``, not differentiated.
-        backend: as for :func:`unigrad.grad`.
+        backend, device: as for :func:`unigrad.grad`.
         has_aux: ``loss_fn`` returns ``(loss, aux)``; the result is then ``(hessian, aux)``.
 
     Returns:
@@ -360,7 +366,7 @@ def hessian(
         (array([[4.]]), array([2.]), array(0.))
     """
     _require_callable(loss_fn)
-    plan = plan_call(params, backend)
+    plan = plan_call(params, backend, device=device)
     refuse_complex_params(params, plan.inputs, plan.adapter, "hessian")
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         finish = output_checker(plan.adapter, has_aux)
@@ -377,6 +383,7 @@ def hvp(
     data: Any = None,
     *,
     backend: str | None = None,
+    device: Any = None,
     has_aux: bool = False,
 ) -> Any:
     """The Hessian-vector product ``H @ vector``, without forming the Hessian.
@@ -393,7 +400,7 @@ def hvp(
             parameter, ``H`` is the real Hessian over its real and imaginary parts, applied to the
             vector's parts and joined as ``first + i·second``.
         data: passed to ``loss_fn``, not differentiated.
-        backend: as for :func:`unigrad.grad`.
+        backend, device: as for :func:`unigrad.grad`.
         has_aux: ``loss_fn`` returns ``(loss, aux)``; the result is then ``(hvp, aux)``.
 
     Returns:
@@ -426,7 +433,7 @@ def hvp(
             call = lambda leaves: loss_fn(leaves[0], data)  # noqa: E731
         vector_input = adapter.prepare_data_leaf(vector)
         return adapter.hvp(call, [params], [vector_input], output_checker(adapter, False))[0]
-    plan = plan_call(params, backend)
+    plan = plan_call(params, backend, device=device)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         vector_inputs = _like_params(vector, "vector", params, plan)
         finish = output_checker(plan.adapter, has_aux)
@@ -442,6 +449,7 @@ def per_example_grads(
     batch: Any,
     *,
     backend: str | None = None,
+    device: Any = None,
 ) -> PyTree:
     """The gradient of ``loss_fn(params, example)`` for every example of ``batch``, vectorised.
 
@@ -454,7 +462,7 @@ def per_example_grads(
         params: as for :func:`unigrad.grad`.
         batch: a pytree whose arrays (any framework; converted) share their leading axis, the batch
             axis. Non-array leaves are passed to every example unchanged.
-        backend: as for :func:`unigrad.grad`.
+        backend, device: as for :func:`unigrad.grad`.
 
     Returns:
         A pytree like ``params``; each leaf has shape ``(batch_size,) + param.shape`` and its
@@ -474,13 +482,13 @@ def per_example_grads(
         array([2., 8.], dtype=float32)
     """
     _require_callable(loss_fn)
-    plan = plan_call(params, backend)
+    plan = plan_call(params, backend, device=device)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         adapter = plan.adapter
         leaves, batch_def = _flatten_tree(batch, "batch")
         positions = [index for index, leaf in enumerate(leaves) if backend_name_of(leaf) is not None]
         _check_batch(batch, leaves, positions)
-        batched = [to_backend(adapter, leaves[index]) for index in positions]
+        batched = [plan.to_backend(leaves[index]) for index in positions]
         treedef = plan.treedef
 
         def call(param_leaves: list[Any], example: list[Any]) -> Any:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from unigrad._errors import UnsupportedTransformError
+from unigrad._errors import InvalidDeviceError, UnsupportedTransformError
 
 #: dtype names that can be differentiated, as every backend spells them.
 FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
@@ -91,6 +91,22 @@ class Adapter:
         leaves with ``backend=``), and left afterwards: no global mode is changed.
         """
         return contextlib.nullcontext()
+
+    # -- placement of the arrays unigrad creates (``device=``) ---------------------------------
+    def placer(self, device: Any) -> Callable[[Any], Any] | None:
+        """A function moving arrays this adapter made from NumPy (or another framework) onto
+        ``device``, or ``None`` when they are made there already. ``device=None`` means the
+        framework's own default device. The same device gives the same function (it keys caches).
+
+        Raises:
+            InvalidDeviceError: ``device`` is not one of this framework's devices here.
+        """
+        if device is None or str(device).lower() == "cpu":
+            return None
+        raise InvalidDeviceError(
+            f"backend {self.name!r} computes on the host only: got device={device!r}; pass device=None "
+            f"or 'cpu'"
+        )
 
     # -- float32 matmul precision on accelerators (unigrad._precision) -------------------------
     def on_accelerator(self) -> bool:

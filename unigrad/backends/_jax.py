@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from unigrad._errors import InvalidDeviceError
 from unigrad.backends._base import COMPLEX_DTYPES, Adapter, FlatFn, OutputCheck, StepFn, split_arrays
 
 
@@ -55,6 +56,15 @@ class JaxAdapter(Adapter):
         # jax.enable_x64 is thread-local config (a swap of this thread's value, restored on exit),
         # and part of jax.jit's cache key: one trace per scoped signature, none for the others.
         return jax.enable_x64(True)
+
+    def placer(self, device: Any) -> Callable[[Any], Any] | None:
+        if device is None:
+            return None  # jnp.asarray places on JAX's default device
+        target = _jax_device(device)
+        place = _placers.get(target)
+        if place is None:
+            place = _placers.setdefault(target, functools.partial(jax.device_put, device=target))
+        return place
 
     def on_accelerator(self) -> bool:
         return _on_accelerator()
@@ -179,6 +189,26 @@ class JaxAdapter(Adapter):
 
 _LEVEL_OF_SETTING = {"highest": "highest", "float32": "highest", "bfloat16": "medium", "fastest": "medium"}
 _SETTING_OF_LEVEL = {"highest": "highest", "high": "tensorfloat32", "medium": "bfloat16"}
+
+
+# jax.Device -> the function putting an array there (one per device: it keys unigrad's caches).
+_placers: dict[Any, Callable[[Any], Any]] = {}
+
+
+def _jax_device(device: Any) -> Any:
+    """``device`` as a ``jax.Device``: one already, or ``'cpu'``, ``'gpu'``, ``'cuda:1'``, ``'tpu:0'``
+    (a platform and an index among its devices)."""
+    if isinstance(device, jax.Device):
+        return device
+    platform, _, index = str(device).partition(":")
+    try:
+        return jax.devices(platform)[int(index or 0)]
+    except (RuntimeError, ValueError, IndexError):
+        known = ", ".join(f"'{d.platform}:{d.id}'" for d in jax.devices())
+        raise InvalidDeviceError(
+            f"backend 'jax' has no device {device!r} here (its devices: {known}): pass a jax.Device "
+            f"or 'platform:index'"
+        ) from None
 
 
 @functools.cache

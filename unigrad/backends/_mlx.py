@@ -35,7 +35,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from unigrad._errors import PrecisionError
+from unigrad._errors import InvalidDeviceError, PrecisionError
 from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_arrays
 
 #: NumPy dtype name -> MLX dtype, for every dtype MLX has (no complex128, no float128).
@@ -125,6 +125,17 @@ class MlxAdapter(Adapter):
     # -- devices (unigrad.conformance.devices) ----------------------------------------------------
     def available_devices(self) -> list[str]:
         return ["cpu", "gpu"] if mx.is_available(mx.gpu) else ["cpu"]
+
+    def placer(self, device: Any) -> Callable[[Any], Any] | None:
+        # One memory shared by CPU and GPU: MLX arrays have no device to move to, and the default
+        # device (mx.set_default_device) decides where the computation runs. device= is checked only.
+        kind = str(getattr(device, "type", device)).rpartition(".")[2].partition(":")[0].lower()
+        if device is None or kind in self.available_devices():
+            return None
+        raise InvalidDeviceError(
+            f"backend 'mlx' has no device {device!r} here (its devices: {self.available_devices()}); "
+            f"MLX arrays share one memory, so device= only names where MLX may compute"
+        )
 
     def place(self, values: np.ndarray, dtype: str | None, device: str) -> Any:
         if dtype is not None and dtype != "bfloat16":  # in NumPy first: complex128 -> complex64

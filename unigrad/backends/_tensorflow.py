@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from unigrad._errors import UnigradError
+from unigrad._errors import InvalidDeviceError, UnigradError
 from unigrad.backends import keras_tensorflow_variable_types
 from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_arrays
 
@@ -45,6 +45,15 @@ class TensorFlowAdapter(Adapter):
 
     def version(self) -> str:
         return str(tf.__version__)
+
+    def placer(self, device: Any) -> Callable[[Any], Any] | None:
+        if device is None:
+            return None  # TensorFlow places every op itself (a GPU first, where it has one)
+        name = _tf_device(device)
+        place = _placers.get(name)
+        if place is None:
+            place = _placers.setdefault(name, functools.partial(_copy_to, name))
+        return place
 
     def on_accelerator(self) -> bool:
         return _on_accelerator()
@@ -217,6 +226,31 @@ class TensorFlowAdapter(Adapter):
             tape.watch(watched)
             loss, _ = finish(fn(leaves))
         return _dense(tape.gradient(loss, watched, unconnected_gradients=_ZERO))
+
+
+# device name -> the function copying a tensor there (one per device: it keys unigrad's caches).
+_placers: dict[str, Callable[[Any], Any]] = {}
+
+
+def _tf_device(device: Any) -> str:
+    """``device`` (``'gpu'``, ``'gpu:1'``, ``'/CPU:1'``, a full device name) as a logical device of
+    this process, in TensorFlow's full spelling."""
+    text = str(device).strip("/")
+    kind, _, index = text.rpartition("device:")[2].partition(":")
+    wanted = f"{kind.upper()}:{index or 0}"
+    for logical in tf.config.list_logical_devices():
+        if logical.name.endswith("device:" + wanted):
+            return str(logical.name)
+    known = ", ".join(f"'{d.name.rpartition('device:')[2]}'" for d in tf.config.list_logical_devices())
+    raise InvalidDeviceError(
+        f"backend 'tensorflow' has no device {device!r} here (its devices: {known}): pass 'cpu', "
+        f"'gpu:1' or a TensorFlow device name"
+    )
+
+
+def _copy_to(name: str, x: Any) -> Any:
+    with tf.device(name):
+        return tf.identity(x)
 
 
 @functools.cache

@@ -25,6 +25,7 @@ import numpy as np
 import optree
 import torch
 
+from unigrad._errors import InvalidDeviceError
 from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_arrays
 
 
@@ -42,6 +43,15 @@ class TorchAdapter(Adapter):
 
     def version(self) -> str:
         return str(torch.__version__)
+
+    def placer(self, device: Any) -> Callable[[Any], Any] | None:
+        target = torch.get_default_device() if device is None else _torch_device(device)
+        if target.type == "cpu":
+            return None  # torch.from_numpy's tensors are on the CPU already
+        place = _placers.get(target)
+        if place is None:
+            place = _placers.setdefault(target, functools.partial(_moved, device=target))
+        return place
 
     def on_accelerator(self) -> bool:
         return _on_accelerator()
@@ -270,13 +280,37 @@ class TorchAdapter(Adapter):
         return run
 
 
-@functools.cache
+# torch.device -> the function moving a tensor there (one per device: it keys unigrad's caches).
+_placers: dict[Any, Callable[[Any], Any]] = {}
+
+
+def _moved(x: Any, device: Any) -> Any:
+    return x.to(device)
+
+
+def _torch_device(device: Any) -> Any:
+    """``device`` as a ``torch.device``; ``'gpu'``/``'gpu:N'`` are read as ``'cuda'``/``'cuda:N'``."""
+    if isinstance(device, torch.device):
+        return device
+    text = str(device)
+    if text == "gpu" or text.startswith("gpu:"):
+        text = "cuda" + text[3:]
+    try:
+        return torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidDeviceError(
+            f"backend 'torch' has no device {device!r}: pass a torch.device or a string torch accepts "
+            f"('cpu', 'cuda', 'cuda:1', 'mps', 'meta'; 'gpu' means 'cuda')"
+        ) from None
+
+
 @functools.cache
 def _on_accelerator() -> bool:
     """Whether torch sees a CUDA device (float32 matmuls may use TF32 there)."""
     return bool(torch.cuda.is_available())
 
 
+@functools.cache
 def _load_forward_mode() -> None:
     """Import what forward-mode AD loads on first use, without its ``torch.jit.script`` warning.
 

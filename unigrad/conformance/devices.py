@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from unigrad.backends._gpu_memory import before_import
+
 #: The complex dtype of each floating precision that has one.
 COMPLEX_OF = {"float64": "complex128", "float32": "complex64"}
 
@@ -34,6 +36,8 @@ def available_devices(backend: str) -> list[str]:
     """Device names ``backend`` can compute on here: ``'cpu'`` first, then GPUs if any."""
     if backend == "numpy":
         return ["cpu"]
+    # The in-process runner may be the first to import JAX or TensorFlow, beside torch's GPU memory.
+    before_import(backend)
     if backend == "torch":
         import torch
 

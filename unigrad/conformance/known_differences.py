@@ -282,6 +282,33 @@ backend returns `∂L/∂x + i·∂L/∂y`. The conformance cases tagged `comple
 differences taken on the real and imaginary parts separately, with no declared difference; see
 [Complex parameters](complex.md) for what `jvp` and `hvp` mean there and why `hessian` refuses them.
 
+## Float32 matrix products on GPUs (TF32)
+
+On Ampere and later NVIDIA GPUs a framework may round the inputs of float32 matrix products to TF32
+(10 mantissa bits instead of 23). The defaults differ: PyTorch computes them in full float32
+(`torch.get_float32_matmul_precision() == "highest"`), JAX uses TF32-class products unless told
+otherwise (`jax_default_matmul_precision`), TensorFlow turns TF32 on
+(`tf.config.experimental.tensor_float_32_execution_enabled()`). Measured on an NVIDIA H200 (torch
+2.11.0+cu130, JAX 0.11.2), the gradient of a float32 MLP loss, maximum relative error against a
+float64 reference:
+
+| computed by | setting | max relative error |
+|---|---|---|
+| PyTorch | default (`"highest"`) | 4.5e-7 |
+| PyTorch | `torch.backends.cuda.matmul.allow_tf32 = True` | 5.2e-2 |
+| JAX | default | 5.2e-2 |
+| JAX | `jax.default_matmul_precision("highest")` | 4.5e-7 |
+| TensorFlow | (not measured: no TensorFlow on that machine) | |
+
+So the same float32 loss can be 1e5 times less accurate on one framework's GPU than on another's.
+unigrad keeps each framework's own setting for its own params, and in a **cross-framework call**
+(`backend=` another framework than the params', NumPy included) computes at no less than the params'
+framework would: torch float32 CUDA params with `backend="jax"` run under
+`jax.default_matmul_precision("highest")` (thread-local, for the call only); NumPy params count as
+full float32. Where the computing framework's setting is process-global (PyTorch, TensorFlow),
+unigrad does not change it but warns once with `ug.PrecisionWarning`. `unigrad check` and
+`unigrad.testing` compare with TF32 off everywhere. See [Running on a GPU](gpu.md).
+
 ## Troubleshooting
 
 With the CUDA build of torch (which ships triton), `import tensorflow` followed by `import triton`
