@@ -166,3 +166,11 @@ def bench(session: nox.Session) -> None:
     # The peer comparison needs EagerPy; the benchmarks mark it pending if it does not install.
     session.run("python", "-m", "pip", "install", "--quiet", "eagerpy", success_codes=[0, 1])
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def gpu(session: nox.Session) -> None:
+    """The GPU check with the Python on the PATH, whose torch/JAX see the GPU (not in the default set):
+    ``python3 ci/gpu_check.py`` runs unigrad check on CPU and GPU, ``pytest -m gpu`` and the GPU
+    benchmarks, and writes its summary to ``$OUT`` or ``--out DIR`` (``nox -s gpu -- --quick``)."""
+    session.run("python3", "ci/gpu_check.py", *session.posargs, external=True)
