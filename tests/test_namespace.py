@@ -367,7 +367,17 @@ def test_matches_numpy(case: Case, array_backend: str, request: pytest.FixtureRe
     assert tuple(result.shape) == expected.shape, f"{where}: shape"
     assert dtype_name(result) == expected.dtype.name, f"{where}: dtype"
     rtol = float64_rtol(array_backend, case.name, VALUE_TOL["rtol"])
+    if array_backend == "jax" and case.name == "astype" and _jax_on_accelerator():
+        # XLA on a GPU may skip the float32 rounding of a float64 -> float32 -> float64 round trip
+        # inside jax.jit (xla_allow_excess_precision, on by default there): seen on an H200, 4e-8.
+        rtol = max(rtol, float(np.finfo(np.float32).eps))
     np.testing.assert_allclose(to_numpy(result), expected, **{**VALUE_TOL, "rtol": rtol}, err_msg=where)
+
+
+def _jax_on_accelerator() -> bool:
+    import jax
+
+    return jax.default_backend() != "cpu"
 
 
 # -- gradients -------------------------------------------------------------------------------------
