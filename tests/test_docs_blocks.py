@@ -56,6 +56,10 @@ EXEMPT = {
         "two TF_CONFIG workers started together (&); the same 2-worker run is in "
         "tests/test_data_parallel_distributed.py"
     ),
+    ("gpu.md", "python3 ci/gpu_check.py # files go to $OUT, else /tmp/unigrad-gpu-check; or --out DIR"): (
+        "the whole GPU check (minutes, made for a GPU machine); tests/test_gpu_check.py runs its "
+        "--quick form with the GPUs hidden and its --dry-run form"
+    ),
     ("conformance-report.md", "unigrad check --dtypes float64,float32,float16,bfloat16 \\"): (
         "regenerates this generated page: the whole catalogue at four dtypes (6 min 25 s, four backends)"
     ),
