@@ -6,6 +6,10 @@ are served by array-api-compat; TensorFlow, which it does not cover, by a thin s
 outside the subset are refused, so a loss that runs on one backend runs on all of them. See
 ``docs/namespace.md`` for the table of names and their semantics.
 
+Creation functions (``asarray``, ``zeros``, ``eye``...) put new arrays on the device of the array the
+namespace was made for (``unigrad._namespace._devices``): one cached namespace per backend and
+device. ``namespace("torch")`` asks for a backend by name.
+
 Importing this module imports no framework and nothing of array-api-compat; a backend's namespace
 is built (and cached) the first time one of its arrays is seen.
 
@@ -26,8 +30,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from unigrad import _tree
-from unigrad._errors import InvalidParamsError
-from unigrad.backends import BACKENDS, backend_name_of
+from unigrad._errors import InvalidParamsError, UnknownBackendError
+from unigrad._namespace._devices import DEVICE_ATTRIBUTE, device_key, pin, placement, requested
+from unigrad.backends import BACKENDS, backend_name_of, canonical_name, get_adapter
 
 __all__ = [
     "DTYPE_NAMES",
@@ -174,7 +179,7 @@ class _Functions:
         )
 
     def __dir__(self) -> list[str]:
-        return sorted(self.__dict__)
+        return sorted(key for key in self.__dict__ if not key.startswith("_"))
 
 
 class _Linalg(_Functions):
@@ -189,22 +194,37 @@ class Namespace(_Functions):
 
     Get one with :func:`namespace`. Attributes: every name in ``GUARANTEED`` (``linalg.solve`` as
     ``xp.linalg.solve``), the dtypes in ``DTYPE_NAMES`` (the framework's own dtype objects, e.g.
-    ``torch.float32``), and ``name``, the backend (``'torch'``, ``'tensorflow'``, ``'jax'`` or
-    ``'numpy'``). Any other attribute raises ``AttributeError``.
+    ``torch.float32``), ``name``, the backend (``'torch'``, ``'tensorflow'``, ``'jax'``, ``'mlx'`` or
+    ``'numpy'``), and ``device``, where ``asarray``, ``zeros``, ``ones``, ``full``, ``eye`` and
+    ``arange`` put new arrays when no ``device=`` is given (``None``: where the framework puts them
+    by default). Any other attribute raises ``AttributeError``.
     """
 
     name: str
+    device: Any
     linalg: Any
 
     def __init__(
-        self, name: str, functions: Mapping[str, Callable[..., Any]], dtypes: Mapping[str, Any]
+        self,
+        name: str,
+        functions: Mapping[str, Callable[..., Any]],
+        dtypes: Mapping[str, Any],
+        device: Any = None,
     ) -> None:
         top = {key: fn for key, fn in functions.items() if not key.startswith("linalg.")}
         linalg = {
             key.removeprefix("linalg."): fn for key, fn in functions.items() if key.startswith("linalg.")
         }
         super().__init__(name, {**top, **dtypes})
+        self.device = device
         self.linalg = _Linalg(name, linalg)
+        # What a namespace pinned to another device is made of.
+        self._functions, self._dtypes = dict(functions), dict(dtypes)
+
+    def _on_device(self, device: Any) -> Namespace:
+        """This backend's namespace with creation functions that default to ``device``."""
+        placed = pin(self._functions, device, lambda obj: _owner(obj) == self.name)
+        return Namespace(self.name, {**self._functions, **placed}, self._dtypes, device)
 
     def __getattr__(self, attr: str) -> Any:
         if attr in DTYPE_NAMES:
@@ -214,10 +234,19 @@ class Namespace(_Functions):
         return super().__getattr__(attr)
 
     def __repr__(self) -> str:
-        return f"<unigrad namespace {self.name!r}: {len(GUARANTEED)} guaranteed functions>"
+        where = "" if self.device is None else f" on {self.device}"
+        return f"<unigrad namespace {self.name!r}{where}: {len(GUARANTEED)} guaranteed functions>"
 
 
+# backend -> its namespace that leaves placement to the framework
 _namespaces: dict[str, Namespace] = {}
+# (backend, device) -> the namespace pinned to that device
+_pinned: dict[tuple[str, Any], Namespace] = {}
+# backend -> device key of a leaf (_devices.device_key) -> its namespace, pinned or not
+_by_device: dict[str, dict[Any, Namespace]] = {}
+# array type -> (the attribute holding its device key, None where the type has no concrete device,
+# such as JAX tracers; that backend's _by_device): what namespace(array) looks up, a dict hit a step
+_routes: dict[type, tuple[str | None, dict[Any, Namespace]]] = {}
 # leaf type -> backend, or "" for types that are never arrays (containers, numbers...). Caching the
 # negative answers too means a warm cache is never missed, so torch.compile's guards on this lookup
 # stay valid (a miss reads sys.modules, whose length Dynamo would then guard on).
@@ -261,9 +290,10 @@ def _first_array_leaf(tree: Any) -> tuple[Any, str]:
         kinds = sorted({type(leaf).__name__ for leaf in leaves})
         found = f"got a {type(tree).__name__} whose {len(leaves)} leaves hold no array (leaf types: {kinds})"
     raise InvalidParamsError(
-        f"namespace(x) needs an array of PyTorch, TensorFlow, JAX or NumPy, or a pytree holding one; "
-        f"{found}. Python numbers and lists are not arrays: pass the params (or convert with "
-        f"np.asarray) so the namespace knows which framework to use"
+        f"namespace(x) needs an array of PyTorch, TensorFlow, JAX, MLX or NumPy, or a pytree holding "
+        f"one; {found}. Python numbers and lists are not arrays: pass the params (or convert with "
+        f"np.asarray), or a backend's name such as namespace('torch'), so the namespace knows which "
+        f"framework to use"
     )
 
 
@@ -278,6 +308,10 @@ def _build(owner: str, leaf: Any) -> Namespace:
     else:
         import array_api_compat
 
+        if leaf is None:  # asked for by name: any array of the framework tells array-api-compat
+            import numpy as np
+
+            leaf = get_adapter(owner).from_numpy(np.zeros(0, np.float32))
         module = compat_module = array_api_compat.array_namespace(leaf)
         dtypes = {name: getattr(module, name) for name in DTYPE_NAMES if hasattr(module, name)}
         if owner == "numpy" and "bfloat16" not in dtypes and importlib.util.find_spec("ml_dtypes"):
@@ -291,6 +325,61 @@ def _build(owner: str, leaf: Any) -> Namespace:
     else:
         functions.update(extras_for(owner))
     return Namespace(owner, functions, dtypes)
+
+
+def _unpinned(owner: str, leaf: Any = None) -> Namespace:
+    found = _namespaces.get(owner)
+    if found is None:
+        found = _namespaces.setdefault(owner, _build(owner, leaf))
+    return found
+
+
+def _on_device(owner: str, device: Any, leaf: Any = None) -> Namespace:
+    """The namespace of ``owner`` pinned to ``device`` (a device ``requested`` or ``placement`` gave)."""
+    if device is None:
+        return _unpinned(owner, leaf)
+    found = _pinned.get((owner, device))
+    if found is None:
+        found = _pinned.setdefault((owner, device), _unpinned(owner, leaf)._on_device(device))
+    return found
+
+
+def _following(x: Any, device: Any) -> Namespace:
+    """``namespace(x, device=device)`` by the general path, remembering what it decided."""
+    owner = _owner(x)
+    if owner is None:
+        if isinstance(x, str):
+            return _by_name(x, device)
+        leaf, _ = _first_array_leaf(x)
+        return namespace(leaf, device=device)
+    if device is not None:
+        return _on_device(owner, requested(owner, device), x)
+    key = device_key(owner, x)
+    by_key = _by_device.setdefault(owner, {})
+    found = by_key.get(key)
+    if found is None:
+        found = by_key.setdefault(key, _on_device(owner, placement(owner, key), x))
+    attribute = DEVICE_ATTRIBUTE.get(owner)
+    if key is None or getattr(x, attribute, None) == key:
+        # Not for a type whose key is read indirectly (Keras variables): the general path reads it.
+        _routes[type(x)] = (None if key is None else attribute, by_key)
+    return found
+
+
+class _NeitherArrayNorBackendError(UnknownBackendError, InvalidParamsError):
+    """A string given to ``namespace`` that names no backend: it is no array either, so both apply."""
+
+
+def _by_name(name: str, device: Any) -> Namespace:
+    try:
+        owner = canonical_name(name)
+    except UnknownBackendError as err:
+        raise _NeitherArrayNorBackendError(
+            f"{err}. namespace(x) needs an array of PyTorch, TensorFlow, JAX, MLX or NumPy, a pytree "
+            f"holding one, or a backend's name"
+        ) from None
+    get_adapter(owner)  # BackendNotInstalledError; imports the framework, which was asked for
+    return _on_device(owner, None if device is None else requested(owner, device))
 
 
 def _shim(owner: str) -> Any:
@@ -309,7 +398,7 @@ def _lookup(module: Any, dotted: str) -> Callable[..., Any]:
     return target
 
 
-def namespace(x: Any) -> Namespace:
+def namespace(x: Any, *, device: Any = None) -> Namespace:
     """The guaranteed array functions for the framework of ``x``, with NumPy semantics.
 
     Call it inside a loss function to write the loss once for every backend: the first array leaf
@@ -318,15 +407,32 @@ def namespace(x: Any) -> Namespace:
     through :func:`unigrad.grad` on that framework. Operators on the arrays themselves (``+``,
     ``@``, ``.sum()``) keep each framework's own rules; use the namespace's functions instead.
 
+    New arrays follow that leaf's device: ``xp.eye(n)``, ``xp.zeros(...)``, ``xp.asarray([...])``
+    go where the leaf lives (a CUDA tensor's namespace creates on that GPU). A leaf on the
+    framework's default device (PyTorch's CPU, TensorFlow's ``CPU:0``, ``jax.devices()[0]``), a JAX
+    tracer or a symbolic TensorFlow tensor leaves placement to the framework. MLX (unified memory)
+    and NumPy have one memory. An explicit ``device=`` on a creation function always wins.
+
     Args:
-        x: an array of PyTorch, TensorFlow, JAX or NumPy, or any pytree (dict, list, dataclass...)
-            holding at least one; the first array leaf decides the backend.
+        x: an array of PyTorch, TensorFlow, JAX, MLX or NumPy, or any pytree (dict, list,
+            dataclass...) holding at least one; the first array leaf decides the backend. Or a
+            backend's name (``'torch'``, ``'tensorflow'`` / ``'tf'``, ``'jax'``, ``'mlx'``,
+            ``'numpy'``), which imports that framework and gives its namespace on the framework's
+            default device.
+        device: where creation functions put new arrays instead, as the framework names devices:
+            a ``torch.device`` or string (``"cuda:1"``, ``"meta"``), a TensorFlow device string
+            (``"/GPU:1"``), a ``jax.Device``; NumPy takes ``"cpu"`` only and MLX any of its
+            devices, which share one memory.
 
     Returns:
-        The backend's :class:`Namespace` (one cached object per backend).
+        The backend's :class:`Namespace`: one cached object per backend and device.
 
     Raises:
         InvalidParamsError: ``x`` holds no array of a known framework (a ``TypeError``).
+        UnknownBackendError: ``x`` is a string that names no backend (a ``ValueError``, and an
+            ``InvalidParamsError`` too, since it is no array either).
+        BackendNotInstalledError: ``x`` names a backend whose framework is not installed.
+        ValueError: ``device`` is not a device of the framework (``TypeError`` for a wrong type).
 
     Example:
         >>> import numpy as np
@@ -340,12 +446,16 @@ def namespace(x: Any) -> Namespace:
         2.5
         >>> namespace(params).name
         'numpy'
+        >>> namespace("np") is namespace(params, device="cpu") is namespace(params)
+        True
+
+        With PyTorch, ``namespace(torch.zeros(2, device="cuda")).eye(3)`` is on the GPU, and
+        ``namespace("torch", device="meta").zeros(3).device`` is ``device(type='meta')``.
     """
-    owner = _owner(x)
-    leaf = x
-    if owner is None:
-        leaf, owner = _first_array_leaf(x)
-    found = _namespaces.get(owner)
-    if found is None:
-        found = _namespaces.setdefault(owner, _build(owner, leaf))
-    return found
+    route = _routes.get(type(x))
+    if route is not None and device is None:
+        attribute, by_key = route
+        found = by_key.get(None if attribute is None else getattr(x, attribute))
+        if found is not None:
+            return found
+    return _following(x, device)

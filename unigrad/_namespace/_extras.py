@@ -57,8 +57,9 @@ def _torch_corrections(module: ModuleType) -> Functions:
     import torch
 
     def asarray(obj: Any, /, *, dtype: Any = None, **kwargs: Any) -> Any:
-        # torch.asarray keeps a NumPy array on the CPU; put new tensors on torch's default device.
-        if "device" not in kwargs and not isinstance(obj, torch.Tensor):
+        # torch.asarray keeps a NumPy array on the CPU; put new tensors on torch's default device
+        # (a namespace pinned to a device passes its own).
+        if kwargs.get("device") is None and not isinstance(obj, torch.Tensor):
             kwargs["device"] = torch.get_default_device()
         return module.asarray(obj, dtype=dtype, **kwargs)
 

@@ -10,8 +10,12 @@ maps the standard names onto it and bridges the gaps:
   ``matrix_norm`` are ``mx.linalg.norm``, and the tuple results are the shared named tuples;
 * the non-standard extras (``softplus``, ``relu``, ``log_softmax``...) are built from MLX's own ops.
 
-Default dtypes stay MLX's: ``zeros(3)`` and ``asarray(1.5)`` are float32, ``arange(3)`` is int32. This
-module imports MLX, so it is only imported once an MLX array has been seen.
+Creation functions accept the Array API's ``device=`` and ignore it: an MLX array lives in one
+unified memory that the CPU and the GPU both read, and carries no device. (MLX's own ``stream=``
+chooses which device *runs* an operation, not where its result lives.)
+
+Default dtypes stay MLX's: ``zeros(3)`` and ``asarray(1.5)`` are float32, ``arange(3)`` is int32.
+This module imports MLX, so it is only imported once an MLX array has been seen.
 
 Example:
     >>> import mlx.core as mx
@@ -49,9 +53,10 @@ DTYPES = {
 }
 
 # -- creation ----------------------------------------------------------------------------------
+# ``device=`` is accepted for the Array API's signatures and unused: one unified memory (above).
 
 
-def asarray(obj: Any, /, *, dtype: Any = None) -> Any:
+def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None) -> Any:
     if isinstance(obj, mx.array):
         return obj if dtype is None or obj.dtype == dtype else obj.astype(dtype)
     if dtype is None and isinstance(obj, np.ndarray | np.generic):
@@ -65,31 +70,31 @@ def _shape(shape: int | Sequence[int]) -> list[int]:
     return [shape] if isinstance(shape, int) else list(shape)
 
 
-def zeros(shape: int | Sequence[int], *, dtype: Any = None) -> Any:
+def zeros(shape: int | Sequence[int], *, dtype: Any = None, device: Any = None) -> Any:
     return mx.zeros(_shape(shape), dtype=dtype or mx.float32)
 
 
-def ones(shape: int | Sequence[int], *, dtype: Any = None) -> Any:
+def ones(shape: int | Sequence[int], *, dtype: Any = None, device: Any = None) -> Any:
     return mx.ones(_shape(shape), dtype=dtype or mx.float32)
 
 
-def zeros_like(x: Any, /, *, dtype: Any = None) -> Any:
+def zeros_like(x: Any, /, *, dtype: Any = None, device: Any = None) -> Any:
     return mx.zeros_like(x) if dtype is None else mx.zeros(x.shape, dtype=dtype)
 
 
-def ones_like(x: Any, /, *, dtype: Any = None) -> Any:
+def ones_like(x: Any, /, *, dtype: Any = None, device: Any = None) -> Any:
     return mx.ones_like(x) if dtype is None else mx.ones(x.shape, dtype=dtype)
 
 
-def full(shape: int | Sequence[int], fill_value: Any, *, dtype: Any = None) -> Any:
+def full(shape: int | Sequence[int], fill_value: Any, *, dtype: Any = None, device: Any = None) -> Any:
     return mx.full(_shape(shape), fill_value) if dtype is None else mx.full(_shape(shape), fill_value, dtype)
 
 
-def eye(n_rows: int, n_cols: int | None = None, /, *, dtype: Any = None) -> Any:
+def eye(n_rows: int, n_cols: int | None = None, /, *, dtype: Any = None, device: Any = None) -> Any:
     return mx.eye(n_rows, n_cols, dtype=dtype or mx.float32)
 
 
-def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None) -> Any:
+def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None) -> Any:
     if stop is None:
         start, stop = 0, start
     result = mx.arange(start, stop, step)

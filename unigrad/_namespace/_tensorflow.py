@@ -12,6 +12,11 @@ rules, only these functions follow NumPy's. Where TensorFlow differs, the functi
 * ``var`` / ``std`` take ``correction`` (default 0), ``take`` counts negative indices from the end,
   ``where`` broadcasts, ``clip`` takes either bound or both.
 
+Creation functions take the Array API's ``device=`` (a device string such as ``x.device`` or
+``'/GPU:1'``) and create under ``tf.device``; without one, ``asarray`` of a tensor and
+``zeros_like`` / ``ones_like`` keep their argument's device (TensorFlow alone would use its default
+device), the others use TensorFlow's placement (``tf.device`` blocks included).
+
 Default dtypes stay TensorFlow's: ``zeros(3)`` and ``asarray(1.5)`` are float32, ``arange(3)`` and
 ``full(2, 1)`` are int32. This module imports TensorFlow, so it is only imported once a TensorFlow
 array has been seen. Functions are named as in the standard, so ``abs``, ``sum``, ``max``, ``min``
@@ -22,6 +27,7 @@ meant.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import math
 from collections.abc import Sequence
 from types import SimpleNamespace
@@ -104,51 +110,74 @@ def _require_floating(x: Any, name: str) -> Any:
 # -- creation ----------------------------------------------------------------------------------
 
 
-def asarray(obj: Any, /, *, dtype: Any = None) -> Any:
+def _placed(device: Any) -> Any:
+    """Ops run on ``device`` (a name or a tf.DeviceSpec); TensorFlow's own placement when it is empty."""
+    return tf.device(device) if device else contextlib.nullcontext()
+
+
+def _device_of(x: Any) -> str:
+    return getattr(x, "device", "")  # '' for a symbolic tensor: placed when the graph runs
+
+
+def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None) -> Any:
     if isinstance(obj, _ARRAY_TYPES):
         array = tf.convert_to_tensor(obj)
-        return array if dtype is None or array.dtype == dtype else tf.cast(array, dtype)
-    try:
-        array = tf.convert_to_tensor(obj, dtype=dtype)
-    except (TypeError, ValueError):  # e.g. floats asked for as integers: truncate, as NumPy does
-        array = tf.cast(tf.convert_to_tensor(obj), dtype)
-    # A converted constant lives in host memory; identity places it on the default device, as the
-    # other backends' asarray does.
-    return tf.identity(array)
+        cast = dtype is not None and array.dtype != dtype
+        if device is None and not cast:
+            return array
+        # Where the tensor is unless device= says otherwise (TensorFlow would run the op on its
+        # default device).
+        with _placed(device or _device_of(array)):
+            return tf.cast(array, dtype) if cast else tf.identity(array)
+    with _placed(device):
+        try:
+            array = tf.convert_to_tensor(obj, dtype=dtype)
+        except (TypeError, ValueError):  # e.g. floats asked for as integers: truncate, as NumPy does
+            array = tf.cast(tf.convert_to_tensor(obj), dtype)
+        # A converted constant lives in host memory; identity places it on the device (default or
+        # given), as the other backends' asarray does.
+        return tf.identity(array)
 
 
-def zeros(shape: int | Sequence[int], *, dtype: Any = None) -> Any:
-    return tf.zeros(_shape(shape), dtype=dtype or tf.float32)
+def zeros(shape: int | Sequence[int], *, dtype: Any = None, device: Any = None) -> Any:
+    with _placed(device):
+        return tf.zeros(_shape(shape), dtype=dtype or tf.float32)
 
 
-def ones(shape: int | Sequence[int], *, dtype: Any = None) -> Any:
-    return tf.ones(_shape(shape), dtype=dtype or tf.float32)
+def ones(shape: int | Sequence[int], *, dtype: Any = None, device: Any = None) -> Any:
+    with _placed(device):
+        return tf.ones(_shape(shape), dtype=dtype or tf.float32)
 
 
-def zeros_like(x: Any, /, *, dtype: Any = None) -> Any:
-    return tf.zeros_like(x, dtype=dtype)
+def zeros_like(x: Any, /, *, dtype: Any = None, device: Any = None) -> Any:
+    with _placed(device or _device_of(x)):
+        return tf.zeros_like(x, dtype=dtype)
 
 
-def ones_like(x: Any, /, *, dtype: Any = None) -> Any:
-    return tf.ones_like(x, dtype=dtype)
+def ones_like(x: Any, /, *, dtype: Any = None, device: Any = None) -> Any:
+    with _placed(device or _device_of(x)):
+        return tf.ones_like(x, dtype=dtype)
 
 
-def full(shape: int | Sequence[int], fill_value: Any, *, dtype: Any = None) -> Any:
-    if isinstance(fill_value, _ARRAY_TYPES):
-        value = fill_value if dtype is None else tf.cast(fill_value, dtype)
-    else:
-        value = tf.constant(fill_value, dtype=dtype)
-    return tf.fill(_shape(shape), value)
+def full(shape: int | Sequence[int], fill_value: Any, *, dtype: Any = None, device: Any = None) -> Any:
+    with _placed(device):
+        if isinstance(fill_value, _ARRAY_TYPES):
+            value = fill_value if dtype is None else tf.cast(fill_value, dtype)
+        else:
+            value = tf.constant(fill_value, dtype=dtype)
+        return tf.fill(_shape(shape), value)
 
 
-def eye(n_rows: int, n_cols: int | None = None, /, *, dtype: Any = None) -> Any:
-    return tf.eye(n_rows, n_cols, dtype=dtype or tf.float32)
+def eye(n_rows: int, n_cols: int | None = None, /, *, dtype: Any = None, device: Any = None) -> Any:
+    with _placed(device):
+        return tf.eye(n_rows, n_cols, dtype=dtype or tf.float32)
 
 
-def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None) -> Any:
+def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None) -> Any:
     if stop is None:
         start, stop = 0, start
-    return tf.range(start, stop, step, dtype=dtype)
+    with _placed(device):
+        return tf.range(start, stop, step, dtype=dtype)
 
 
 def astype(x: Any, dtype: Any, /) -> Any:
