@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from unigrad._errors import BackendNotInstalledError, UnknownBackendError
-from unigrad.backends._base import COMPLEX_DTYPES, FLOAT_DTYPES, Adapter
+from unigrad.backends._base import COMPLEX_DTYPES, FLOAT_DTYPES, Adapter, listed
 from unigrad.backends._gpu_memory import before_import
 
 __all__ = [
@@ -196,15 +196,9 @@ def framework_backends() -> list[str]:
     return [name for name in BACKENDS if name != "numpy"]
 
 
-def listed(names: list[str], quoted: bool = False) -> str:
-    """``names`` as an error message lists them: ``"torch, tensorflow, jax or mlx"``.
-
-    Example:
-        >>> listed(["torch", "jax", "numpy"], quoted=True)
-        "'torch', 'jax' or 'numpy'"
-    """
-    shown = [repr(name) if quoted else name for name in names]
-    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+# What an adapter's UnsupportedTransformError names as the alternatives (unigrad.backends._base
+# cannot import this registry, which imports it).
+Adapter.framework_names = tuple(framework_backends())
 
 
 def is_installed(name: str) -> bool:

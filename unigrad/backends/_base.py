@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from unigrad import _tree
 from unigrad._errors import InvalidDeviceError, UnsupportedTransformError
 
 #: dtype names that can be differentiated, as every backend spells them.
@@ -58,6 +59,9 @@ class Adapter:
     #: dtype names that arrays this backend creates from other frameworks' leaves keep only inside
     #: :meth:`precision_scope` (JAX's 64-bit dtypes, while its x64 mode is off).
     scoped_dtypes: ClassVar[frozenset[str]] = frozenset()
+    #: Every differentiating backend unigrad knows, in the registry's order, for error messages that
+    #: name the alternatives; set by the registry (``unigrad.backends``), which imports this module.
+    framework_names: ClassVar[tuple[str, ...]] = ()
 
     # -- recognising and describing arrays ---------------------------------------------------
     def is_array(self, x: Any) -> bool:
@@ -306,12 +310,21 @@ class Adapter:
         raise self._unsupported("compiler_flatten")
 
     def _unsupported(self, transform: str) -> UnsupportedTransformError:
-        from unigrad.backends import framework_backends, listed  # the registry imports this module
-
+        others = [name for name in self.framework_names if name != self.name]
         return UnsupportedTransformError(
-            f"backend {self.name!r} does not implement {transform}: use "
-            f"{listed([name for name in framework_backends() if name != self.name], quoted=True)}"
+            f"backend {self.name!r} does not implement {transform}: use {listed(others, quoted=True)}"
         )
+
+
+def listed(names: list[str], quoted: bool = False) -> str:
+    """``names`` as an error message lists them: ``"torch, tensorflow, jax or mlx"``.
+
+    Example:
+        >>> listed(["torch", "jax", "numpy"], quoted=True)
+        "'torch', 'jax' or 'numpy'"
+    """
+    shown = [repr(name) if quoted else name for name in names]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
 
 
 def split_arrays(
@@ -323,8 +336,6 @@ def split_arrays(
     other leaves (strings, numbers, NumPy arrays) cannot depend on the inputs and are carried around
     them unchanged by the returned function.
     """
-    from unigrad import _tree
-
     leaves, treedef = _tree.flatten(tree, "aux")
     arrays = {index: leaf for index, leaf in enumerate(leaves) if is_array(leaf)}
 

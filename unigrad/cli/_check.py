@@ -10,7 +10,6 @@ from typing import Any
 import unigrad as ug
 from unigrad.backends import framework_backends
 from unigrad.cli._errors import UsageError
-from unigrad.cli._user_loss import user_case
 from unigrad.conformance import (
     ALL_DTYPES,
     CASES,
@@ -27,6 +26,7 @@ from unigrad.conformance.render import render_markdown, render_text
 from unigrad.conformance.render_plot import render_plot
 from unigrad.conformance.report_text import describe_failures
 from unigrad.conformance.runner import framework_versions, run_case
+from unigrad.conformance.user_loss import user_case
 
 
 def _validate(args: argparse.Namespace) -> list[str]:

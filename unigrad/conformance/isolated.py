@@ -3,7 +3,7 @@
 The parent never imports a framework: workers (:mod:`unigrad.conformance.worker`, scheduled by
 :class:`~unigrad.conformance.pool.WorkerPool`) evaluate, and this module computes each case's float64
 reference, puts the workers' leaves back into its tree, and compares exactly as the in-process runner
-does (:func:`~unigrad.conformance.runner.compare_case`). A case whose worker crashed gets ``err``
+does (:func:`~unigrad.conformance.gradients.compare_case`). A case whose worker crashed gets ``err``
 rows on that backend, naming the signal; every other result still counts.
 
 Example:
@@ -21,9 +21,7 @@ from typing import Any
 import numpy as np
 
 from unigrad.conformance.case import Case
-from unigrad.conformance.pool import WorkerPool
-from unigrad.conformance.results import ERROR, Comparison, Report
-from unigrad.conformance.runner import (
+from unigrad.conformance.gradients import (
     Key,
     Outcome,
     compare_case,
@@ -31,6 +29,8 @@ from unigrad.conformance.runner import (
     reference,
     select_cases,
 )
+from unigrad.conformance.pool import WorkerPool
+from unigrad.conformance.results import ERROR, Comparison, Report
 from unigrad.conformance.transforms import (
     TransformCase,
     compare_transform_case,

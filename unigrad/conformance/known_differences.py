@@ -35,6 +35,8 @@ import unigrad as ug
 from unigrad import _tree
 from unigrad.conformance.case import Case
 from unigrad.conformance.cases import CASES
+from unigrad.conformance.devices import strict_precision
+from unigrad.conformance.gradients import evaluate, reference
 from unigrad.conformance.subgradients import (
     EXACT,
     Subdifferential,
@@ -99,9 +101,6 @@ def record(choices: dict[str, Any], backends: Sequence[str]) -> dict[str, Any]:
 
     Other backends and versions keep their records; cases no longer documented are dropped.
     """
-    from unigrad.conformance.devices import strict_precision
-    from unigrad.conformance.runner import evaluate
-
     cases = documented_cases()
     for stale in set(choices) - {case.name for case in cases}:
         del choices[stale]
@@ -198,8 +197,6 @@ def _conditions(valid: Subdifferential) -> list[str]:
 
 
 def _case_section(case: Case, entry: Mapping[str, Any], backends: Sequence[str]) -> list[str]:
-    from unigrad.conformance.runner import reference
-
     params, data = case.make_inputs(seed=0)
     _, ref_grads, ref_name = reference(case, params, data)
     valid = valid_set_of(case, (params, data))

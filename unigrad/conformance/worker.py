@@ -13,7 +13,7 @@ turns it into ``err`` rows for the case it was running.
 
 Example:
     >>> from unigrad.conformance.worker import outcome_record
-    >>> from unigrad.conformance.runner import Outcome
+    >>> from unigrad.conformance.gradients import Outcome
     >>> outcome_record(("jax", "cpu", "float64"), Outcome(error="TypeError: no"))["error"]
     'TypeError: no'
 """
@@ -29,8 +29,9 @@ from unigrad.backends import get_adapter
 from unigrad.conformance.case import Case
 from unigrad.conformance.cases import CASES
 from unigrad.conformance.devices import available_devices, strict_precision
-from unigrad.conformance.runner import Outcome, evaluate_case
+from unigrad.conformance.gradients import Outcome, evaluate_case
 from unigrad.conformance.transforms import TRANSFORM_CASES, TransformCase, evaluate_transform_case
+from unigrad.conformance.user_loss import user_case
 from unigrad.conformance.wire import dumps, encode_leaves, loads
 
 
@@ -59,8 +60,6 @@ def transform_record(key: tuple[str, str, str], result: Any) -> dict[str, Any]:
 def _catalogue(request: dict[str, Any]) -> dict[str, Case | TransformCase]:
     user = request.get("user")
     if user:
-        from unigrad.cli._user_loss import user_case
-
         case = user_case(user["target"], user["params"], user["data"], [])
         return {case.name: case}
     return {case.name: case for case in [*CASES, *TRANSFORM_CASES]}

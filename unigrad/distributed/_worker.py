@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+import unigrad as ug
 from unigrad import _tree
+from unigrad.distributed._job import len_of, numpy_tree, resolve
 
 
 def float64_in(tree: Any) -> bool:
@@ -58,22 +60,9 @@ def _setup(job: dict[str, Any], rank: int) -> dict[str, Any]:
     return {}
 
 
-def _to_numpy(tree: Any) -> Any:
-    from unigrad.backends import backend_name_of, get_adapter
-
-    def convert(leaf: Any) -> Any:
-        owner = backend_name_of(leaf)
-        return leaf if owner is None else np.asarray(get_adapter(owner).to_numpy(leaf))
-
-    return _tree.tree_map(convert, tree)
-
-
 def run(job: dict[str, Any], rank: int) -> dict[str, Any]:
     """The worker's whole job (every case of it, one engine set-up); returns what it writes."""
     options = _setup(job, rank)
-    import unigrad as ug
-    from unigrad.distributed._launch import resolve
-
     backend, results = job["backend"], []
     for case in job["cases"]:
         example_loss_fn = resolve(case["loss"])
@@ -82,7 +71,7 @@ def run(job: dict[str, Any], rank: int) -> dict[str, Any]:
         loss, grads = step(params, shard)
         if job["jit"]:
             loss, grads = step(params, shard)  # the second call runs the compiled step as it is
-        result = {"loss": _to_numpy(loss), "grads": _to_numpy(grads), "examples": len_of(shard)}
+        result = {"loss": numpy_tree(loss), "grads": numpy_tree(grads), "examples": len_of(shard)}
         if rank == 0:
             result["reference"] = _single_process(example_loss_fn, params, case["batch"], backend)
         results.append(result)
@@ -95,19 +84,13 @@ def run(job: dict[str, Any], rank: int) -> dict[str, Any]:
 
 def _single_process(example_loss_fn: Any, params: Any, batch: Any, backend: str) -> dict[str, Any]:
     """The reference: ``ug.value_and_grad`` of the mean loss over the whole batch, in this process."""
-    import unigrad as ug
 
     def mean_loss(p: Any, b: Any) -> Any:
         losses = example_loss_fn(p, b)
         return ug.namespace(losses).mean(losses)
 
     loss, grads = ug.value_and_grad(mean_loss, params, batch, backend=backend)
-    return {"loss": _to_numpy(loss), "grads": _to_numpy(grads)}
-
-
-def len_of(batch: Any) -> int:
-    """The number of examples in ``batch`` (axis 0 of its first array leaf)."""
-    return next(leaf.shape[0] for leaf in _tree.flatten(batch)[0] if hasattr(leaf, "shape"))
+    return {"loss": numpy_tree(loss), "grads": numpy_tree(grads)}
 
 
 #: How many of the innermost traceback frames the launcher shows for the worker that failed first.

@@ -1,4 +1,20 @@
-"""Load a user's loss (``module.path:function``) and its ``.npz`` inputs as a conformance case."""
+"""Load a user's loss (``module.path:function``) and its ``.npz`` inputs as a conformance case.
+
+``unigrad check mypkg.losses:my_loss --params params.npz`` builds this case in the command line's
+process, and each isolated worker (:mod:`unigrad.conformance.worker`) builds it again in its own, so
+it lives here, below the command line; :class:`UsageError` too, which the command line turns into
+exit code 2 (``unigrad.cli._errors`` re-exports it).
+
+Example:
+    >>> from unigrad.conformance.user_loss import UsageError, load_loss
+    >>> load_loss("math:hypot")(3.0, 4.0)
+    5.0
+    >>> try:
+    ...     load_loss("math.hypot")
+    ... except UsageError as err:
+    ...     print(err)
+    unigrad check: loss must be given as module.path:function, got 'math.hypot'
+"""
 
 from __future__ import annotations
 
@@ -12,8 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from unigrad.cli._errors import UsageError
+import unigrad as ug
 from unigrad.conformance.case import Case
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit code 2."""
+
 
 #: Above this many parameter elements, finite differences (2 loss calls per element) are too slow;
 #: the float64 result of the first backend becomes the reference instead.
@@ -77,8 +98,6 @@ def user_case(target: str, params_path: str | None, data_path: str | None, backe
     expected_grad = None
     reference_name = "finite differences"
     if size > MAX_FINITE_DIFFERENCE_ELEMENTS and backends:
-        import unigrad as ug
-
         first = backends[0]
         reference_name = f"{first} float64"
 
