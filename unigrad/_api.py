@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from unigrad._dispatch import CallPlan, plan_call
 from unigrad._errors import NotCallableError
-from unigrad._host import tree_to_float64
 from unigrad._loss import output_checker
-from unigrad.backends._numpy import DEFAULT_STEP, NumpyAdapter
+
+if TYPE_CHECKING:  # the NumPy adapter is imported by the first reference_grad, not by `import unigrad`
+    from unigrad.backends._numpy import NumpyAdapter
 
 PyTree = TypeVar("PyTree")
 
@@ -157,7 +158,7 @@ def reference_grad(
     params: Any,
     data: Any = None,
     *,
-    step: float = DEFAULT_STEP,
+    step: float | None = None,
 ) -> Any:
     """Central finite-difference gradient in float64: the independent oracle for checking backends.
 
@@ -170,7 +171,8 @@ def reference_grad(
         params: a pytree of floating arrays of any framework (copied to float64 NumPy; complex
             ones to complex128, differentiated along their real and imaginary parts separately).
         data: as for :func:`grad`.
-        step: relative step ``h``; element ``x`` is moved by ``h * max(1, |x|)``.
+        step: relative step ``h``; element ``x`` is moved by ``h * max(1, |x|)`` (default: the cube
+            root of float64's epsilon, about 6.1e-6, which balances truncation and round-off).
 
     Returns:
         float64 NumPy gradients shaped like ``params``.
@@ -181,6 +183,9 @@ def reference_grad(
         >>> np.round(g, 6)
         array([ 3., 12.])
     """
+    from unigrad._host import tree_to_float64
+    from unigrad.backends._numpy import DEFAULT_STEP, NumpyAdapter
 
     params64 = tree_to_float64(params)
-    return _value_and_grad(loss_fn, params64, data, False, "numpy", NumpyAdapter(step))[1]
+    adapter = NumpyAdapter(DEFAULT_STEP if step is None else step)
+    return _value_and_grad(loss_fn, params64, data, False, "numpy", adapter)[1]

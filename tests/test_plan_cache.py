@@ -1,0 +1,102 @@
+"""The one cache of a call's plan (``unigrad._dispatch``): a route per input signature, replayed by
+every later call with that signature; a new signature is planned (and validated) in full."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import unigrad as ug
+from tests.conftest import require
+from unigrad import _dispatch
+
+
+@pytest.fixture
+def fresh_routes(monkeypatch: pytest.MonkeyPatch) -> dict:
+    routes: dict = {}
+    monkeypatch.setattr(_dispatch, "_routes", routes)
+    return routes
+
+
+def _loss(p):
+    return (p["w"] ** 2).sum()
+
+
+def test_a_repeated_signature_is_planned_once(fresh_routes: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    require("torch")
+    import torch
+
+    planned = []
+    route_for = _dispatch._route_for
+    monkeypatch.setattr(_dispatch, "_route_for", lambda *a: planned.append(1) or route_for(*a))
+    for value in (1.0, 2.0, 3.0):
+        ug.grad(_loss, {"w": torch.full((3,), value)})
+    assert len(planned) == 1 and len(fresh_routes) == 1
+
+
+def test_a_new_signature_is_planned_and_validated_again(fresh_routes: dict) -> None:
+    require("torch")
+    import torch
+
+    ug.grad(_loss, {"w": torch.ones(3)})
+    ug.grad(_loss, {"w": torch.ones(3, dtype=torch.float64)})  # a new dtype: a new route
+    assert len(fresh_routes) == 2
+    with pytest.raises(ug.InvalidParamsError, match=r"params\['w'\] is a torch Tensor of dtype int64"):
+        ug.grad(_loss, {"w": torch.ones(3, dtype=torch.int64)})  # never replays a float route
+    with pytest.raises(ug.InvalidParamsError, match=r"params\['b'\] is a str value"):
+        ug.grad(_loss, {"w": torch.ones(3), "b": "text"})
+    grads = ug.grad(_loss, {"w": np.ones(3, np.float32)}, backend="torch")  # backend= is part of it
+    assert isinstance(grads["w"], np.ndarray)
+
+
+def test_the_cache_is_bounded(fresh_routes: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    require("torch")
+    import torch
+
+    monkeypatch.setattr(_dispatch, "ROUTES_LIMIT", 4)
+    for size in range(1, 12):  # a new structure each time: every call a new signature
+        ug.grad(lambda p: sum(v.sum() for v in p.values()), {f"k{i}": torch.ones(2) for i in range(size)})
+        assert len(fresh_routes) <= 4
+
+
+def test_threads_share_the_cache_safely(fresh_routes: dict) -> None:
+    require("torch")
+    import torch
+
+    dtypes = [torch.float32, torch.float64]
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            for step in range(50):
+                dtype = dtypes[(seed + step) % 2]
+                w = torch.full((3,), float(step), dtype=dtype)
+                params = {"w": w} if step % 3 else w
+                grads = ug.grad(lambda p: ((p["w"] if isinstance(p, dict) else p) ** 2).sum(), params)
+                got = grads["w"] if isinstance(grads, dict) else grads
+                assert got.dtype == dtype and torch.equal(got, 2 * w)
+                numpy_grads = ug.grad(_loss, {"w": np.full(3, float(step))}, backend="torch")
+                np.testing.assert_array_equal(numpy_grads["w"], np.full(3, 2.0 * step))
+        except BaseException as err:  # noqa: BLE001 - reported by the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[0]
+    assert 1 <= len(fresh_routes) <= 6
+
+
+def test_mode_dependent_signatures_are_planned_at_every_call(fresh_routes: dict) -> None:
+    require("jax")
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(True):
+        params = {"w": jnp.ones(2, dtype=jnp.float64)}
+        ug.grad(_loss, params)
+    assert not fresh_routes  # whether float64 is allowed depends on JAX's x64 flag at each call
