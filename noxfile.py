@@ -42,6 +42,9 @@ JAX_COMPILE_CACHE = {
 # pytest-xdist: one test process per core (most tests keep one core busy; CI has two).
 PARALLEL = ("-n", "auto", "--dist", "worksteal")
 
+# The pinned run's `unigrad check --json` report, kept by tests-all for tests-latest to diff against.
+PINNED_REPORT = pathlib.Path(__file__).parent / ".nox" / "reports" / "pinned.json"
+
 
 def _run_tests(session: nox.Session, frameworks: list[str]) -> None:
     session.install(*CONSTRAINTS, "-e", ".[test]", *frameworks)
@@ -76,8 +79,16 @@ def tests_mlx(session: nox.Session) -> None:
 
 @nox.session(name="tests-all")
 def tests_all(session: nox.Session) -> None:
-    """Unit tests with every framework in one process (cross-framework tests run here)."""
+    """Unit tests with every framework in one process (cross-framework tests run here), then
+    ``unigrad check`` on the pinned versions, whose report (``.nox/reports/pinned.json``) tests-latest
+    compares with its own (1-2 minutes on 2 cores, JAX's compile cache warm from the tests; skipped
+    when pytest arguments are given, e.g. ``nox -s tests-all -- tests/test_cli.py``)."""
     _run_tests(session, [pkg for pkgs in FRAMEWORKS.values() for pkg in pkgs])
+    if session.posargs:
+        return
+    PINNED_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    PINNED_REPORT.unlink(missing_ok=True)  # a crash must not leave an older run's report behind
+    session.run("unigrad", "check", "--no-progress", "--json", str(PINNED_REPORT))
 
 
 @nox.session(name="tests-latest")
@@ -86,7 +97,9 @@ def tests_latest(session: nox.Session) -> None:
     ``unigrad check`` end to end (not in the default set; ``.ci/run`` runs it after the pinned ones).
 
     On Linux pip resolves torch to its CUDA build, which ships triton (several GB, minutes to install);
-    it runs on the CPU. The resolved versions are printed first, for the record.
+    it runs on the CPU. The resolved versions are printed first, for the record. Last,
+    ``unigrad diff`` prints the drift table from the pinned run's report (kept by tests-all) to this
+    one's; it does not fail the session (see docs/conformance.md, "Comparing two installs").
     """
     session.install("-e", ".[all,cli,test]")
     session.run(
@@ -98,14 +111,24 @@ def tests_latest(session: nox.Session) -> None:
     )  # fmt: skip
     session.env.update(JAX_COMPILE_CACHE)
     session.run("pytest", *PARALLEL, *session.posargs)
-    report = session.create_tmp()
-    # The README's first command, with every output a user can ask for; exit code 0 is required.
-    session.run(
-        "unigrad", "check", "--no-progress",
-        "--json", f"{report}/report.json",
-        "--markdown", f"{report}/report.md",
-        "--plot", f"{report}/report.png",
-    )  # fmt: skip
+    report = pathlib.Path(session.create_tmp()) / "report.json"
+    report.unlink(missing_ok=True)
+    try:
+        # The README's first command, with every output a user can ask for; exit code 0 is required.
+        session.run(
+            "unigrad", "check", "--no-progress",
+            "--json", str(report),
+            "--markdown", f"{report.parent}/report.md",
+            "--plot", f"{report.parent}/report.png",
+        )  # fmt: skip
+    finally:
+        # The drift table from the pinned versions (tests-all's report) to these, also when the check
+        # failed. It never fails the session itself: a new failure is unigrad check's exit code above,
+        # and drift (another valid subgradient, a moved error) is news, not a failure.
+        if not PINNED_REPORT.exists():
+            session.log(f"no pinned report at {PINNED_REPORT} (run tests-all first): unigrad diff skipped")
+        elif report.exists():
+            session.run("unigrad", "diff", str(PINNED_REPORT), str(report), success_codes=[0, 1])
     session.run("unigrad", "info")
 
 

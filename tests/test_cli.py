@@ -37,8 +37,9 @@ def check_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
     outputs = ["--json", str(out / "report.json"), "--markdown", str(out / "report.md")]
     outputs += ["--plot", str(out / "report.png")]
     result = run_cli(
-        "check", "--cases", "reduce_sum,kink_abs_at_zero", "--dtypes", "float64,float32", *outputs
-    )
+        "check", "--cases", "reduce_sum,kink_abs_at_zero", "--dtypes", "float64,float32", "--all-rows",
+        *outputs,
+    )  # fmt: skip
     return result, out
 
 
@@ -55,6 +56,58 @@ def test_check_prints_the_matrix_and_exits_zero(check_run) -> None:
                for line in lines)  # fmt: skip
     assert "kink" in lines and "reduction" in lines  # grouped by area
     assert "all backends agree" in lines[-1]
+
+
+def test_check_hides_all_ok_rows_by_default() -> None:
+    if not BACKENDS:
+        pytest.skip("no framework installed (pip install 'unigrad[all]')")
+    result = run_cli("check", "--cases", "reduce_sum", "--backends", BACKENDS[0], "--dtypes", "float64")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert not any(line.strip().startswith("reduce_sum") for line in lines)
+    assert "reduction: 1 row, all ok" in lines
+    assert "1 row with every cell ok not shown (--all-rows shows them)" in lines
+    assert "all backends agree" in lines[-1]
+
+
+def test_the_summary_shows_only_rows_that_are_not_all_ok() -> None:
+    from unigrad.conformance.drift import catalogue_areas, load_report
+    from unigrad.conformance.render import render_markdown, render_text
+
+    # torch 2.14.1: kink_clip_at_bounds is known at float64, reduce_sum ok everywhere
+    report = load_report(Path(__file__).parent / "data" / "check-torch-2.14.1-derived.json")
+    areas = catalogue_areas()
+    lines = render_text(report, areas).splitlines()
+    assert lines[0].split() == ["case", "torch/cpu/f64", "torch/cpu/f32"]
+    assert lines[1] == "kink" and lines[2].split() == ["kink_clip_at_bounds", "known", "ok"]
+    assert lines[3] == "reduction: 1 row, all ok"
+    assert "1 row with every cell ok not shown (--all-rows shows them)" in lines
+    every = render_text(report, areas, all_rows=True).splitlines()
+    assert "reduction" in every and any(line.split() == ["reduce_sum", "ok", "ok"] for line in every)
+    assert not any("not shown" in line for line in every)
+    markdown = render_markdown(report, areas)  # the Markdown keeps every row, counted per area
+    assert "| `reduce_sum` | ok | ok |" in markdown and "1 row, 1 with every cell ok." in markdown
+
+
+def test_the_heatmap_has_one_panel_per_area(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib.figure
+
+    from unigrad.conformance.drift import catalogue_areas, load_report
+    from unigrad.conformance.render_plot import render_plot
+
+    titles = []
+    save = matplotlib.figure.Figure.savefig
+
+    def savefig(figure, *args, **kwargs):
+        titles.extend(axes.get_title(loc="left") for axes in figure.axes if axes.get_title(loc="left"))
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    report = load_report(Path(__file__).parent / "data" / "check-torch-2.14.1-derived.json")
+    render_plot(report, catalogue_areas(), tmp_path / "report.png")
+    assert titles == ["kink (1)", "reduction (1)"]
+    assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_check_writes_json_with_the_report_schema(check_run) -> None:

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from unigrad.cli._check import run_check
+from unigrad.cli._diff import add_diff_parser, run_diff
 from unigrad.cli._errors import UsageError
 from unigrad.cli._info import run_info
 
@@ -68,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--no-progress", action="store_true", help="no progress bar")
     check.add_argument(
+        "--all-rows",
+        action="store_true",
+        help="show every row of the matrix (default: only rows with a cell that is not ok; the "
+        "all-ok rows are counted per area)",
+    )
+    check.add_argument(
         "--jobs",
         type=int,
         default=None,
@@ -99,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument(
         "--verbose", action="store_true", help="show the frameworks' own log lines and warnings"
     )
+    add_diff_parser(commands)
     return parser
 
 
@@ -108,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "info":
             return run_info(verbose=args.verbose)
+        if args.command == "diff":
+            return run_diff(args)
         if args.world_size is not None:
             from unigrad.cli._data_parallel import run_data_parallel_check
 

@@ -150,7 +150,8 @@ def run_check(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     areas = _areas(cases or CASES)
-    print(render_text(report, areas))
+    # A user's loss is one row: always shown.
+    print(render_text(report, areas, all_rows=args.all_rows or args.target is not None))
     if args.target is not None:
         print("\n".join(_per_leaf_lines(report)))
     failures = report.failures()

@@ -52,25 +52,58 @@ def summary_line(report: Report) -> str:
     return f"{total} comparisons: {', '.join(parts)} — {verdict}"
 
 
-def render_text(report: Report, areas: Mapping[str, str]) -> str:
-    """The matrix as aligned console text, grouped by area, with a legend and the summary."""
+def render_text(report: Report, areas: Mapping[str, str], all_rows: bool = False) -> str:
+    """The matrix as aligned console text, grouped by area, with a legend and the summary.
+
+    Unless ``all_rows``, a row whose every cell is ``ok`` is left out: an area lists only its other
+    rows, with how many it left out (``kink (3 of 13 rows; 10 all ok, not shown)``), an area with
+    nothing else is one line (``reduction: 15 rows, all ok``), and a last line counts them all.
+    """
     matrix = build_matrix(report, areas)
     labels = [column_label(c) for c in matrix.columns]
-    name_width = max([len(case) + 2 for case in report.cases] + [len("case")])
+    shown = {
+        group: [case for case in cases if all_rows or not _all_ok(matrix, case)]
+        for group, cases in matrix.groups.items()
+    }
+    hidden = sum(len(cases) - len(shown[group]) for group, cases in matrix.groups.items())
+    name_width = max([len(case) + 2 for cases in shown.values() for case in cases] + [len("case")])
     widths = [max(len(label), 6) for label in labels]
-    lines = [
-        "case".ljust(name_width) + "  ".join(label.rjust(w) for label, w in zip(labels, widths, strict=True))
-    ]
+    lines = []
+    if any(shown.values()):
+        lines.append(
+            "case".ljust(name_width)
+            + "  ".join(label.rjust(w) for label, w in zip(labels, widths, strict=True))
+        )
     for group, cases in matrix.groups.items():
-        lines.append(f"{group}")
-        for case in cases:
+        if not shown[group]:
+            lines.append(f"{group}: {_rows(len(cases))}, all ok")
+            continue
+        left_out = len(cases) - len(shown[group])
+        lines.append(
+            f"{group} ({len(shown[group])} of {_rows(len(cases))}; {left_out} all ok, not shown)"
+            if left_out
+            else group
+        )
+        for case in shown[group]:
             cells = [
                 cell_text(matrix.cell(case, column)).rjust(w)
                 for column, w in zip(matrix.columns, widths, strict=True)
             ]
             lines.append(f"  {case}".ljust(name_width) + "  ".join(cells))
+    if hidden:
+        lines.append(f"{_rows(hidden)} with every cell ok not shown (--all-rows shows them)")
     lines += ["", LEGEND, _failure_lines(matrix), summary_line(report)]
     return "\n".join(line for line in lines if line is not None)
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def _all_ok(matrix: Matrix, case: str) -> bool:
+    """Whether the row ran somewhere and every cell that ran agrees (``ok``)."""
+    cells = [matrix.cell(case, column) for column in matrix.columns]
+    return any(cells) and all(cell is None or cell.status == PASS for cell in cells)
 
 
 def _failure_lines(matrix: Matrix) -> str:
@@ -99,8 +132,11 @@ def render_markdown(report: Report, areas: Mapping[str, str], image: str | None 
     if image:
         lines += [f"![log10 relative error per case and backend/device/dtype]({image})", ""]
     for group, cases in matrix.groups.items():
+        all_ok = sum(_all_ok(matrix, case) for case in cases)
         lines += [
             f"## {group}",
+            "",
+            f"{_rows(len(cases))}, {all_ok} with every cell ok.",
             "",
             "| case | " + " | ".join(labels) + " |",
             "|---" * (len(labels) + 1) + "|",
