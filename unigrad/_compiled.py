@@ -23,7 +23,7 @@ from typing import Any
 
 from unigrad import _tree
 from unigrad._api import _require_callable
-from unigrad._compiled_by_structure import StructureEntry, qualifies
+from unigrad._compiled_by_structure import StructureEntry, numpy_qualifies, qualifies
 from unigrad._dispatch import CallPlan, plan_call, to_backend
 from unigrad._errors import CompileFallbackWarning, InvalidDataError, UnigradError
 from unigrad._loss import output_checker
@@ -210,7 +210,7 @@ class ValueAndGradFn:
                 # the keyed path's flatten raises the typed error naming where it is.
                 return self._keyed_call(params, data)
             entry = by_structure.get(treedef)
-            if entry is not None and entry.leaf_types.issuperset(map(type, leaves)):
+            if entry is not None and entry.leaf_types.issuperset(map(type, leaves)) and entry.accepts(leaves):
                 try:
                     return entry.run(params, data)
                 except UnigradError:
@@ -240,7 +240,7 @@ class ValueAndGradFn:
             plan = plan_call(params, self.backend, device=self.device)
             # device= is placed by the plan's conversions: the structure path hands NumPy to jax.jit
             structured = self.jit and self.device is None and not self._structure_refused
-            if structured and qualifies(plan, data_leaves):
+            if structured and (qualifies(plan, data_leaves) or numpy_qualifies(plan, data_leaves)):
                 result = self._try_by_structure(plan, params, data, data_leaves)
                 if result is not None:
                     return result
@@ -254,8 +254,15 @@ class ValueAndGradFn:
         """Make and run a structure-keyed entry; ``None`` when compiling fails (the keyed path then
         compiles or falls back to eager with its warning, as for any other backend)."""
         leaves, treedef = plan.adapter.compiler_flatten((params, data))
+        numpy_dtypes = None if plan.origins is None else frozenset(leaf.dtype for leaf in leaves)
         entry = StructureEntry(
-            self.loss_fn, self.backend, self.has_aux, plan, frozenset(map(type, leaves)), self.jit_options
+            self.loss_fn,
+            self.backend,
+            self.has_aux,
+            plan,
+            frozenset(map(type, leaves)),
+            self.jit_options,
+            numpy_dtypes,
         )
         try:
             result = entry.run(params, data)

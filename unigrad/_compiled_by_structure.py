@@ -12,7 +12,12 @@ keyed path with its conversions). The compiled function takes the pytrees as the
 key's planning checks (the params' dtypes, the loss) is checked while tracing instead, so it still
 happens once per new signature and raises the same typed errors.
 
-Only calls without conversions or non-array data qualify (see :func:`qualifies`). With ``has_aux``,
+Only calls without conversions or non-array data qualify (see :func:`qualifies`), and calls whose
+params are all NumPy arrays the compiler can take as they are (:func:`numpy_qualifies`: no 64-bit
+scope, no placement): ``jax.jit`` transfers NumPy leaves itself, in C++, where converting each one
+first in Python cost ~30 us a leaf (a 10-leaf client ran at 3.2x ``jax.jit`` on the same list). Their
+results come back as NumPy, as on the keyed path, and the entry also checks the NumPy dtypes (a new
+dtype, such as float64 the compiler would narrow, takes the keyed path and its checks). With ``has_aux``,
 the aux must be arrays only: other aux leaves (numbers, strings) are carried around a trace, which
 takes one trace per key, so a step whose aux holds them goes back to the keyed path.
 """
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from unigrad import _tree
 from unigrad._dispatch import CallPlan, plan_call
@@ -42,6 +49,20 @@ def qualifies(plan: CallPlan, data_leaves: list[Any]) -> bool:
     )
 
 
+def numpy_qualifies(plan: CallPlan, data_leaves: list[Any]) -> bool:
+    """Whether a call planned as ``plan`` has NumPy params (and NumPy or the adapter's data) that the
+    compiler can take unconverted: it keys shapes itself, and no scope or placement is needed."""
+    adapter = plan.adapter
+    return (
+        adapter.compiler_keys_shapes
+        and plan.origins is not None
+        and plan.scope is None
+        and plan.place is None
+        and all(origin.name == "numpy" for origin in plan.origins)
+        and all(backend_name_of(leaf) in (adapter.name, "numpy") for leaf in data_leaves)
+    )
+
+
 class StructureEntry:
     """One compiled step for every input with this structure and these leaf types.
 
@@ -58,8 +79,11 @@ class StructureEntry:
         plan: CallPlan,
         leaf_types: frozenset[type],
         options: dict[str, Any],
+        numpy_dtypes: frozenset[Any] | None = None,
     ) -> None:
         self.leaf_types = leaf_types
+        #: For NumPy params: the dtypes of the leaves the entry was made for (see :meth:`accepts`).
+        self.numpy_dtypes = numpy_dtypes
         self.traces = 0
         adapter = plan.adapter
         finish = output_checker(adapter, has_aux, remember=False)
@@ -86,4 +110,25 @@ class StructureEntry:
                 raise AuxNotArraysOnly
             return (loss, aux), treedef.unflatten(grads)
 
-        self.run = adapter.compile_trees(step, options)
+        compiled = adapter.compile_trees(step, options)
+        if numpy_dtypes is None:
+            self.run = compiled
+        else:
+
+            def run_on_numpy(params: Any, data: Any) -> tuple[Any, Any]:
+                head, grads = compiled(params, data)
+                # As the keyed path hands them back: writable gradients of their own, the loss (and
+                # aux) as the framework's NumPy export.
+                grads = _tree.tree_map(np.array, grads)
+                if has_aux:
+                    loss, aux = head
+                    return (np.asarray(loss), _tree.tree_map(np.asarray, aux)), grads
+                return np.asarray(head), grads
+
+            self.run = run_on_numpy
+
+    def accepts(self, leaves: list[Any]) -> bool:
+        """Whether leaves (of this entry's structure and leaf types) may run here: for NumPy params,
+        only dtypes seen when it was made (any other is planned on the keyed path)."""
+        numpy_dtypes = self.numpy_dtypes
+        return numpy_dtypes is None or numpy_dtypes.issuperset(leaf.dtype for leaf in leaves)
