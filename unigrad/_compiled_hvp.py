@@ -29,7 +29,7 @@ from unigrad._compiled_by_structure import qualifies
 from unigrad._dispatch import CallPlan, _flatten_tree, plan_call, to_backend
 from unigrad._errors import InvalidDataError, UnigradError
 from unigrad._loss import output_checker
-from unigrad._transforms import _like_params
+from unigrad._matching import like_params
 from unigrad.backends import backend_name_of, canonical_name
 
 
@@ -156,7 +156,7 @@ class _StructureEntry:
         def step(params: Any, vector: Any, data: Any) -> Any:
             self.traces += 1  # Python in the body runs only while the compiler traces it
             traced = plan_call(params, backend)
-            vector_inputs = _like_params(vector, "vector", params, traced)
+            vector_inputs = like_params(vector, "vector", params, traced)
             products = adapter.hvp(traced.bind(loss_fn, data), traced.inputs, vector_inputs, finish)
             return traced.treedef.unflatten(products)
 
@@ -321,7 +321,7 @@ class HvpFn:
                 return self._call(params, vector, data)  # dataclass containers are structure: key them
             plan = plan_call(params, self.backend)
             with plan.scoped():
-                _like_params(vector, "vector", params, plan)  # validated once per key
+                like_params(vector, "vector", params, plan)  # validated once per key
             structural = self.jit and not self.has_aux and not self._structure_refused
             if structural and qualifies(plan, vector_leaves + data_leaves):
                 structured = _StructureEntry(self, plan, params, vector, data)

@@ -1,8 +1,8 @@
 """Derivatives beyond the gradient: ``jvp``, ``vjp``, ``jacobian``, ``hessian``, ``hvp``, per-example grads.
 
 Each function validates and plans the call like :func:`unigrad.grad` (``unigrad._dispatch``), checks
-the extra pytree it takes (tangents, cotangent, vector, batch) against what it pairs with, hands flat
-lists to the backend adapter, and unflattens once on the way back.
+the extra pytree it takes (tangents, cotangent, vector, batch) against what it pairs with
+(``unigrad._matching``), hands flat lists to the backend adapter, and unflattens once on the way back.
 
 Nesting of pytree results follows JAX: ``jacobian(fn, params)[out][param]`` (outer structure: the
 output of ``fn``; inner: ``params``) and ``hessian(loss_fn, params)[p][q]`` (params inside params),
@@ -22,127 +22,13 @@ from typing import Any, TypeVar
 
 from unigrad import _tree
 from unigrad._api import _require_callable
-from unigrad._complex import complex_output_error, refuse_complex_params
-from unigrad._dispatch import CallPlan, _flatten_tree, bare_native_adapter, plan_call, to_backend
-from unigrad._errors import DtypeMismatchError, InvalidOutputError, StructureMismatchError
+from unigrad._complex import refuse_complex_params
+from unigrad._dispatch import CallPlan, _flatten_tree, bare_native_adapter, plan_call
 from unigrad._loss import output_checker
-from unigrad.backends import FLOAT_DTYPES, Adapter, backend_name_of, get_adapter
+from unigrad._matching import FlatOutputs, check_batch, like_params, matching
+from unigrad.backends import Adapter, backend_name_of
 
 PyTree = TypeVar("PyTree")
-
-
-class _FlatOutputs:
-    """``call`` with its output flattened to a list of floating arrays; remembers the structure."""
-
-    def __init__(self, call: Callable[[list[Any]], Any], adapter: Adapter, name: str) -> None:
-        self.call, self.adapter, self.name = call, adapter, name
-        self.treedef: Any = None
-
-    def __call__(self, leaves: list[Any]) -> list[Any]:
-        out = self.call(leaves)
-        out_leaves, self.treedef = _tree.flatten(out, "output")
-        adapter = self.adapter
-        for index, leaf in enumerate(out_leaves):
-            if not adapter.is_array(leaf) or adapter.dtype_name(leaf) not in FLOAT_DTYPES:
-                path = _tree.leaf_paths(out, root="output")[index]
-                found = getattr(leaf, "dtype", type(leaf).__name__)
-                if adapter.is_array(leaf) and adapter.dtype_name(leaf).startswith("complex"):
-                    raise complex_output_error(self.name, path, adapter.dtype_name(leaf), adapter.name)
-                raise InvalidOutputError(
-                    f"{self.name}: fn's {path} is {found} on backend {adapter.name!r}; fn must return a "
-                    f"{adapter.name} floating array or a pytree of them (cast integer outputs, and move "
-                    f"non-array values out of the output)"
-                )
-        if not out_leaves:
-            raise InvalidOutputError(f"{self.name}: fn returned {out!r:.60}, which holds no array")
-        return out_leaves
-
-
-def _describe_structure_mismatch(tree: Any, root: str, like: Any, like_root: str) -> str:
-    paths = {path.removeprefix(root) for path in _tree.leaf_paths(tree, root)}
-    like_paths = {path.removeprefix(like_root) for path in _tree.leaf_paths(like, like_root)}
-    missing = sorted(like_paths - paths)
-    extra = sorted(paths - like_paths)
-    parts = []
-    if missing:
-        parts.append(f"it lacks {', '.join(root + p for p in missing[:3])}")
-    if extra:
-        parts.append(f"it has {', '.join(root + p for p in extra[:3])}, which {like_root} does not")
-    if not parts:
-        parts.append(f"its containers differ: {_tree.flatten(tree)[1]} vs {_tree.flatten(like)[1]}")
-    return "; ".join(parts)
-
-
-def _matching(
-    tree: Any,
-    root: str,
-    like_tree: Any,
-    like_treedef: Any,
-    like_leaves: list[Any],
-    like_adapters: list[Adapter],
-    like_root: str,
-    adapter: Adapter,
-    place: Callable[[Any], Any] | None = None,
-) -> list[Any]:
-    """The leaves of ``tree`` in ``adapter``'s framework, checked leaf by leaf against ``like_leaves``.
-
-    Raises:
-        StructureMismatchError: another structure, or a leaf of another shape.
-        DtypeMismatchError: a leaf that is not an array, or has another dtype.
-    """
-    if len(like_leaves) == 1 and like_tree is like_leaves[0] and type(tree) is type(like_tree):
-        # A bare array like a bare array param (a solver's point and direction): one leaf each,
-        # nothing to flatten or compare structurally.
-        leaves = [tree]
-    else:
-        leaves, treedef = _flatten_tree(tree, root)
-        if treedef != like_treedef:
-            detail = _describe_structure_mismatch(tree, root, like_tree, like_root)
-            raise StructureMismatchError(
-                f"{root} must have the structure of {like_root} (one array per leaf, same containers): "
-                f"{detail}"
-            )
-
-    def paths_at(index: int) -> tuple[str, str]:  # only on the error path: paths cost a tree walk
-        return _tree.leaf_paths(tree, root)[index], _tree.leaf_paths(like_tree, like_root)[index]
-
-    converted = []
-    for index, (leaf, like, like_adapter) in enumerate(zip(leaves, like_leaves, like_adapters, strict=True)):
-        if type(leaf) is type(like) and leaf.shape == like.shape and leaf.dtype == like.dtype:
-            # The common case (a vector of the params' own kind): the framework's own comparisons,
-            # several us cheaper per leaf than the normalised shapes and dtype names below.
-            own = like_adapter is adapter
-            converted.append(adapter.prepare_data_leaf(leaf) if own else to_backend(adapter, leaf, place))
-            continue
-        owner = backend_name_of(leaf)
-        if owner is None:
-            path, like_path = paths_at(index)
-            raise DtypeMismatchError(
-                f"{path} is a {type(leaf).__name__}, not an array: pass an array of the shape and dtype "
-                f"of {like_path}"
-            )
-        origin = get_adapter(owner)
-        shape, want_shape = origin.shape(leaf), like_adapter.shape(like)
-        if shape != want_shape:
-            path, like_path = paths_at(index)
-            raise StructureMismatchError(
-                f"{path} has shape {shape} but {like_path} has shape {want_shape}: they must match"
-            )
-        dtype, want_dtype = origin.dtype_name(leaf), like_adapter.dtype_name(like)
-        if dtype != want_dtype:
-            path, like_path = paths_at(index)
-            raise DtypeMismatchError(
-                f"{path} has dtype {dtype} but {like_path} has dtype {want_dtype}: cast it to {want_dtype}"
-            )
-        converted.append(to_backend(adapter, leaf, place))
-    return converted
-
-
-def _like_params(tree: Any, root: str, params: Any, plan: CallPlan) -> list[Any]:
-    origins = plan.origins or [plan.adapter] * len(plan.originals)
-    return _matching(
-        tree, root, params, plan.treedef, plan.originals, origins, "params", plan.adapter, plan.place
-    )
 
 
 def _split_aux(
@@ -217,9 +103,9 @@ def jvp(
     _require_callable(fn)
     plan = plan_call(params, backend, device=device)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
-        tangent_inputs = _like_params(tangents, "tangents", params, plan)
+        tangent_inputs = like_params(tangents, "tangents", params, plan)
         call = plan.bind(fn, data)
-        outputs = _FlatOutputs(_split_aux(call, has_aux, plan.adapter), plan.adapter, "jvp")
+        outputs = FlatOutputs(_split_aux(call, has_aux, plan.adapter), plan.adapter, "jvp")
         out, out_tangents = plan.adapter.jvp(outputs, plan.inputs, tangent_inputs)
         result = (
             plan.restore_output(outputs.treedef.unflatten(out)),
@@ -269,10 +155,10 @@ def vjp(
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         adapter = plan.adapter
         call = plan.bind(fn, data)
-        outputs = _FlatOutputs(_split_aux(call, has_aux, adapter), adapter, "vjp")
+        outputs = FlatOutputs(_split_aux(call, has_aux, adapter), adapter, "vjp")
         out, pullback = adapter.vjp(outputs, plan.inputs)
         out_tree = outputs.treedef.unflatten(out)
-        cotangents = _matching(
+        cotangents = matching(
             cotangent, "cotangent", out_tree, outputs.treedef, out, [adapter] * len(out), "output", adapter
         )
         grads = pullback(cotangents)
@@ -323,7 +209,7 @@ def jacobian(
     plan = plan_call(params, backend, device=device)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
         call = plan.bind(fn, data)
-        outputs = _FlatOutputs(_split_aux(call, has_aux, plan.adapter), plan.adapter, "jacobian")
+        outputs = FlatOutputs(_split_aux(call, has_aux, plan.adapter), plan.adapter, "jacobian")
         rows = plan.adapter.jacobian(outputs, plan.inputs)
         result = _nested(plan, outputs.treedef, rows)
         return (result, _aux_at(plan, call)) if has_aux else result
@@ -435,7 +321,7 @@ def hvp(
         return adapter.hvp(call, [params], [vector_input], output_checker(adapter, False))[0]
     plan = plan_call(params, backend, device=device)
     with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
-        vector_inputs = _like_params(vector, "vector", params, plan)
+        vector_inputs = like_params(vector, "vector", params, plan)
         finish = output_checker(plan.adapter, has_aux)
         call = plan.bind(loss_fn, data)
         products = plan.adapter.hvp(call, plan.inputs, vector_inputs, finish)
@@ -487,7 +373,7 @@ def per_example_grads(
         adapter = plan.adapter
         leaves, batch_def = _flatten_tree(batch, "batch")
         positions = [index for index, leaf in enumerate(leaves) if backend_name_of(leaf) is not None]
-        _check_batch(batch, leaves, positions)
+        check_batch(batch, leaves, positions)
         batched = [plan.to_backend(leaves[index]) for index in positions]
         treedef = plan.treedef
 
@@ -500,29 +386,3 @@ def per_example_grads(
         finish = output_checker(adapter, False)
         grads = adapter.per_example_grads(call, plan.inputs, batched, finish)
         return treedef.unflatten(plan.restore_grads(grads))
-
-
-def _check_batch(batch: Any, leaves: list[Any], positions: list[int]) -> None:
-    if not positions:
-        raise StructureMismatchError(
-            f"batch holds no array (got {batch!r:.60}); pass arrays whose leading axis is the batch axis"
-        )
-    sizes = {}
-    for index in positions:
-        shape = get_adapter(backend_name_of(leaves[index]) or "numpy").shape(leaves[index])
-        if not shape:
-            path = _tree.leaf_paths(batch, "batch")[index]
-            raise StructureMismatchError(
-                f"{path} is a scalar array, with no leading batch axis: give it one, or close over "
-                f"it in loss_fn if it is the same for every example"
-            )
-        sizes[index] = shape[0]
-    first = positions[0]
-    for index in positions[1:]:
-        if sizes[index] != sizes[first]:
-            paths = _tree.leaf_paths(batch, "batch")
-            raise StructureMismatchError(
-                f"batch arrays disagree on the batch size: {paths[first]} has {sizes[first]} examples "
-                f"(leading axis) but {paths[index]} has {sizes[index]}; every array in batch needs the "
-                f"same leading axis"
-            )

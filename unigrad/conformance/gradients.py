@@ -41,7 +41,7 @@ from unigrad.conformance.devices import UNAVAILABLE_PREFIX, place_tree
 from unigrad.conformance.results import ERROR, KNOWN, PASS, UNSUPPORTED, Comparison, LeafMetrics
 from unigrad.conformance.subgradients import framework_version, judge
 from unigrad.conformance.tolerances import tolerance_for
-from unigrad.conformance.transforms import select_transform_cases
+from unigrad.conformance.transform_cases import select_transform_cases
 
 LOW_PRECISION = frozenset({"float16", "bfloat16"})
 

@@ -5,8 +5,9 @@ Each :class:`TransformCase` runs one public transformation (``value_and_grad_fn(
 dtype, and compares it with the same transformation on the NumPy reference backend
 (``backend="numpy"``): central differences in float64, built on one finite-difference Jacobian. The
 second-order references (``hessian``, ``hvp``) are differences of the finite-difference gradient, with
-the five-point stencil (see ``unigrad.backends._numpy``). Comparisons are recorded exactly as for
-gradient cases (``unigrad.conformance.runner``): ``reference`` (float64 against the oracle, lower
+the five-point stencil (see ``unigrad.backends._numpy``). The cases themselves are defined in
+:mod:`unigrad.conformance.transform_cases`. Comparisons are recorded exactly as for gradient cases
+(:mod:`unigrad.conformance.gradients`): ``reference`` (float64 against the oracle, lower
 precisions against the same backend's float64 result) and ``pairwise`` (backend against backend).
 
 Example:
@@ -19,311 +20,33 @@ Example:
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
-import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-import unigrad as ug
 from unigrad._host import tree_to_float64
-from unigrad._namespace import namespace
-from unigrad.conformance.case import ALL_DTYPES, Tolerance
-from unigrad.conformance.cases import CASES
-from unigrad.conformance.cases import complex as complex_cases
+from unigrad.conformance.case import Tolerance
 from unigrad.conformance.compare import compare_trees
 from unigrad.conformance.devices import UNAVAILABLE_PREFIX, place_tree, strict_precision
 from unigrad.conformance.results import ERROR, FAIL, PASS, UNSUPPORTED, Comparison, LeafMetrics
-from unigrad.conformance.tolerances import tolerance_for
-
-#: ``inputs(rng) -> (params, data, extra)``: float64 NumPy pytrees; ``extra`` is the tangents,
-#: cotangent or vector the transformation takes (``None`` for the others). For
-#: ``per_example_grads``, ``data`` is the batch.
-TransformInputs = Callable[[np.random.Generator], tuple[Any, Any, Any]]
-
-
-@dataclass(frozen=True)
-class TransformCase:
-    """One conformance case of a transformation.
-
-    Attributes:
-        name: unique, ``transform_<transformation>_<what>``.
-        transform: ``'value_and_grad_fn'`` (compiled, ``jit=True``), ``'jvp'``, ``'vjp'``,
-            ``'jacobian'``, ``'hessian'``, ``'hvp'`` or ``'per_example_grads'``.
-        fn: ``fn(params, data)`` (``fn(params, example)`` for ``per_example_grads``), written with
-            ``ug.namespace``; ``data`` is ``None`` when the case has none.
-        inputs: see :data:`TransformInputs`.
-        tags: ``('transform', transform)``; cases are selectable by name, glob or tag.
-        dtypes: dtypes the case runs in.
-        tolerances: per-dtype overrides of the default table, with ``tolerance_reason``.
-    """
-
-    name: str
-    transform: str
-    fn: Callable[[Any, Any], Any]
-    inputs: TransformInputs
-    dtypes: tuple[str, ...] = ALL_DTYPES
-    tolerances: Mapping[str, Tolerance] = field(default_factory=dict)
-    tolerance_reason: str = ""
-
-    def __post_init__(self) -> None:
-        if self.transform not in _TRANSFORMS:
-            raise ValueError(f"case {self.name!r}: unknown transform {self.transform!r}")
-        if self.tolerances and not self.tolerance_reason:
-            raise ValueError(f"case {self.name!r} overrides tolerances without a tolerance_reason")
-        unknown = set(self.dtypes) - set(ALL_DTYPES)
-        if unknown:
-            raise ValueError(f"case {self.name!r} names unknown dtypes {sorted(unknown)}")
-
-    @property
-    def tags(self) -> tuple[str, ...]:
-        return ("transform", self.transform)
-
-    def make_inputs(self, seed: int) -> tuple[Any, Any, Any]:
-        """Params, data and the extra argument for ``seed``: the same on every run and machine."""
-        rng = np.random.default_rng([seed, zlib.crc32(self.name.encode())])
-        return self.inputs(rng)
-
-    def tolerance(self, dtype: str) -> Tolerance:
-        """The case's override for ``dtype``, else the default table's."""
-        return self.tolerances.get(dtype) or tolerance_for(dtype)
-
-
-# -- what each transformation computes, as a dict of named result trees ------------------------------
-
-
-def _call_fn(case: TransformCase, data: Any) -> Callable[..., Any]:
-    if data is None:
-        return lambda params: case.fn(params, None)
-    return case.fn
-
-
-def _compiled(case: TransformCase, params: Any, data: Any, extra: Any, backend: str | None) -> dict[str, Any]:
-    if backend == "numpy":  # the oracle: finite differences of the loss, nothing to compile
-        loss = np.asarray(case.fn(params, data), dtype=np.float64).reshape(())
-        return {"loss": loss, "grads": ug.reference_grad(_call_fn(case, data), params, data)}
-    step = ug.value_and_grad_fn(_call_fn(case, data), backend=backend, jit=True)
-    step(params, data)
-    loss, grads = step(params, data)  # the second call runs what the first one compiled
-    return {"loss": loss, "grads": grads}
-
-
-def _jvp(case: TransformCase, params: Any, data: Any, extra: Any, backend: str | None) -> dict[str, Any]:
-    out, tangent = ug.jvp(_call_fn(case, data), params, extra, data, backend=backend)
-    return {"out": out, "tangent": tangent}
-
-
-def _vjp(case: TransformCase, params: Any, data: Any, extra: Any, backend: str | None) -> dict[str, Any]:
-    out, cotangent = ug.vjp(_call_fn(case, data), params, extra, data, backend=backend)
-    return {"out": out, "params_cotangent": cotangent}
-
-
-def _jacobian(case: TransformCase, params: Any, data: Any, extra: Any, backend: str | None) -> dict[str, Any]:
-    return {"jacobian": ug.jacobian(_call_fn(case, data), params, data, backend=backend)}
-
-
-def _hessian(case: TransformCase, params: Any, data: Any, extra: Any, backend: str | None) -> dict[str, Any]:
-    return {"hessian": ug.hessian(_call_fn(case, data), params, data, backend=backend)}
-
-
-def _hvp(case: TransformCase, params: Any, data: Any, extra: Any, backend: str | None) -> dict[str, Any]:
-    return {"hvp": ug.hvp(_call_fn(case, data), params, extra, data, backend=backend)}
-
-
-def _per_example(
-    case: TransformCase, params: Any, data: Any, extra: Any, backend: str | None
-) -> dict[str, Any]:
-    return {"grads": ug.per_example_grads(case.fn, params, data, backend=backend)}
-
-
-_TRANSFORMS: dict[str, Callable[[TransformCase, Any, Any, Any, str | None], dict[str, Any]]] = {
-    "value_and_grad_fn": _compiled,
-    "jvp": _jvp,
-    "vjp": _vjp,
-    "jacobian": _jacobian,
-    "hessian": _hessian,
-    "hvp": _hvp,
-    "per_example_grads": _per_example,
-}
-
-# -- the catalogue -------------------------------------------------------------------------------------
-
-
-def _case_named(name: str) -> Any:
-    (case,) = [c for c in CASES if c.name == name]
-    return case
-
-
-def _from_gradient_case(name: str) -> tuple[Callable[[Any, Any], Any], TransformInputs]:
-    case = _case_named(name)
-
-    def inputs(rng: np.random.Generator) -> tuple[Any, Any, Any]:
-        params, data = case.inputs(rng)
-        return params, data, None
-
-    return case.loss, inputs
-
-
-def _layer(params: Any, data: Any) -> Any:
-    """A vector-valued function with a pytree output: a tanh layer and a norm."""
-    xp = namespace(params)
-    hidden = xp.tanh(xp.matmul(data["x"], params["w"]) + params["b"])
-    return {"hidden": hidden, "norm": xp.sum(params["w"] ** 2) + xp.sum(params["b"] ** 2)}
-
-
-def _layer_params(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    return {"w": rng.normal(size=(3, 2)) * 0.7, "b": rng.normal(size=2) * 0.1}
-
-
-def _layer_tangent_inputs(rng: np.random.Generator) -> tuple[Any, Any, Any]:
-    params = _layer_params(rng)
-    return params, {"x": rng.normal(size=(4, 3))}, _layer_params(rng)
-
-
-def _layer_cotangent_inputs(rng: np.random.Generator) -> tuple[Any, Any, Any]:
-    params = _layer_params(rng)
-    cotangent = {"hidden": rng.normal(size=(4, 2)), "norm": rng.normal(size=())}
-    return params, {"x": rng.normal(size=(4, 3))}, cotangent
-
-
-MLP_SIZES = (2, 3, 1)
-
-
-def _mlp_params(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    (n_in, n_hidden, n_out) = MLP_SIZES
-    return {
-        "w0": rng.normal(size=(n_in, n_hidden)) * 0.8,
-        "b0": rng.normal(size=n_hidden) * 0.1,
-        "w1": rng.normal(size=(n_hidden, n_out)) * 0.8,
-        "b1": rng.normal(size=n_out) * 0.1,
-    }
-
-
-def _mlp_loss(params: Any, data: Any) -> Any:
-    """Mean squared error of a one-hidden-layer tanh MLP; works on a batch or on one example."""
-    xp = namespace(params)
-    hidden = xp.tanh(xp.matmul(data["x"], params["w0"]) + params["b0"])
-    prediction = xp.matmul(hidden, params["w1"]) + params["b1"]
-    return xp.mean((prediction - data["y"]) ** 2)
-
-
-def _mlp_data(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
-    return {"x": rng.normal(size=(size, MLP_SIZES[0])), "y": rng.normal(size=(size, MLP_SIZES[-1]))}
-
-
-def _mlp_inputs(rng: np.random.Generator) -> tuple[Any, Any, Any]:
-    return _mlp_params(rng), _mlp_data(rng, 5), None
-
-
-def _mlp_vector_inputs(rng: np.random.Generator) -> tuple[Any, Any, Any]:
-    return _mlp_params(rng), _mlp_data(rng, 5), _mlp_params(rng)
-
-
-def _quadratic(params: Any, data: Any) -> Any:
-    """``x^T A x / 2 + b^T x``: its Hessian is A's symmetric part."""
-    xp = namespace(params)
-    x = params["x"]
-    return xp.sum(x * xp.matmul(data["A"], x)) / 2 + xp.sum(data["b"] * x)
-
-
-def _quadratic_inputs(rng: np.random.Generator) -> tuple[Any, Any, Any]:
-    factor = rng.normal(size=(4, 4))
-    return {"x": rng.normal(size=4)}, {"A": factor @ factor.T + np.eye(4), "b": rng.normal(size=4)}, None
-
-
-def _linear_regression_example(params: Any, example: Any) -> Any:
-    xp = namespace(params)
-    residual = xp.sum(example["x"] * params["w"]) + params["b"] - example["y"]
-    return residual**2 / 2
-
-
-def _linear_regression_inputs(rng: np.random.Generator) -> tuple[Any, Any, Any]:
-    params = {"w": rng.normal(size=3), "b": rng.normal(size=())}
-    return params, {"x": rng.normal(size=(6, 3)), "y": rng.normal(size=6)}, None
-
-
-TRANSFORM_CASES: list[TransformCase] = [
-    TransformCase("transform_jit_mlp_tanh", "value_and_grad_fn", *_from_gradient_case("model_mlp_tanh")),
-    TransformCase(
-        "transform_jit_softmax_cross_entropy",
-        "value_and_grad_fn",
-        *_from_gradient_case("loss_softmax_cross_entropy"),
-    ),
-    TransformCase("transform_jvp_layer", "jvp", _layer, _layer_tangent_inputs),
-    TransformCase("transform_vjp_layer", "vjp", _layer, _layer_cotangent_inputs),
-    TransformCase("transform_jacobian_layer", "jacobian", _layer, _layer_tangent_inputs),
-    TransformCase("transform_hessian_mlp", "hessian", _mlp_loss, _mlp_inputs),
-    TransformCase("transform_hessian_quadratic", "hessian", _quadratic, _quadratic_inputs),
-    TransformCase("transform_hvp_mlp", "hvp", _mlp_loss, _mlp_vector_inputs),
-    TransformCase(
-        "transform_per_example_linear_regression",
-        "per_example_grads",
-        _linear_regression_example,
-        _linear_regression_inputs,
-    ),
-    TransformCase("transform_per_example_mlp", "per_example_grads", _mlp_loss, _mlp_inputs),
-    # Complex params (docs/complex.md): float64/float32 mean complex128/complex64.
-    TransformCase(
-        "transform_jit_complex_linear_layer",
-        "value_and_grad_fn",
-        *_from_gradient_case("complex_linear_layer"),
-        dtypes=complex_cases.COMPLEX_CASE_DTYPES,
-    ),
-    TransformCase(
-        "transform_jvp_complex_layer",
-        "jvp",
-        complex_cases.layer_outputs,
-        complex_cases.layer_tangent_inputs,
-        dtypes=complex_cases.COMPLEX_CASE_DTYPES,
-    ),
-    TransformCase(
-        "transform_vjp_complex_layer",
-        "vjp",
-        complex_cases.layer_outputs,
-        complex_cases.layer_cotangent_inputs,
-        dtypes=complex_cases.COMPLEX_CASE_DTYPES,
-    ),
-    TransformCase(
-        "transform_jacobian_complex_layer",
-        "jacobian",
-        complex_cases.layer_outputs,
-        complex_cases.layer_tangent_inputs,
-        dtypes=complex_cases.COMPLEX_CASE_DTYPES,
-    ),
-    TransformCase(
-        "transform_hvp_complex_phase_retrieval",
-        "hvp",
-        complex_cases.phase_retrieval_loss,
-        complex_cases.phase_retrieval_vector_inputs,
-        dtypes=complex_cases.COMPLEX_CASE_DTYPES,
-    ),
+from unigrad.conformance.transform_cases import (
+    TRANSFORM_CASES,
+    TransformCase,
+    select_transform_cases,
+)
+
+__all__ = [  # the cases are defined in unigrad.conformance.transform_cases; run and compared here
+    "TRANSFORM_CASES",
+    "Key",
+    "TransformCase",
+    "compare_transform_case",
+    "evaluate_transform_case",
+    "reference_results",
+    "run_transform_case",
+    "select_transform_cases",
 ]
-
-_names = [case.name for case in TRANSFORM_CASES]
-if len(set(_names)) != len(_names) or set(_names) & {case.name for case in CASES}:
-    raise RuntimeError("transform case names must be unique across the whole catalogue")
-
-
-def select_transform_cases(patterns: Iterable[str] | None = None) -> list[TransformCase]:
-    """Transform cases whose name matches a pattern (exact or glob) or that carry it as a tag.
-
-    ``None`` selects all of them. Unlike ``select_cases``, a pattern matching nothing is not an error
-    here: the runner checks patterns against the whole catalogue.
-    """
-    if patterns is None:
-        return list(TRANSFORM_CASES)
-    patterns = list(patterns)
-    return [
-        case
-        for case in TRANSFORM_CASES
-        if any(fnmatch.fnmatchcase(case.name, pattern) or pattern in case.tags for pattern in patterns)
-    ]
-
-
-# -- running and comparing -----------------------------------------------------------------------------
 
 
 def _evaluate(
@@ -332,7 +55,7 @@ def _evaluate(
     """The case's results on one backend, device and dtype as float64 NumPy, or the error text."""
     try:
         placed = [place_tree(tree, backend, dtype, device) for tree in inputs]
-        return tree_to_float64(_TRANSFORMS[case.transform](case, *placed, None))
+        return tree_to_float64(case.compute(*placed, None))
     except Exception as err:  # noqa: BLE001 - a framework refusing an op is a result to report
         message = f"{type(err).__name__}: {err}".strip().splitlines()[0]
         return message[:300]
@@ -342,7 +65,7 @@ def reference_results(case: TransformCase, seed: int) -> Any:
     """The float64 finite-difference results of ``case`` (the NumPy reference backend)."""
     params, data, extra = case.make_inputs(seed)
     with np.errstate(all="ignore"):
-        return tree_to_float64(_TRANSFORMS[case.transform](case, params, data, extra, "numpy"))
+        return tree_to_float64(case.compute(params, data, extra, "numpy"))
 
 
 def _metrics(got: dict[str, Any], want: dict[str, Any], tolerance: Tolerance) -> list[LeafMetrics]:
