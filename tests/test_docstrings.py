@@ -15,6 +15,7 @@ MODULES = {
     "unigrad._compiled": ["torch"],
     "unigrad._convert": ["torch"],
     "unigrad._compiled_hvp": ["torch"],
+    "unigrad._reusable": [],
     "unigrad._transforms": ["torch", "tensorflow", "jax"],
     "unigrad._matching": [],
     "unigrad.conformance.transforms": [],

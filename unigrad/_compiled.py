@@ -17,45 +17,25 @@ lower, Python control flow on traced values...), that key runs eagerly from then
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from unigrad import _tree
-from unigrad._api import _require_callable
 from unigrad._compiled_by_structure import StructureEntry, numpy_qualifies, qualifies
 from unigrad._dispatch import CallPlan, plan_call, to_backend
-from unigrad._errors import CompileFallbackWarning, InvalidDataError, UnigradError
+from unigrad._errors import InvalidDataError, UnigradError
 from unigrad._loss import output_checker
-from unigrad.backends import Adapter, backend_name_of, canonical_name, get_adapter
+from unigrad._reusable import (
+    CompiledEntry,
+    ReusableFn,
+    data_signature,
+    loss_with_data,
+    param_signature,
+)
 from unigrad.backends._base import StepFn
 
-# leaf type -> its adapter's signature function (None: not an array); filled on first sight.
-_signers: dict[type, Callable[[Any], Hashable] | None] = {}
 
-
-def _signer(leaf: Any) -> Callable[[Any], Hashable] | None:
-    leaf_type = type(leaf)
-    try:
-        return _signers[leaf_type]
-    except KeyError:
-        owner = backend_name_of(leaf)
-        signer = None if owner is None else get_adapter(owner).signature
-        _signers[leaf_type] = signer
-        return signer
-
-
-def _param_signature(leaves: list[Any]) -> tuple[Hashable, ...]:
-    # A non-array params leaf is keyed by its type only: the miss path rejects it with a clear error.
-    return tuple((type(leaf),) if (signer := _signer(leaf)) is None else signer(leaf) for leaf in leaves)
-
-
-def _data_signature(leaves: list[Any]) -> tuple[Hashable, ...]:
-    # Non-array data leaves are compiled in as constants, so their value is part of the key.
-    return tuple((type(leaf), leaf) if (signer := _signer(leaf)) is None else signer(leaf) for leaf in leaves)
-
-
-class _Entry:
+class _Entry(CompiledEntry):
     """Everything one cache key needs: the validated plan and the (compiled) computation."""
 
     def __init__(
@@ -71,23 +51,12 @@ class _Entry:
         with_data = data is not None
         if owner.jit:
             # Array data leaves are inputs of the compiled function; the others are constants in it.
-            positions = [i for i, leaf in enumerate(data_leaves) if _signer(leaf) is not None]
-            self.data_positions = positions
-            # The constants only: holding this call's arrays would keep its batch alive.
-            statics = [None if i in positions else leaf for i, leaf in enumerate(data_leaves)]
-            rebuild_data = _tree.unflattener(data_def)
+            self.data_positions, bind = loss_with_data(
+                loss_fn, rebuild_params, data_leaves, data_def, with_data
+            )
 
             def body(param_leaves: list[Any], data_arrays: list[Any]) -> tuple[Any, Any, list[Any]]:
-                leaves = list(statics)
-                for index, value in zip(positions, data_arrays, strict=True):
-                    leaves[index] = value
-                call_data = rebuild_data(leaves)
-
-                def call(diff_leaves: list[Any]) -> Any:
-                    params = rebuild_params(diff_leaves)
-                    return loss_fn(params, call_data) if with_data else loss_fn(params)
-
-                return adapter.value_and_grad(call, param_leaves, finish)
+                return adapter.value_and_grad(bind(data_arrays), param_leaves, finish)
 
             self.body: StepFn = body
             self.run: StepFn | None = None  # compiled on the first call
@@ -127,27 +96,8 @@ class _Entry:
             return (loss, plan.restore_output(aux)), grads_tree
         return loss, grads_tree
 
-    def _compile_and_run(self, inputs: list[Any], arrays: list[Any]) -> tuple[Any, Any, list[Any]]:
-        adapter = self.plan.adapter
-        try:
-            compiled = adapter.compile(self.body, inputs, arrays, self.owner.jit_options)
-            result = compiled(inputs, arrays)
-        except UnigradError:
-            raise
-        except Exception as err:  # noqa: BLE001 - whatever the compiler refused, eager still works
-            failure = err
-        else:
-            self.run = compiled
-            return result
-        # Outside the except block: a bug in the loss itself raises here as it would without jit,
-        # not chained to the compiler's error.
-        result = self.body(inputs, arrays)
-        self.run = self.body
-        self.owner._warn_fallback(adapter, failure)
-        return result
 
-
-class ValueAndGradFn:
+class ValueAndGradFn(ReusableFn):
     """A reusable ``step(params, data=None)`` returning what :func:`unigrad.value_and_grad` returns.
 
     Made by :func:`value_and_grad_fn`. Inputs with a new structure, shape, dtype or device (or, with
@@ -162,6 +112,10 @@ class ValueAndGradFn:
         jit_options: keyword arguments for the compiler (``jax.jit``, ``tf.function``, ``torch.compile``).
     """
 
+    maker, runs = "value_and_grad_fn", "step"
+    _entries: dict[Hashable, _Entry]
+    _by_structure: dict[Hashable, StructureEntry]
+
     def __init__(
         self,
         loss_fn: Callable[..., Any],
@@ -171,34 +125,8 @@ class ValueAndGradFn:
         jit_options: Mapping[str, Any] | None,
         device: Any = None,
     ) -> None:
-        _require_callable(loss_fn)
+        super().__init__(loss_fn, backend, has_aux, jit, jit_options)
         self.device = device
-        self.loss_fn = loss_fn
-        self.backend = None if backend is None else canonical_name(backend)
-        self.has_aux = has_aux
-        self.jit = bool(jit)
-        self.jit_options = dict(jit_options or {})
-        self._entries: dict[Hashable, _Entry] = {}
-        # jit=True on a backend whose compiler keys shapes itself (JAX): treedef of (params, data) ->
-        # entry; see unigrad._compiled_by_structure. Stays empty when a call does not qualify.
-        self._by_structure: dict[Hashable, StructureEntry] = {}
-        self._structure_refused = False
-        self._compiler_flatten: Callable[[Any], tuple[list[Any], Hashable]] = _tree.flatten
-        self._warned = False
-
-    @property
-    def cache_size(self) -> int:
-        """How many distinct input signatures have been planned (and, with ``jit=True``, compiled).
-
-        On JAX with ``jit=True``, shapes and dtypes are keyed by ``jax.jit`` itself: its traces are
-        what is counted there.
-        """
-        return len(self._entries) + sum(entry.traces for entry in self._by_structure.values())
-
-    def clear_cache(self) -> None:
-        """Forget every planned and compiled signature (the next call of each plans it again)."""
-        self._entries.clear()
-        self._by_structure.clear()
 
     def __call__(self, params: Any, data: Any = None) -> tuple[Any, Any]:
         by_structure = self._by_structure
@@ -226,10 +154,10 @@ class ValueAndGradFn:
         leaves, treedef = _tree.flatten(params)
         if self.jit:
             data_leaves, data_def = _tree.flatten(data, "data")
-            key: Hashable = (treedef, data_def, _param_signature(leaves), _data_signature(data_leaves))
+            key: Hashable = (treedef, data_def, param_signature(leaves), data_signature(data_leaves))
         else:
             data_leaves, data_def = [], None
-            key = (treedef, _param_signature(leaves))
+            key = (treedef, param_signature(leaves))
         try:
             entry = self._entries.get(key)
         except TypeError:  # an unhashable non-array data leaf
@@ -289,32 +217,6 @@ class ValueAndGradFn:
                     f"an array, make it hashable, or close over it in loss_fn"
                 )
         return InvalidDataError("data holds an unhashable non-array leaf")  # pragma: no cover
-
-    def _warn_fallback(self, adapter: Adapter, err: Exception) -> None:
-        if self._warned:
-            return
-        self._warned = True
-        warn_compile_fallback("value_and_grad_fn", adapter.name, err, "step")
-
-    def __repr__(self) -> str:
-        name = getattr(self.loss_fn, "__qualname__", repr(self.loss_fn))
-        return (
-            f"<unigrad value_and_grad_fn of {name} backend={self.backend!r} jit={self.jit} "
-            f"signatures={self.cache_size}>"
-        )
-
-
-def warn_compile_fallback(maker: str, backend: str, err: Exception, runs: str) -> None:
-    """Warn that ``maker(jit=True)`` could not compile, so its ``runs`` go eagerly (callers warn once)."""
-    # Compiler errors often say what failed on their second line ("backend='inductor' raised:").
-    reason = " ".join(line.strip() for line in str(err).strip().splitlines()[:2])[:300]
-    warnings.warn(
-        f"{maker}(jit=True) could not compile on backend {backend!r} ({type(err).__name__}: "
-        f"{reason}); this {runs} runs eagerly instead (same results, eager speed). Pass jit=False "
-        f"to silence this.",
-        CompileFallbackWarning,
-        stacklevel=5,  # the user's call: past this function, _warn_fallback and the object's call
-    )
 
 
 def value_and_grad_fn(

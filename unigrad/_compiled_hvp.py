@@ -23,17 +23,23 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from unigrad import _tree
-from unigrad._api import _require_callable
-from unigrad._compiled import _data_signature, _param_signature, _signer, warn_compile_fallback
 from unigrad._compiled_by_structure import qualifies
 from unigrad._dispatch import CallPlan, _flatten_tree, plan_call, to_backend
 from unigrad._errors import InvalidDataError, UnigradError
 from unigrad._loss import output_checker
 from unigrad._matching import like_params
-from unigrad.backends import backend_name_of, canonical_name
+from unigrad._reusable import (
+    CompiledEntry,
+    ReusableFn,
+    data_signature,
+    loss_with_data,
+    param_signature,
+    signer,
+)
+from unigrad.backends import backend_name_of
 
 
-class _HvpEntry:
+class _HvpEntry(CompiledEntry):
     """One cache key: the validated plan, and the (compiled) product for inputs like these."""
 
     def __init__(
@@ -44,25 +50,14 @@ class _HvpEntry:
         finish = output_checker(adapter, owner.has_aux, remember=not owner.jit)
         loss_fn, has_aux = owner.loss_fn, owner.has_aux
         rebuild_params = _tree.unflattener(plan.treedef)
-        self.positions = [i for i, leaf in enumerate(data_leaves) if _signer(leaf) is not None]
-        positions = self.positions
-        statics = [None if i in positions else leaf for i, leaf in enumerate(data_leaves)]
-        rebuild_data = _tree.unflattener(data_def)
+        self.positions, bind = loss_with_data(loss_fn, rebuild_params, data_leaves, data_def, with_data)
         size = len(plan.originals)
 
         # One body for every backend's compiler: (params, vector + data arrays) -> (None, aux, products),
         # the shape of a compiled training step (unigrad.backends._base.StepFn).
         def body(param_leaves: list[Any], inputs: list[Any]) -> tuple[Any, Any, list[Any]]:
             vector, data_arrays = inputs[:size], inputs[size:]
-            leaves = list(statics)
-            for index, value in zip(positions, data_arrays, strict=True):
-                leaves[index] = value
-            call_data = rebuild_data(leaves)
-
-            def call(diff_leaves: list[Any]) -> Any:
-                params = rebuild_params(diff_leaves)
-                return loss_fn(params, call_data) if with_data else loss_fn(params)
-
+            call = bind(data_arrays)
             products = adapter.hvp(call, param_leaves, vector, finish)
             # The aux at params, from one more evaluation (not differentiated); a compiler merges it
             # with the product's own forward pass.
@@ -80,7 +75,7 @@ class _HvpEntry:
                 return None, None, adapter.hvp(call_params_only, param_leaves, inputs, finish)
 
         self.body = body
-        self.run: Callable[..., tuple[Any, Any, list[Any]]] | None = None if owner.jit else body
+        self.run = None if owner.jit else body
 
     def __call__(self, leaves: list[Any], vector_leaves: list[Any], data_leaves: list[Any]) -> Any:
         plan = self.plan
@@ -103,24 +98,6 @@ class _HvpEntry:
         result = plan.rebuild(plan.restore_grads(products) if plan.origins is not None else products)
         if self.owner.has_aux:
             return result, plan.restore_output(_tree.tree_map(adapter.detach, aux))
-        return result
-
-    def _compile_and_run(self, params: list[Any], inputs: list[Any]) -> tuple[Any, Any, list[Any]]:
-        adapter = self.plan.adapter
-        owner = self.owner
-        try:
-            compiled = adapter.compile(self.body, params, inputs, owner.jit_options)
-            result = compiled(params, inputs)
-        except UnigradError:
-            raise
-        except Exception as err:  # noqa: BLE001 - whatever the compiler refused, eager still works
-            failure = err
-        else:
-            self.run = compiled
-            return result
-        result = self.body(params, inputs)  # outside the except: a bug in the loss raises unchained
-        self.run = self.body
-        owner._warn_fallback(adapter.name, failure)
         return result
 
 
@@ -174,51 +151,23 @@ class _StructureEntry:
         owner._compiler_flatten = adapter.compiler_flatten
 
 
-class HvpFn:
+class HvpFn(ReusableFn):
     """A reusable ``product(params, vector, data=None)`` returning what :func:`unigrad.hvp` returns.
 
     Made by :func:`hvp_fn`; see there. ``cache_size`` counts the input signatures seen so far.
     """
 
-    def __init__(
-        self,
-        loss_fn: Callable[..., Any],
-        backend: str | None,
-        has_aux: bool,
-        jit: bool,
-        jit_options: Mapping[str, Any] | None,
-    ) -> None:
-        _require_callable(loss_fn)
-        self.loss_fn = loss_fn
-        self.backend = None if backend is None else canonical_name(backend)
-        self.has_aux = has_aux
-        self.jit = bool(jit)
-        self.jit_options = dict(jit_options or {})
-        self._entries: dict[Hashable, _HvpEntry] = {}
-        # As in value_and_grad_fn: on a compiler that keys shapes itself (jax.jit), native inputs go
-        # straight to one jitted function per pytree structure (treedef -> entry).
-        self._by_structure: dict[Hashable, _StructureEntry] = {}
-        self._structure_refused = False
-        self._compiler_flatten: Callable[[Any], tuple[list[Any], Hashable]] = _tree.flatten
-        self._warned = False
-        # A solver's call: one bare array as params, one as vector, no data. The last such call's
-        # route, so the next one skips flattening and keying (~40 us in a real call on a small
-        # product, measured by benchmarks/second_order.py): (array type, run).
-        self._bare: tuple[type, Callable[[Any, Any], Any]] | None = None
-
-    @property
-    def cache_size(self) -> int:
-        """How many distinct input signatures have been planned (and, with ``jit=True``, compiled).
-
-        On JAX with native inputs, shapes and dtypes are keyed by ``jax.jit`` itself: its traces are
-        what is counted there.
-        """
-        return len(self._entries) + sum(entry.traces for entry in self._by_structure.values())
+    maker, runs = "hvp_fn", "product"
+    _entries: dict[Hashable, _HvpEntry]
+    _by_structure: dict[Hashable, _StructureEntry]
+    # A solver's call: one bare array as params, one as vector, no data. The last such call's route,
+    # so the next one skips flattening and keying (~40 us in a real call on a small product, measured
+    # by benchmarks/second_order.py): (array type, run). Set per instance by its calls.
+    _bare: tuple[type, Callable[[Any, Any], Any]] | None = None
 
     def clear_cache(self) -> None:
-        """Forget every planned and compiled signature."""
-        self._entries.clear()
-        self._by_structure.clear()
+        """Forget every planned and compiled signature (the next call of each plans it again)."""
+        super().clear_cache()
         self._bare = None
 
     def __call__(self, params: Any, vector: Any, data: Any = None) -> Any:
@@ -237,8 +186,8 @@ class HvpFn:
             entry = self._by_structure.get(structure)
             if entry is not None:
                 return lambda p, v: self._structured(entry, structure, p, v)
-        signer = _signer(params)
-        assert signer is not None  # params is an array
+        sign = signer(params)
+        assert sign is not None  # params is an array
         # The key _call makes for such a call: the three treedefs, then the params' signature, None
         # (the vector is like the params) and the empty data signature.
         head = (_flatten_tree(params)[1], _flatten_tree(params, "vector")[1], _flatten_tree(None, "data")[1])
@@ -248,7 +197,7 @@ class HvpFn:
 
         def keyed(p: Any, v: Any) -> Any:
             if v.shape == p.shape and v.dtype == p.dtype:
-                signature = signer(p)
+                signature = sign(p)
                 if signature == last[0]:
                     entry = last[1]
                 else:
@@ -296,7 +245,7 @@ class HvpFn:
         leaves, treedef = _flatten_tree(params)
         vector_leaves, vector_def = _flatten_tree(vector, "vector")
         data_leaves, data_def = _flatten_tree(data, "data")
-        signature = _param_signature(leaves)
+        signature = param_signature(leaves)
         key = (
             treedef,
             vector_def,
@@ -305,8 +254,8 @@ class HvpFn:
             # The vector must be like the params: when each leaf visibly is (the framework's own cheap
             # comparisons), the params' signature stands for it; otherwise it is keyed (and checked,
             # on a miss) by its own.
-            None if _like(vector_leaves, leaves) else _param_signature(vector_leaves),
-            _data_signature(data_leaves),
+            None if _like(vector_leaves, leaves) else param_signature(vector_leaves),
+            data_signature(data_leaves),
         )
         try:
             entry = self._entries.get(key)
@@ -330,18 +279,6 @@ class HvpFn:
             entry = _HvpEntry(self, plan, data is not None, data_leaves, data_def)
             self._entries[key] = entry
         return entry(leaves, vector_leaves, data_leaves)
-
-    def _warn_fallback(self, backend: str, err: Exception) -> None:
-        if self._warned:
-            return
-        self._warned = True
-        warn_compile_fallback("hvp_fn", backend, err, "product")
-
-    def __repr__(self) -> str:
-        name = getattr(self.loss_fn, "__qualname__", repr(self.loss_fn))
-        return (
-            f"<unigrad hvp_fn of {name} backend={self.backend!r} jit={self.jit} signatures={self.cache_size}>"
-        )
 
 
 def hvp_fn(

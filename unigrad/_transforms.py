@@ -17,7 +17,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from unigrad import _tree
@@ -29,14 +30,24 @@ from unigrad._matching import FlatOutputs, check_batch, like_params, matching
 from unigrad.backends import Adapter, backend_name_of
 
 PyTree = TypeVar("PyTree")
+FlatCall = Callable[[list[Any]], Any]  # fn of the params' flat leaves (CallPlan.bind)
 
 
-def _split_aux(
-    call: Callable[[list[Any]], Any], has_aux: bool, adapter: Adapter
-) -> Callable[[list[Any]], Any]:
-    """``call`` returning its output alone; with ``has_aux``, ``call`` returns ``(out, aux)``, checked."""
+@contextlib.contextmanager
+def _planned(fn: Callable[..., Any], params: Any, backend: str | None, device: Any) -> Iterator[CallPlan]:
+    """Every transform's start: ``fn`` checked callable, the call planned, and the plan's scope entered
+    (float64 NumPy on JAX: 64 bits for this call, in this thread only)."""
+    _require_callable(fn)
+    plan = plan_call(params, backend, device=device)
+    with plan.scoped():
+        yield plan
+
+
+def _flat_outputs(call: FlatCall, has_aux: bool, adapter: Adapter, name: str) -> FlatOutputs:
+    """``call``'s output flattened and checked; with ``has_aux``, ``call`` returns ``(out, aux)``, checked,
+    and only ``out`` is kept."""
     if not has_aux:
-        return call
+        return FlatOutputs(call, adapter, name)
     check = output_checker(adapter, True)
 
     def output_only(leaves: list[Any]) -> Any:
@@ -45,7 +56,7 @@ def _split_aux(
             check(out)  # raises InvalidAuxError, saying what was returned
         return out[0]
 
-    return output_only
+    return FlatOutputs(output_only, adapter, name)
 
 
 def _aux_at(plan: CallPlan, call: Callable[[list[Any]], Any]) -> Any:
@@ -100,12 +111,10 @@ def jvp(
         >>> ug.jvp(lambda p: p ** 2, x, direction, backend="tensorflow")
         (array([1., 9.]), array([2., 0.]))
     """
-    _require_callable(fn)
-    plan = plan_call(params, backend, device=device)
-    with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
+    with _planned(fn, params, backend, device) as plan:
         tangent_inputs = like_params(tangents, "tangents", params, plan)
         call = plan.bind(fn, data)
-        outputs = FlatOutputs(_split_aux(call, has_aux, plan.adapter), plan.adapter, "jvp")
+        outputs = _flat_outputs(call, has_aux, plan.adapter, "jvp")
         out, out_tangents = plan.adapter.jvp(outputs, plan.inputs, tangent_inputs)
         result = (
             plan.restore_output(outputs.treedef.unflatten(out)),
@@ -150,12 +159,10 @@ def vjp(
         >>> pulled
         array([2., 6.])
     """
-    _require_callable(fn)
-    plan = plan_call(params, backend, device=device)
-    with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
+    with _planned(fn, params, backend, device) as plan:
         adapter = plan.adapter
         call = plan.bind(fn, data)
-        outputs = FlatOutputs(_split_aux(call, has_aux, adapter), adapter, "vjp")
+        outputs = _flat_outputs(call, has_aux, adapter, "vjp")
         out, pullback = adapter.vjp(outputs, plan.inputs)
         out_tree = outputs.treedef.unflatten(out)
         cotangents = matching(
@@ -205,11 +212,9 @@ def jacobian(
         >>> dy["b"]
         array([1., 2.])
     """
-    _require_callable(fn)
-    plan = plan_call(params, backend, device=device)
-    with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
+    with _planned(fn, params, backend, device) as plan:
         call = plan.bind(fn, data)
-        outputs = FlatOutputs(_split_aux(call, has_aux, plan.adapter), plan.adapter, "jacobian")
+        outputs = _flat_outputs(call, has_aux, plan.adapter, "jacobian")
         rows = plan.adapter.jacobian(outputs, plan.inputs)
         result = _nested(plan, outputs.treedef, rows)
         return (result, _aux_at(plan, call)) if has_aux else result
@@ -251,10 +256,8 @@ def hessian(
         >>> row_x["x"], row_x["y"], row_y["y"]
         (array([[4.]]), array([2.]), array(0.))
     """
-    _require_callable(loss_fn)
-    plan = plan_call(params, backend, device=device)
-    refuse_complex_params(params, plan.inputs, plan.adapter, "hessian")
-    with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
+    with _planned(loss_fn, params, backend, device) as plan:
+        refuse_complex_params(params, plan.inputs, plan.adapter, "hessian")
         finish = output_checker(plan.adapter, has_aux)
         call = plan.bind(loss_fn, data)
         rows = plan.adapter.hessian(call, plan.inputs, finish)
@@ -319,8 +322,7 @@ def hvp(
             call = lambda leaves: loss_fn(leaves[0], data)  # noqa: E731
         vector_input = adapter.prepare_data_leaf(vector)
         return adapter.hvp(call, [params], [vector_input], output_checker(adapter, False))[0]
-    plan = plan_call(params, backend, device=device)
-    with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
+    with _planned(loss_fn, params, backend, device) as plan:
         vector_inputs = like_params(vector, "vector", params, plan)
         finish = output_checker(plan.adapter, has_aux)
         call = plan.bind(loss_fn, data)
@@ -367,9 +369,7 @@ def per_example_grads(
         >>> ug.per_example_grads(loss_fn, np.array(1.0, np.float32), batch, backend="jax")
         array([2., 8.], dtype=float32)
     """
-    _require_callable(loss_fn)
-    plan = plan_call(params, backend, device=device)
-    with plan.scoped():  # float64 NumPy on JAX: 64 bits for this call, this thread only
+    with _planned(loss_fn, params, backend, device) as plan:
         adapter = plan.adapter
         leaves, batch_def = _flatten_tree(batch, "batch")
         positions = [index for index, leaf in enumerate(leaves) if backend_name_of(leaf) is not None]

@@ -42,6 +42,9 @@ FlatFn = Callable[[list[Any]], list[Any]]
 #: ``fn(param_leaves, data_leaves) -> (loss, aux, grads)``: the body of a compiled training step.
 StepFn = Callable[[list[Any], list[Any]], tuple[Any, Any, list[Any]]]
 
+#: ``fn(param_leaves, example_leaves) -> loss``: the loss of one example of a batch (``per_example_grads``).
+ExampleFn = Callable[[list[Any], list[Any]], Any]
+
 
 class Adapter:
     """Base class of the per-framework adapters (one instance per backend)."""
@@ -276,11 +279,7 @@ class Adapter:
         raise self._unsupported("hvp")
 
     def per_example_grads(
-        self,
-        fn: Callable[[list[Any], list[Any]], Any],
-        leaves: list[Any],
-        batch: list[Any],
-        finish: OutputCheck,
+        self, fn: ExampleFn, leaves: list[Any], batch: list[Any], finish: OutputCheck
     ) -> list[Any]:
         """Gradients of ``fn(leaves, example)`` for each slice along axis 0 of the ``batch`` arrays.
 
@@ -325,6 +324,17 @@ def listed(names: list[str], quoted: bool = False) -> str:
     """
     shown = [repr(name) if quoted else name for name in names]
     return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
+def example_loss(fn: ExampleFn, finish: OutputCheck, as_scalar: Callable[[Any], Any]) -> ExampleFn:
+    """``fn``'s loss of one example, validated by ``finish`` and given shape ``()`` by ``as_scalar``: what
+    a framework's per-example transform (``vmap`` of ``grad``) differentiates."""
+
+    def loss_of_example(params: list[Any], example: list[Any]) -> Any:
+        loss, _ = finish(fn(params, example))
+        return as_scalar(loss)
+
+    return loss_of_example
 
 
 def split_arrays(

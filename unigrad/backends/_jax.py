@@ -16,7 +16,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from unigrad._errors import InvalidDeviceError
-from unigrad.backends._base import COMPLEX_DTYPES, Adapter, FlatFn, OutputCheck, StepFn, split_arrays
+from unigrad.backends._base import (
+    COMPLEX_DTYPES,
+    Adapter,
+    ExampleFn,
+    FlatFn,
+    OutputCheck,
+    StepFn,
+    example_loss,
+    split_arrays,
+)
 
 
 class JaxAdapter(Adapter):
@@ -142,17 +151,10 @@ class JaxAdapter(Adapter):
         return _conjugated(list(jax.jvp(jax.grad(_scalar(fn, finish)), (leaves,), (vector,))[1]))
 
     def per_example_grads(
-        self,
-        fn: Callable[[list[Any], list[Any]], Any],
-        leaves: list[Any],
-        batch: list[Any],
-        finish: OutputCheck,
+        self, fn: ExampleFn, leaves: list[Any], batch: list[Any], finish: OutputCheck
     ) -> list[Any]:
-        def example_loss(params: list[Any], example: list[Any]) -> Any:
-            loss, _ = finish(fn(params, example))
-            return _as_scalar(loss)
-
-        return _conjugated(list(jax.vmap(jax.grad(example_loss), in_axes=(None, 0))(leaves, batch)))
+        loss = example_loss(fn, finish, _as_scalar)
+        return _conjugated(list(jax.vmap(jax.grad(loss), in_axes=(None, 0))(leaves, batch)))
 
     def compile(
         self, fn: StepFn, param_leaves: list[Any], data_leaves: list[Any], options: Mapping[str, Any]

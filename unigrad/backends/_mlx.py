@@ -36,7 +36,7 @@ import mlx.core as mx
 import numpy as np
 
 from unigrad._errors import InvalidDeviceError, PrecisionError
-from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_arrays
+from unigrad.backends._base import Adapter, ExampleFn, FlatFn, OutputCheck, StepFn, example_loss, split_arrays
 
 #: NumPy dtype name -> MLX dtype, for every dtype MLX has (no complex128, no float128).
 DTYPES: dict[str, Any] = {
@@ -242,18 +242,11 @@ class MlxAdapter(Adapter):
         return list(products)
 
     def per_example_grads(
-        self,
-        fn: Callable[[list[Any], list[Any]], Any],
-        leaves: list[Any],
-        batch: list[Any],
-        finish: OutputCheck,
+        self, fn: ExampleFn, leaves: list[Any], batch: list[Any], finish: OutputCheck
     ) -> list[Any]:
-        def example_loss(params: list[Any], example: list[Any]) -> Any:
-            loss, _ = finish(fn(params, example))
-            return _as_scalar(loss)
-
+        loss = example_loss(fn, finish, _as_scalar)
         with _stream_for(leaves):
-            grads = mx.vmap(mx.grad(example_loss), in_axes=(None, 0))(list(leaves), list(batch))
+            grads = mx.vmap(mx.grad(loss), in_axes=(None, 0))(list(leaves), list(batch))
             _evaluate(grads)
         return list(grads)
 

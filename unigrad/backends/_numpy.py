@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from unigrad.backends._base import COMPLEX_DTYPES, FLOAT_DTYPES, Adapter, FlatFn, OutputCheck
+from unigrad.backends._base import COMPLEX_DTYPES, FLOAT_DTYPES, Adapter, ExampleFn, FlatFn, OutputCheck
 
 #: Relative step of the central difference: cbrt(float64 eps) balances truncation (O(h^2)) against
 #: round-off (O(eps / h)), giving about 1e-10 relative accuracy on smooth functions.
@@ -172,11 +172,7 @@ class NumpyAdapter(Adapter):
         return _joined_row([_contract_params(row, real_vector) for row in rows], is_complex)
 
     def per_example_grads(
-        self,
-        fn: Callable[[list[Any], list[Any]], Any],
-        leaves: list[Any],
-        batch: list[Any],
-        finish: OutputCheck,
+        self, fn: ExampleFn, leaves: list[Any], batch: list[Any], finish: OutputCheck
     ) -> list[Any]:
         size = np.shape(batch[0])[0]
         rows = [

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from unigrad._errors import InvalidDeviceError, UnigradError
 from unigrad.backends import keras_tensorflow_variable_types
-from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_arrays
+from unigrad.backends._base import Adapter, ExampleFn, FlatFn, OutputCheck, StepFn, split_arrays
 
 _ZERO = tf.UnconnectedGradients.ZERO
 # Eigen's largest alignment requirement (EIGEN_MAX_ALIGN_BYTES with AVX-512), which TF's kernels check.
@@ -169,11 +169,7 @@ class TensorFlowAdapter(Adapter):
         return [accumulator.jvp(g, unconnected_gradients=_ZERO) for g in grads]
 
     def per_example_grads(
-        self,
-        fn: Callable[[list[Any], list[Any]], Any],
-        leaves: list[Any],
-        batch: list[Any],
-        finish: OutputCheck,
+        self, fn: ExampleFn, leaves: list[Any], batch: list[Any], finish: OutputCheck
     ) -> list[Any]:
         leaves = _unaliased(leaves)  # once, not once per example
         raised: list[UnigradError] = []

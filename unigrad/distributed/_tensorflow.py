@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from unigrad._compiled import _param_signature
 from unigrad._errors import DistributedSetupError
+from unigrad._reusable import param_signature
 from unigrad.backends import get_adapter
 from unigrad.backends._tensorflow import _unaliased
 from unigrad.distributed._batch import (
@@ -175,7 +175,7 @@ class Engine:
             self._compiled[key] = compiled
         # One concrete function per signature, called directly: tf.function's per-call binding of the
         # arguments and its trace lookup cost about 1 ms per step here (PerReplica inputs).
-        signature = (key, _param_signature(param_leaves), _param_signature(batch.arrays), local_count)
+        signature = (key, param_signature(param_leaves), param_signature(batch.arrays), local_count)
         concrete = self._concrete.get(signature)
         if concrete is None:
             concrete = compiled.get_concrete_function(list(param_leaves), shards, local_count)
