@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from unigrad.cli._check import run_check
 from unigrad.cli._diff import add_diff_parser, run_diff
 from unigrad.cli._errors import UsageError
+from unigrad.cli._fuzz import add_fuzz_parser, run_fuzz_command
 from unigrad.cli._info import run_info
 
 
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose", action="store_true", help="show the frameworks' own log lines and warnings"
     )
     add_diff_parser(commands)
+    add_fuzz_parser(commands)
     return parser
 
 
@@ -118,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_info(verbose=args.verbose)
         if args.command == "diff":
             return run_diff(args)
+        if args.command == "fuzz":
+            return run_fuzz_command(args)
         if args.world_size is not None:
             from unigrad.cli._data_parallel import run_data_parallel_check
 

@@ -1,0 +1,381 @@
+"""What the fuzzer knows about each namespace operation: its typing rule, kinks, singular points, source.
+
+One :class:`Op` per operation the generator may place in a program (the "OpInfo" of the fuzzer). An
+op knows
+
+* its **typing rule** (:meth:`Op.plan`): given the shapes of its operands and a drawn integer, the
+  static arguments (axis, bounds, indices) and the result's shape, or ``None`` when it does not apply;
+* how to **call** it on any namespace (:meth:`Op.apply`), NumPy included (the float64 reference);
+* its **kinks** (:meth:`Op.site`): where, at the operands' values, the op is not differentiable but
+  has a subdifferential (abs at 0, maximum at a tie, clip at a bound, max over tied elements), and
+  the local derivatives a framework may validly pick there (``choices``; the first is the one a
+  central difference sees). :meth:`Op.linearized` evaluates the op with the kink elements replaced
+  by the tangent of one choice, so that finite differences of the program give the gradient under
+  that convention (see :mod:`unigrad.fuzz.reference`);
+* its **singular points** (:meth:`Op.singular`): an infinite or undefined local derivative (sqrt at 0,
+  the 2-norm of the zero vector), where reverse mode may produce nan even when the loss is smooth;
+* its **source** in each framework's own API (:meth:`Op.source`), for standalone reproducers.
+
+The families (unary, binary, clip, where) live here; reductions, linear algebra and indexing in
+:mod:`unigrad.fuzz.ops_structured`, the table of instances in :mod:`unigrad.fuzz.op_table`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+Shape = tuple[int, ...]
+Attrs = tuple[Any, ...]
+#: What a kink site is: (kind of input, element mask, the local choices a framework may make).
+Site = tuple[str, np.ndarray, tuple[float, ...]]
+FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
+
+
+def resolve(xp: Any, dotted: str) -> Any:
+    """``xp.linalg.det`` for ``'linalg.det'``."""
+    target = xp
+    for part in dotted.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def numpy_namespace() -> Any:
+    """unigrad's NumPy namespace: the float64 reference evaluates programs with it."""
+    from unigrad._namespace import namespace
+
+    return namespace("numpy")
+
+
+def classify(args: Sequence[np.ndarray], zero: bool = False) -> str:
+    """The kind of input of an op at none of its kinks or singular points, for grouping findings.
+
+    ``'non-finite'``, ``'zero'`` (only for ops where zero is special: ``zero=True``), ``'large'``
+    (beyond 10 in magnitude) or ``'generic'``: coarse on purpose, so that one bug seen at many inputs
+    stays one finding.
+    """
+    values = np.concatenate([np.ravel(a) for a in args]) if args else np.zeros(0)
+    if values.size and not np.all(np.isfinite(values)):
+        return "non-finite"
+    if zero and np.any(values == 0):
+        return "zero"
+    if values.size and np.max(np.abs(values)) > 10:
+        return "large"
+    return "generic"
+
+
+class Op:
+    """One operation of the neutral namespace (or an operator on arrays) the fuzzer can generate."""
+
+    #: Operands taken from the program's values.
+    arity = 1
+    #: Whether a zero operand is a kind of input of its own (prod, divide, pow), for grouping findings.
+    zero_is_special = False
+
+    def __init__(self, name: str, requires: tuple[str, ...], natives: dict[str, str]) -> None:
+        self.name = name
+        #: Names in ``unigrad._namespace.GUARANTEED`` the op calls; an op is generated only when the
+        #: running namespace guarantees all of them.
+        self.requires = requires
+        self.natives = natives
+
+    def __repr__(self) -> str:
+        return f"<fuzz op {self.name}>"
+
+    def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
+        """Static arguments and the result's shape, or ``None`` if the op does not apply."""
+        return (), shapes[0]
+
+    def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
+        """The op on any namespace's arrays."""
+        return resolve(xp, self.requires[0])(*args)
+
+    def site(self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float) -> Site | None:
+        """The op's kink at these float64 operands, or ``None`` (smooth here)."""
+        return None
+
+    def linearized(
+        self, args: Sequence[np.ndarray], base: Sequence[np.ndarray], attrs: Attrs, site: Site, choice: float
+    ) -> np.ndarray:
+        """The op near ``base`` with the site's elements following the tangent of ``choice``."""
+        raise NotImplementedError(f"{self.name} has no kink")
+
+    def singular(
+        self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float
+    ) -> str | None:
+        """The kind of singular point (infinite local derivative) at these operands, or ``None``."""
+        return None
+
+    def valid(self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray) -> bool:
+        """Whether the op is well enough conditioned here to be compared (inv of a singular matrix is not)."""
+        return True
+
+    def kind(self, args: Sequence[np.ndarray], attrs: Attrs, margin: float) -> str:
+        """The kind of input, for grouping findings by cause: the kink or singularity, else generic."""
+        out = np.asarray(self.apply(numpy_namespace(), args, attrs))
+        site = self.site(args, attrs, out, margin)
+        if site is not None:
+            return site[0]
+        return self.singular(args, attrs, out, margin) or classify(args, self.zero_is_special)
+
+    def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
+        """The op as one expression of ``framework``'s own API (for reproducers)."""
+        return f"{self.natives[framework]}({', '.join(args)})"
+
+
+class Unary(Op):
+    """An elementwise function of one array; optionally a kink or a jump at some points."""
+
+    def __init__(
+        self,
+        name: str,
+        natives: dict[str, str],
+        *,
+        kink: tuple[float, ...] | None = None,
+        jump: str | None = None,
+        singular_at_zero: bool = False,
+    ) -> None:
+        super().__init__(name, (name,), natives)
+        self.kink = kink  # local derivatives valid at 0 (abs, relu)
+        self.jump = jump  # 'zero' or 'integer': piecewise constant, derivative 0 (sign, floor)
+        self.singular_at_zero = singular_at_zero
+
+    def _at_kink(self, x: np.ndarray, margin: float) -> np.ndarray:
+        if self.jump == "integer":
+            return np.abs(x - np.round(x)) <= margin * np.maximum(1, np.abs(x))
+        return np.abs(x) <= margin
+
+    def site(self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float) -> Site | None:
+        if self.kink is None and self.jump is None:
+            return None
+        mask = self._at_kink(args[0], margin)
+        if not mask.any():
+            return None
+        return (self.jump or "zero", mask, self.kink or (0.0,))
+
+    def linearized(
+        self, args: Sequence[np.ndarray], base: Sequence[np.ndarray], attrs: Attrs, site: Site, choice: float
+    ) -> np.ndarray:
+        xp = numpy_namespace()
+        base_out = np.asarray(self.apply(xp, base, attrs))
+        return np.where(site[1], base_out + choice * (args[0] - base[0]), self.apply(xp, args, attrs))
+
+    def singular(
+        self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float
+    ) -> str | None:
+        if self.singular_at_zero and np.any(np.abs(args[0]) <= margin):
+            return "zero"
+        return None
+
+
+class Binary(Op):
+    """An elementwise function of two broadcastable arrays (or an arithmetic operator)."""
+
+    arity = 2
+
+    def __init__(
+        self,
+        name: str,
+        natives: dict[str, str],
+        *,
+        operator: str | None = None,
+        tie: bool = False,
+        singular: str | None = None,
+    ) -> None:
+        super().__init__(name, () if operator else (name,), natives)
+        self.operator = operator  # '+', '-', '*', '/': arithmetic on the arrays themselves
+        self.tie = tie  # maximum, minimum: a kink where the operands are equal
+        self.singular_kind = singular  # 'both zero' (atan2), 'zero base' (pow)
+
+    def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
+        try:
+            return (), tuple(np.broadcast_shapes(shapes[0], shapes[1]))
+        except ValueError:
+            return None
+
+    def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
+        a, b = args
+        if self.operator == "+":
+            return a + b
+        if self.operator == "-":
+            return a - b
+        if self.operator == "*":
+            return a * b
+        if self.operator == "/":
+            return a / b
+        return resolve(xp, self.name)(a, b)
+
+    def site(self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float) -> Site | None:
+        if not self.tie:
+            return None
+        a, b = np.broadcast_arrays(*args)
+        mask = np.abs(a - b) <= margin * np.maximum(1, np.maximum(np.abs(a), np.abs(b)))
+        # the share of the gradient going to the first operand
+        return ("tie", mask, (0.5, 1.0, 0.0)) if mask.any() else None
+
+    def linearized(
+        self, args: Sequence[np.ndarray], base: Sequence[np.ndarray], attrs: Attrs, site: Site, choice: float
+    ) -> np.ndarray:
+        xp = numpy_namespace()
+        base_out = np.asarray(self.apply(xp, base, attrs))
+        tangent = choice * (args[0] - base[0]) + (1 - choice) * (args[1] - base[1])
+        return np.where(site[1], base_out + tangent, self.apply(xp, args, attrs))
+
+    def singular(
+        self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float
+    ) -> str | None:
+        a, b = np.broadcast_arrays(*args)
+        if self.singular_kind == "both zero" and np.any((np.abs(a) <= margin) & (np.abs(b) <= margin)):
+            return "both zero"
+        if self.singular_kind == "zero base" and np.any(np.abs(a) <= margin):
+            return "zero base"
+        return None
+
+    def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
+        if self.operator:
+            return f"({args[0]} {self.operator} {args[1]})"
+        return super().source(framework, args, attrs)
+
+
+#: (low, high) bounds of clip, drawn by index: both bounds, or one, at values inputs often take.
+CLIP_BOUNDS: tuple[tuple[float | None, float | None], ...] = (
+    (-1.0, 1.0),
+    (0.0, 1.0),
+    (0.0, None),
+    (None, 0.5),
+    (-0.5, 2.0),
+    (1.0, 3.0),
+)
+
+
+class Clip(Op):
+    """``clip(x, min=lo, max=hi)`` with constant bounds; a kink at each bound."""
+
+    def __init__(self, natives: dict[str, str]) -> None:
+        super().__init__("clip", ("clip",), natives)
+
+    def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
+        return CLIP_BOUNDS[choice % len(CLIP_BOUNDS)], shapes[0]
+
+    def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
+        low, high = attrs
+        return xp.clip(args[0], min=low, max=high)
+
+    def site(self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float) -> Site | None:
+        x = args[0]
+        mask = np.zeros(x.shape, bool)
+        for bound in attrs:
+            if bound is not None:
+                mask |= np.abs(x - bound) <= margin * max(1.0, abs(bound))
+        # the derivative at a bound: 1 (inside), 0 (outside) or the midpoint
+        return ("bound", mask, (0.5, 1.0, 0.0)) if mask.any() else None
+
+    def linearized(
+        self, args: Sequence[np.ndarray], base: Sequence[np.ndarray], attrs: Attrs, site: Site, choice: float
+    ) -> np.ndarray:
+        xp = numpy_namespace()
+        base_out = np.asarray(self.apply(xp, base, attrs))
+        return np.where(site[1], base_out + choice * (args[0] - base[0]), self.apply(xp, args, attrs))
+
+    def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
+        low, high = attrs
+        x = args[0]
+        if framework == "tensorflow":  # as unigrad's shim: maximum, then minimum
+            if low is not None:
+                x = f"tf.math.maximum({x}, tf.cast({low!r}, {args[0]}.dtype))"
+            if high is not None:
+                x = f"tf.math.minimum({x}, tf.cast({high!r}, {args[0]}.dtype))"
+            return x
+        if framework == "torch":
+            return f"torch.clamp({x}, min={low!r}, max={high!r})"
+        return f"{self.natives[framework]}({x}, {low!r}, {high!r})"
+
+
+class Where(Op):
+    """``where(x > t, a, b)``: a jump where ``x`` crosses ``t``; either branch may be unsafe."""
+
+    arity = 3
+
+    def __init__(self, natives: dict[str, str]) -> None:
+        super().__init__("where", ("where",), natives)
+
+    def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
+        try:
+            return (constant,), tuple(np.broadcast_shapes(*shapes))
+        except ValueError:
+            return None
+
+    def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
+        x, a, b = args
+        return xp.where(x > attrs[0], a, b)
+
+    def site(self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float) -> Site | None:
+        x = np.broadcast_to(args[0], out.shape)
+        threshold = attrs[0]
+        mask = np.abs(x - threshold) <= margin * max(1.0, abs(threshold))
+        # choice 0: the condition as float64 computes it; 1: flipped (rounding on the other side)
+        return ("threshold", mask, (0.0, 1.0)) if mask.any() else None
+
+    def linearized(
+        self, args: Sequence[np.ndarray], base: Sequence[np.ndarray], attrs: Attrs, site: Site, choice: float
+    ) -> np.ndarray:
+        x, a, b = np.broadcast_arrays(*args)
+        fixed = np.broadcast_to(base[0] > attrs[0], x.shape) ^ bool(choice)
+        condition = np.where(site[1], fixed, x > attrs[0])
+        return np.where(condition, a, b)
+
+    def kind(self, args: Sequence[np.ndarray], attrs: Attrs, margin: float) -> str:
+        x, a, b = np.broadcast_arrays(*args)
+        untaken = np.where(x > attrs[0], b, a)
+        if not np.all(np.isfinite(untaken)):
+            return "unsafe branch"
+        return super().kind(args, attrs, margin)
+
+    def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
+        x, a, b = args
+        return f"{self.natives[framework]}({x} > {attrs[0]!r}, {a}, {b})"
+
+
+#: Exponents of ``pow(x, c)``: integer powers are smooth at 0, fractional and negative ones singular.
+EXPONENTS = (2.0, 3.0, 0.5, -1.0, 1.5)
+
+
+class PowConstant(Op):
+    """``pow(x, c)`` with a constant exponent."""
+
+    def __init__(self, natives: dict[str, str]) -> None:
+        super().__init__("pow_const", ("pow",), natives)
+
+    def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
+        return (EXPONENTS[choice % len(EXPONENTS)],), shapes[0]
+
+    def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
+        return xp.pow(args[0], attrs[0])
+
+    def singular(
+        self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float
+    ) -> str | None:
+        if attrs[0] < 1 and np.any(np.abs(args[0]) <= margin):
+            return "zero base"
+        return None
+
+    def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
+        return f"{self.natives[framework]}({args[0]}, {attrs[0]!r})"
+
+
+class Shift(Op):
+    """``x - c`` with a constant ``c``: moves values onto kinks and domain edges (``abs(x - 1)``)."""
+
+    def __init__(self) -> None:
+        super().__init__("shift", (), {})
+
+    def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
+        return (constant,), shapes[0]
+
+    def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
+        return args[0] - attrs[0]
+
+    def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
+        return f"({args[0]} - {attrs[0]!r})"

@@ -1,0 +1,129 @@
+"""Run one plan on one backend through unigrad: reverse mode, and one more transform.
+
+Everything runs in this process through the public API (``ug.value_and_grad``, ``ug.jvp``,
+``ug.hvp``, ``ug.value_and_grad_fn(jit=True)``), NumPy in and NumPy out, so what is fuzzed is
+exactly what a user of unigrad gets. An exception is recorded, not raised: a backend that refuses
+what the others compute is itself a difference.
+
+Example:
+    >>> from unigrad.fuzz.program import Program, Step, make_plan
+    >>> plan = make_plan(Program(((2,),), (1.0, 2.0), (Step("square", (0, 0, 0), 0, 0.0),)))
+    >>> run = run_backend(plan, "torch", "none")
+    >>> run.loss, [g.tolist() for g in run.grads]
+    (-1.0, [[2.0, -2.0]])
+"""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from unigrad.fuzz.program import Plan, loss_function
+from unigrad.fuzz.reference import STEP
+
+#: Transforms checked beyond reverse mode, one per program.
+EXTRAS = ("jvp", "hvp", "compiled")
+
+
+@dataclass
+class BackendRun:
+    """What one backend computed for one plan (float64 NumPy copies), or the error it raised."""
+
+    backend: str
+    loss: float | None = None
+    grads: list[np.ndarray] | None = None
+    error: str | None = None
+    #: the directional derivative along :func:`direction` (``extra == 'jvp'``)
+    jvp: float | None = None
+    #: the Hessian-vector product along :func:`direction`, at float64 (``extra == 'hvp'``)
+    hvp: list[np.ndarray] | None = None
+    #: finite differences of this backend's float64 gradient along the direction, and their error
+    hvp_reference: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+    #: loss and gradient of ``value_and_grad_fn(jit=True)`` (``extra == 'compiled'``)
+    compiled: tuple[float, list[np.ndarray]] | None = None
+    extra_error: str | None = None
+
+
+def direction(plan: Plan) -> list[np.ndarray]:
+    """A fixed pseudo-random direction per plan (exact in float32), for jvp and hvp."""
+    key = zlib.crc32(b"".join(np.ascontiguousarray(x).tobytes() for x in plan.inputs))
+    rng = np.random.default_rng(key)
+    return [rng.standard_normal(x.shape).astype(np.float32).astype(np.float64) for x in plan.inputs]
+
+
+def _params(plan: Plan, dtype: str, inputs: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    values = plan.inputs if inputs is None else inputs
+    return {name: np.asarray(x, dtype=dtype) for name, x in zip(plan.names(), values, strict=True)}
+
+
+def _floats(tree: dict[str, Any], plan: Plan) -> list[np.ndarray]:
+    return [np.asarray(tree[name], dtype=np.float64) for name in plan.names()]
+
+
+def _describe(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:300]}"
+
+
+def gradient(plan: Plan, backend: str, inputs: list[np.ndarray], dtype: str = "float64") -> list[np.ndarray]:
+    """``backend``'s gradient of the plan's loss at ``inputs``."""
+    import unigrad as ug
+
+    grads = ug.grad(loss_function(plan), _params(plan, dtype, inputs), backend=backend)
+    return _floats(grads, plan)
+
+
+def gradient_differences(
+    plan: Plan, backend: str, vector: list[np.ndarray]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Central differences of ``backend``'s float64 gradient along ``vector``, with an error estimate."""
+    size = max(float(np.max(np.abs(v))) if v.size else 0.0 for v in vector) or 1.0
+    scale = max([1.0] + [float(np.max(np.abs(x))) for x in plan.inputs if x.size])
+    h = STEP * scale / size
+    moved = {}
+    for factor in (1, -1, 2, -2):
+        point = [x + factor * h * v for x, v in zip(plan.inputs, vector, strict=True)]
+        moved[factor] = gradient(plan, backend, point)
+    small = [(a - b) / (2 * h) for a, b in zip(moved[1], moved[-1], strict=True)]
+    large = [(a - b) / (4 * h) for a, b in zip(moved[2], moved[-2], strict=True)]
+    errors = [np.abs(s - lg) for s, lg in zip(small, large, strict=True)]
+    return small, errors
+
+
+def run_backend(plan: Plan, backend: str, extra: str) -> BackendRun:
+    """Reverse mode on ``backend`` at the plan's dtype, then ``extra`` (``'none'`` for nothing more)."""
+    import unigrad as ug
+
+    run = BackendRun(backend)
+    loss_fn = loss_function(plan)
+    params = _params(plan, plan.dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            loss, grads = ug.value_and_grad(loss_fn, params, backend=backend)
+            run.loss, run.grads = float(loss), _floats(grads, plan)
+        except Exception as err:  # noqa: BLE001 - any failure of a backend is a result
+            run.error = _describe(err)
+            return run
+        vector = direction(plan)
+        try:
+            if extra == "jvp":
+                tangents = {name: v.astype(plan.dtype) for name, v in zip(plan.names(), vector, strict=True)}
+                _, out_tangent = ug.jvp(loss_fn, params, tangents, backend=backend)
+                run.jvp = float(out_tangent)
+            elif extra == "hvp":
+                vectors = dict(zip(plan.names(), vector, strict=True))
+                product = ug.hvp(loss_fn, _params(plan, "float64"), vectors, backend=backend)
+                run.hvp = _floats(product, plan)
+                run.hvp_reference = gradient_differences(plan, backend, vector)
+            elif extra == "compiled":
+                step = ug.value_and_grad_fn(loss_fn, backend=backend, jit=True)
+                loss, grads = step(params)
+                run.compiled = (float(loss), _floats(grads, plan))
+        except Exception as err:  # noqa: BLE001
+            run.extra_error = _describe(err)
+    return run
