@@ -57,6 +57,9 @@ def add_fuzz_parser(commands: Any) -> None:
         default=list(CHECKS),
         help="transforms checked beyond reverse mode, one per program: jvp, hvp, compiled (default: all)",
     )
+    fuzz.add_argument(
+        "--ops", type=_comma_list, help="generate only these ops (default: all; see docs/fuzz.md)"
+    )
     fuzz.add_argument("--max-ops", type=int, default=12, help="most steps in a program (default 12)")
     fuzz.add_argument("--no-shrink", action="store_true", help="write findings as found, unshrunk")
     fuzz.add_argument("--no-verify", action="store_true", help="do not run each reproducer once")
@@ -93,6 +96,13 @@ def _validate(args: argparse.Namespace) -> list[str]:
     for check in args.checks:
         if check not in CHECKS:
             raise UsageError(f"unigrad fuzz: unknown check {check!r}: choose from {', '.join(CHECKS)}")
+    from unigrad.fuzz.op_table import available_ops
+
+    unknown = sorted(set(args.ops or ()) - set(available_ops()))
+    if unknown:
+        raise UsageError(
+            f"unigrad fuzz: unknown ops {', '.join(unknown)}: choose from {', '.join(available_ops())}"
+        )
     if args.programs is not None and args.programs < 1:
         raise UsageError(f"unigrad fuzz: --programs must be at least 1, got {args.programs}")
     if args.max_ops < 1:
@@ -141,6 +151,7 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         out=args.out,
         verify=not args.no_verify,
         compile_cache=not args.no_compile_cache,
+        ops=args.ops,
     )
     try:
         report = run_fuzz(config, on_program)

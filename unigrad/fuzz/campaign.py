@@ -54,6 +54,8 @@ class FuzzConfig:
     out: str | None = "fuzz-findings"
     verify: bool = True
     compile_cache: bool = False
+    #: op names to generate (default: every op of the table the namespace guarantees)
+    ops: Sequence[str] | None = None
 
 
 def enable_compile_cache() -> None:
@@ -74,7 +76,11 @@ class Campaign:
     def __init__(self, config: FuzzConfig, on_program: Callable[[FuzzReport], None] | None = None) -> None:
         self.config = config
         self.on_program = on_program
-        self.ops = available_ops()
+        available = available_ops()
+        unknown = sorted(set(config.ops or ()) - set(available))
+        if unknown:
+            raise ValueError(f"unknown or unavailable ops {unknown}: choose from {', '.join(available)}")
+        self.ops = {name: op for name, op in available.items() if config.ops is None or name in config.ops}
         self.strategy = program_strategy(
             list(self.ops), list(config.dtypes), config.max_ops, [*list(config.extras), "none"]
         )
