@@ -93,7 +93,8 @@ def jvp(
             parameter (any framework; converted). A complex tangent ``t`` is the direction
             ``(Re t, Im t)`` in the real sense (docs/complex.md).
         data: passed to ``fn``, not differentiated.
-        backend, device: as for :func:`unigrad.grad`.
+        backend: as for :func:`unigrad.grad`.
+        device: as for :func:`unigrad.grad` (where converted leaves are placed).
         has_aux: ``fn`` returns ``(out, aux)``; ``aux`` is not differentiated (as in ``jax.jvp``).
 
     Returns:
@@ -140,7 +141,8 @@ def vjp(
         params: as for :func:`unigrad.grad`.
         cotangent: a pytree like ``fn``'s output (same structure, shapes and dtypes).
         data: passed to ``fn``, not differentiated.
-        backend, device: as for :func:`unigrad.grad`.
+        backend: as for :func:`unigrad.grad`.
+        device: as for :func:`unigrad.grad` (where converted leaves are placed).
         has_aux: ``fn`` returns ``(out, aux)``; ``aux`` is not differentiated (as in ``jax.vjp``).
 
     Returns:
@@ -188,7 +190,8 @@ def jacobian(
         fn: ``fn(params, data)`` (or ``fn(params)``) returning a floating array or a pytree of them.
         params: as for :func:`unigrad.grad`.
         data: passed to ``fn``, not differentiated.
-        backend, device: as for :func:`unigrad.grad`.
+        backend: as for :func:`unigrad.grad`.
+        device: as for :func:`unigrad.grad` (where converted leaves are placed).
         has_aux: ``fn`` returns ``(out, aux)``; the result is then ``(jacobian, aux)``, as from
             ``jax.jacrev(fn, has_aux=True)``.
 
@@ -235,7 +238,8 @@ def hessian(
         loss_fn: as for :func:`unigrad.grad`: returns a real floating scalar, or ``(loss, aux)``.
         params: as for :func:`unigrad.grad`.
         data: passed to ``loss_fn``, not differentiated.
-        backend, device: as for :func:`unigrad.grad`.
+        backend: as for :func:`unigrad.grad`.
+        device: as for :func:`unigrad.grad` (where converted leaves are placed).
         has_aux: ``loss_fn`` returns ``(loss, aux)``; the result is then ``(hessian, aux)``.
 
     Returns:
@@ -289,7 +293,8 @@ def hvp(
             parameter, ``H`` is the real Hessian over its real and imaginary parts, applied to the
             vector's parts and joined as ``first + i·second``.
         data: passed to ``loss_fn``, not differentiated.
-        backend, device: as for :func:`unigrad.grad`.
+        backend: as for :func:`unigrad.grad`.
+        device: as for :func:`unigrad.grad` (where converted leaves are placed).
         has_aux: ``loss_fn`` returns ``(loss, aux)``; the result is then ``(hvp, aux)``.
 
     Returns:
@@ -350,7 +355,8 @@ def per_example_grads(
         params: as for :func:`unigrad.grad`.
         batch: a pytree whose arrays (any framework; converted) share their leading axis, the batch
             axis. Non-array leaves are passed to every example unchanged.
-        backend, device: as for :func:`unigrad.grad`.
+        backend: as for :func:`unigrad.grad`.
+        device: as for :func:`unigrad.grad` (where converted leaves are placed).
 
     Returns:
         A pytree like ``params``; each leaf has shape ``(batch_size,) + param.shape`` and its
