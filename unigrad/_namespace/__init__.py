@@ -1,163 +1,88 @@
-"""A backend-neutral array namespace: write a loss once, run it on PyTorch, TensorFlow, JAX and NumPy.
+"""A backend-neutral array namespace: write a loss once, run it on PyTorch, TensorFlow, JAX, MLX and NumPy.
 
-``namespace(x)`` returns the :class:`Namespace` of the framework that owns ``x``: a fixed subset of
-Array API functions (``GUARANTEED``) with NumPy semantics on every backend. PyTorch, JAX and NumPy
-are served by array-api-compat; TensorFlow, which it does not cover, by a thin shim. Functions
-outside the subset are refused, so a loss that runs on one backend runs on all of them. See
-``docs/namespace.md`` for the table of names and their semantics.
+``namespace(x)`` returns the :class:`Namespace` of the framework that owns ``x``: the differentiable
+part of the Array API standard (2024.12: core, ``linalg`` and ``fft`` extensions) plus a few helpers,
+with NumPy semantics on every backend. PyTorch, JAX and NumPy are served by array-api-compat (with
+corrections, ``_extras``); TensorFlow and MLX, which it does not cover, by shims of our own
+(``_tensorflow*.py``, ``_mlx*.py``). Functions outside the subset are refused, so a loss that runs on
+one backend runs on all of them. See ``docs/namespace.md`` for the table of names, their semantics
+and their status per backend.
 
-Creation functions (``asarray``, ``zeros``, ``eye``...) put new arrays on the device of the array the
-namespace was made for (``unigrad._namespace._devices``): one cached namespace per backend and
-device. ``namespace("torch")`` asks for a backend by name.
+What other modules (the conformance case table, the fuzzer) may rely on, kept stable:
+
+* ``GUARANTEED``: every function name, ``linalg.*`` and ``fft.*`` dotted (``xp.linalg.solve``);
+* ``NOT_DIFFERENTIABLE``: the guaranteed names with no gradient anywhere (creation functions,
+  comparisons, logical functions, ``argmax``...); every other name differentiates on every backend
+  except for
+* the declared gaps: ``unsupported(backend) -> {name: reason}``, ``gap_for(backend, name,
+  **arguments) -> Gap | None`` for one call (``ord=2``, ``n=-1``, ``shape=...``), and ``GAPS``, the
+  table itself (``unigrad._namespace._gaps``);
+* ``EXTRAS`` (names outside the standard), ``DTYPE_NAMES``, and the named tuples ``SlogdetResult``,
+  ``EighResult``, ``QRResult``, ``SVDResult``.
+
+Creation functions (``asarray``, ``zeros``, ``eye``, ``linspace``...) put new arrays on the device of
+the array the namespace was made for (``unigrad._namespace._devices``): one cached namespace per
+backend and device. ``namespace("torch")`` asks for a backend by name.
 
 Importing this module imports no framework and nothing of array-api-compat; a backend's namespace
 is built (and cached) the first time one of its arrays is seen.
 
 Example:
     >>> import numpy as np
-    >>> from unigrad._namespace import namespace
+    >>> from unigrad._namespace import namespace, unsupported
     >>> xp = namespace(np.ones(3))
     >>> xp.name, float(xp.var(xp.asarray([1.0, 2.0, 3.0])))
     ('numpy', 0.6666666666666666)
+    >>> float(xp.fft.irfft(xp.fft.rfft(xp.asarray([1.0, 2.0, 3.0, 4.0])))[1])
+    2.0
+    >>> unsupported("mlx")["linalg.inv"]
+    'MLX 0.32 has no VJP for Inverse'
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from unigrad import _tree
 from unigrad._errors import InvalidParamsError, UnknownBackendError
 from unigrad._namespace._devices import DEVICE_ATTRIBUTE, device_key, pin, placement, requested
+from unigrad._namespace._gaps import GAPS, Gap, gap_for, unsupported
+from unigrad._namespace._names import (
+    DTYPE_NAMES,
+    EXTENSIONS,
+    EXTRAS,
+    GUARANTEED,
+    NOT_DIFFERENTIABLE,
+    EighResult,
+    QRResult,
+    SlogdetResult,
+    SVDResult,
+)
 from unigrad.backends import BACKENDS, backend_name_of, canonical_name, get_adapter
 
 __all__ = [
     "DTYPE_NAMES",
+    "EXTRAS",
+    "GAPS",
     "GUARANTEED",
+    "NOT_DIFFERENTIABLE",
     "EighResult",
+    "Gap",
     "Namespace",
     "QRResult",
+    "SVDResult",
     "SlogdetResult",
+    "gap_for",
     "namespace",
+    "unsupported",
 ]
-
-_CREATION = (
-    "asarray",
-    "zeros",
-    "ones",
-    "zeros_like",
-    "ones_like",
-    "full",
-    "eye",
-    "arange",
-    "astype",
-)
-_ELEMENTWISE = (
-    "abs",
-    "exp",
-    "log",
-    "log1p",
-    "expm1",
-    "sqrt",
-    "sin",
-    "cos",
-    "tan",
-    "tanh",
-    "sinh",
-    "cosh",
-    "atan",
-    "atan2",
-    "pow",
-    "square",
-    "sign",
-    "negative",
-    "maximum",
-    "minimum",
-    "where",
-    "clip",
-    "floor",
-    "isfinite",
-    "logaddexp",
-    "real",
-    "imag",
-    "conj",
-)
-_REDUCTIONS = ("sum", "mean", "prod", "max", "min", "var", "std", "cumulative_sum")
-_MANIPULATION = (
-    "reshape",
-    "permute_dims",
-    "matrix_transpose",
-    "concat",
-    "stack",
-    "take",
-    "expand_dims",
-    "squeeze",
-    "flip",
-    "broadcast_to",
-)
-_LINEAR_ALGEBRA = (
-    "matmul",
-    "tensordot",
-    "vecdot",
-    "linalg.solve",
-    "linalg.inv",
-    "linalg.det",
-    "linalg.slogdet",
-    "linalg.cholesky",
-    "linalg.eigh",
-    "linalg.qr",
-    "linalg.vector_norm",
-    "linalg.matrix_norm",
-)
-#: Names outside the Array API standard, implemented per backend (``unigrad._namespace._extras``).
-EXTRAS = ("logsumexp", "sigmoid", "softplus", "relu", "erf", "rsqrt", "log_softmax", "softmax", "einsum")
-
-#: Every function name a :class:`Namespace` guarantees on every backend (``linalg.*`` included).
-GUARANTEED: tuple[str, ...] = (
-    _CREATION + _ELEMENTWISE + _REDUCTIONS + _MANIPULATION + _LINEAR_ALGEBRA + EXTRAS
-)
-
-#: The dtype attributes of a :class:`Namespace` (``bfloat16`` only where the backend has one).
-DTYPE_NAMES = (
-    "float16",
-    "bfloat16",
-    "float32",
-    "float64",
-    "complex64",
-    "complex128",
-    "int32",
-    "int64",
-    "bool",
-)
 
 _DOCS_HINT = (
     "the guaranteed names are listed in docs/namespace.md (and in "
     "`from unigrad._namespace import GUARANTEED`); call the framework directly for anything else"
 )
-
-
-class SlogdetResult(NamedTuple):
-    """``linalg.slogdet``'s result on every backend."""
-
-    sign: Any
-    logabsdet: Any
-
-
-class EighResult(NamedTuple):
-    """``linalg.eigh``'s result on every backend: ascending eigenvalues, eigenvectors as columns."""
-
-    eigenvalues: Any
-    eigenvectors: Any
-
-
-class QRResult(NamedTuple):
-    """``linalg.qr``'s result on every backend."""
-
-    Q: Any
-    R: Any
 
 
 class _Functions:
@@ -182,27 +107,33 @@ class _Functions:
         return sorted(key for key in self.__dict__ if not key.startswith("_"))
 
 
-class _Linalg(_Functions):
-    _prefix = "linalg."
+class _Extension(_Functions):
+    """The functions of one of the standard's extensions: ``xp.linalg``, ``xp.fft``."""
+
+    def __init__(self, name: str, extension: str, functions: Mapping[str, Callable[..., Any]]) -> None:
+        super().__init__(name, functions)
+        self._prefix = f"{extension}."
 
     def __repr__(self) -> str:
-        return f"<unigrad namespace {self.name!r}.linalg>"
+        return f"<unigrad namespace {self.name!r}.{self._prefix[:-1]}>"
 
 
 class Namespace(_Functions):
     """The guaranteed array functions of one backend, with NumPy / Array API semantics.
 
     Get one with :func:`namespace`. Attributes: every name in ``GUARANTEED`` (``linalg.solve`` as
-    ``xp.linalg.solve``), the dtypes in ``DTYPE_NAMES`` (the framework's own dtype objects, e.g.
-    ``torch.float32``), ``name``, the backend (``'torch'``, ``'tensorflow'``, ``'jax'``, ``'mlx'`` or
-    ``'numpy'``), and ``device``, where ``asarray``, ``zeros``, ``ones``, ``full``, ``eye`` and
-    ``arange`` put new arrays when no ``device=`` is given (``None``: where the framework puts them
-    by default). Any other attribute raises ``AttributeError``.
+    ``xp.linalg.solve``, ``fft.rfft`` as ``xp.fft.rfft``), the dtypes in ``DTYPE_NAMES`` (the
+    framework's own dtype objects, e.g. ``torch.float32``), ``name``, the backend (``'torch'``,
+    ``'tensorflow'``, ``'jax'``, ``'mlx'`` or ``'numpy'``), and ``device``, where the creation
+    functions (``asarray``, ``zeros``, ``eye``, ``linspace``...) put new arrays when no ``device=`` is
+    given (``None``: where the framework puts them by default). Any other attribute raises
+    ``AttributeError``.
     """
 
     name: str
     device: Any
     linalg: Any
+    fft: Any
 
     def __init__(
         self,
@@ -211,13 +142,15 @@ class Namespace(_Functions):
         dtypes: Mapping[str, Any],
         device: Any = None,
     ) -> None:
-        top = {key: fn for key, fn in functions.items() if not key.startswith("linalg.")}
-        linalg = {
-            key.removeprefix("linalg."): fn for key, fn in functions.items() if key.startswith("linalg.")
-        }
+        top = {key: fn for key, fn in functions.items() if "." not in key}
         super().__init__(name, {**top, **dtypes})
         self.device = device
-        self.linalg = _Linalg(name, linalg)
+        for extension in EXTENSIONS:
+            prefix = f"{extension}."
+            members = {
+                key.removeprefix(prefix): fn for key, fn in functions.items() if key.startswith(prefix)
+            }
+            setattr(self, extension, _Extension(name, extension, members))
         # What a namespace pinned to another device is made of.
         self._functions, self._dtypes = dict(functions), dict(dtypes)
 
@@ -298,33 +231,9 @@ def _first_array_leaf(tree: Any) -> tuple[Any, str]:
 
 
 def _build(owner: str, leaf: Any) -> Namespace:
-    from unigrad._namespace._extras import corrections_for, extras_for
+    from unigrad._namespace._assembly import functions_and_dtypes
 
-    shim = _shim(owner)
-    if shim is not None:
-        module: Any = shim
-        dtypes = dict(shim.DTYPES)
-        compat_module = None
-    else:
-        import array_api_compat
-
-        if leaf is None:  # asked for by name: any array of the framework tells array-api-compat
-            import numpy as np
-
-            leaf = get_adapter(owner).from_numpy(np.zeros(0, np.float32))
-        module = compat_module = array_api_compat.array_namespace(leaf)
-        dtypes = {name: getattr(module, name) for name in DTYPE_NAMES if hasattr(module, name)}
-        if owner == "numpy" and "bfloat16" not in dtypes and importlib.util.find_spec("ml_dtypes"):
-            import ml_dtypes
-
-            dtypes["bfloat16"] = ml_dtypes.bfloat16
-    functions = {name: _lookup(module, name) for name in GUARANTEED if name not in EXTRAS}
-    functions.update(corrections_for(owner, compat_module))
-    if shim is not None and all(hasattr(shim, name) for name in EXTRAS):
-        functions.update({name: getattr(shim, name) for name in EXTRAS})
-    else:
-        functions.update(extras_for(owner))
-    return Namespace(owner, functions, dtypes)
+    return Namespace(owner, *functions_and_dtypes(owner, leaf))
 
 
 def _unpinned(owner: str, leaf: Any = None) -> Namespace:
@@ -380,22 +289,6 @@ def _by_name(name: str, device: Any) -> Namespace:
         ) from None
     get_adapter(owner)  # BackendNotInstalledError; imports the framework, which was asked for
     return _on_device(owner, None if device is None else requested(owner, device))
-
-
-def _shim(owner: str) -> Any:
-    """``unigrad._namespace._<owner>`` for a framework array-api-compat does not cover (TensorFlow,
-    MLX), else ``None``: adding such a backend means adding that module, nothing here."""
-    name = f"unigrad._namespace._{owner}"
-    if importlib.util.find_spec(name) is None:
-        return None
-    return importlib.import_module(name)
-
-
-def _lookup(module: Any, dotted: str) -> Callable[..., Any]:
-    target = module
-    for part in dotted.split("."):
-        target = getattr(target, part)
-    return target
 
 
 def namespace(x: Any, *, device: Any = None) -> Namespace:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 #: The creation functions that default to the namespace's device (``*_like`` follow their argument).
-PLACED = ("asarray", "zeros", "ones", "full", "eye", "arange")
+PLACED = ("asarray", "zeros", "ones", "full", "eye", "arange", "linspace", "fft.fftfreq", "fft.rfftfreq")
 
 
 #: backend -> the attribute of its arrays that says where they live (hashable); backends absent here

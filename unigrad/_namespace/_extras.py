@@ -8,8 +8,10 @@ builder imports its framework, so nothing is imported before an array of that fr
   framework's native function where it has one and on top of NumPy for the reference backend;
 * **corrections** to standard names where an array-api-compat namespace departs from NumPy's
   semantics or from the other backends: PyTorch's ``take`` (N-d indices, negative indices,
-  ``axis=None``) and ``asarray`` (default device), and the tuple results of ``linalg.slogdet``,
-  ``linalg.eigh`` and ``linalg.qr``, which every backend returns as the same named tuples.
+  ``axis=None``) and ``asarray`` (default device), the tuple results of ``linalg.slogdet``,
+  ``linalg.eigh``, ``linalg.qr`` and ``linalg.svd``, which every backend returns as the same named
+  tuples, and the containers of ``meshgrid`` and ``broadcast_arrays`` (lists, as the standard
+  says; NumPy and PyTorch give tuples) and ``unstack`` (a tuple).
 """
 
 from __future__ import annotations
@@ -20,35 +22,56 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from unigrad._namespace import EighResult, QRResult, SlogdetResult
+from unigrad._namespace._names import EighResult, QRResult, SlogdetResult, SVDResult
 
 Axis = int | Sequence[int] | None
 Functions = dict[str, Callable[..., Any]]
 
 
 def extras_for(backend: str) -> Functions:
-    """The non-standard guaranteed functions of ``backend`` (imports its framework)."""
-    return _EXTRAS[backend]()
+    """The non-standard guaranteed functions of ``backend`` (imports its framework); empty for a
+    backend whose shim implements them itself (MLX)."""
+    builder = _EXTRAS.get(backend)
+    return {} if builder is None else builder()
 
 
-def corrections_for(backend: str, module: ModuleType | None) -> Functions:
+def corrections_for(backend: str, module: ModuleType) -> Functions:
     """Standard names whose array-api-compat version ``module`` must be replaced on ``backend``."""
-    if module is None:  # the TensorFlow shim returns the named tuples itself
-        return {}
     corrections = {
         "linalg.slogdet": _returning(SlogdetResult, module.linalg.slogdet),
         "linalg.eigh": _returning(EighResult, module.linalg.eigh),
         "linalg.qr": _returning(QRResult, module.linalg.qr),
+        "linalg.svd": _returning(SVDResult, module.linalg.svd),
+        "meshgrid": _returning(list, module.meshgrid, spread=False),
+        "broadcast_arrays": _returning(list, module.broadcast_arrays, spread=False),
+        "unstack": _returning(tuple, module.unstack, spread=False),
     }
     if backend == "torch":
         corrections.update(_torch_corrections(module))
+    if backend == "jax":
+        corrections.update(_jax_corrections(module))
     return corrections
 
 
-def _returning(result_type: type, function: Callable[..., Any]) -> Callable[..., Any]:
+def _jax_corrections(module: ModuleType) -> Functions:
+    import numpy as np
+
+    def repeat(x: Any, repeats: Any, /, *, axis: int | None = None) -> Any:
+        # jnp.repeat refuses a list; as NumPy it is concrete, so its size is known inside jax.jit.
+        if isinstance(repeats, list | tuple):
+            repeats = np.asarray(repeats)
+        return module.repeat(x, repeats, axis=axis)
+
+    return {"repeat": repeat}
+
+
+def _returning(result_type: type, function: Callable[..., Any], spread: bool = True) -> Callable[..., Any]:
+    """``function`` with its result turned into ``result_type`` (a named tuple's fields are spread)."""
+
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return result_type(*function(*args, **kwargs))
+        result = function(*args, **kwargs)
+        return result_type(*result) if spread else result_type(result)
 
     return wrapper
 
@@ -79,7 +102,12 @@ def _torch_corrections(module: ModuleType) -> Functions:
         # torch.imag refuses a real tensor; NumPy gives zeros of its dtype.
         return torch.imag(x) if x.is_complex() else torch.zeros_like(x)
 
-    return {"asarray": asarray, "take": take, "imag": imag}
+    def repeat(x: Any, repeats: Any, /, *, axis: int | None = None) -> Any:
+        if isinstance(repeats, list | tuple):  # repeat_interleave refuses a list, NumPy takes one
+            repeats = torch.as_tensor(repeats, device=x.device)
+        return module.repeat(x, repeats, axis=axis)
+
+    return {"asarray": asarray, "take": take, "imag": imag, "repeat": repeat}
 
 
 # -- extras, one builder per backend -----------------------------------------------------------

@@ -1,21 +1,26 @@
-"""The guaranteed namespace subset on MLX, with NumPy / Array API semantics.
+"""The guaranteed namespace on MLX, with NumPy / Array API semantics: creation, extras, and the whole.
 
-``mlx.core`` follows the Array API only in part (array-api-compat does not wrap it), so this module
-maps the standard names onto it and bridges the gaps:
+``mlx.core`` follows the Array API only in part (array-api-compat does not wrap it), so this shim
+maps the standard names onto it, one module per job: this one (creation, the names outside the
+standard, and the assembly), ``_mlx_elementwise``, ``_mlx_arrays`` (reductions, scans, sorting,
+manipulation), ``_mlx_linalg`` and ``_mlx_fft``. Where MLX differs, the functions bridge the gap:
 
 * ``asarray`` keeps a NumPy array's float64 (``mx.array`` alone would make it float32);
-* ``var`` / ``std`` take ``correction``, ``cumulative_sum`` takes ``axis=None`` for 1-D input,
-  ``concat`` takes ``axis=None`` (flatten first), ``atan2`` and ``pow`` are ``arctan2`` and ``power``;
-* linear algebra runs on the CPU stream (MLX implements it there only), ``vector_norm`` and
-  ``matrix_norm`` are ``mx.linalg.norm``, and the tuple results are the shared named tuples;
+* ``var`` / ``std`` take ``correction``, the scans ``axis=None`` for 1-D input and
+  ``include_initial``, ``concat`` takes ``axis=None`` (flatten first), ``repeat`` an array of
+  repeats, ``sort`` / ``argsort`` ``descending``; index results are int64 (MLX's are uint32);
+* linear algebra runs on the CPU stream (MLX implements it there only) and returns the shared named
+  tuples; ``fft`` takes ``norm=`` and has ``hfft`` / ``ihfft`` (``_fft``), in complex64, MLX's only
+  complex dtype;
 * the non-standard extras (``softplus``, ``relu``, ``log_softmax``...) are built from MLX's own ops.
 
 Creation functions accept the Array API's ``device=`` and ignore it: an MLX array lives in one
 unified memory that the CPU and the GPU both read, and carries no device. (MLX's own ``stream=``
 chooses which device *runs* an operation, not where its result lives.)
 
-Default dtypes stay MLX's: ``zeros(3)`` and ``asarray(1.5)`` are float32, ``arange(3)`` is int32.
-This module imports MLX, so it is only imported once an MLX array has been seen.
+Default dtypes stay MLX's: ``zeros(3)``, ``asarray(1.5)`` and ``linspace(0, 1, 5)`` are float32,
+``arange(3)`` is int32. This module imports MLX, so it is only imported once an MLX array has been
+seen.
 
 Example:
     >>> import mlx.core as mx
@@ -27,19 +32,20 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from types import SimpleNamespace
+import sys
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import mlx.core as mx
 import numpy as np
 
-from unigrad._namespace import EighResult, QRResult, SlogdetResult
+from unigrad._namespace import _mlx_arrays as arrays
+from unigrad._namespace import _mlx_elementwise as elementwise
+from unigrad._namespace import _mlx_fft as fourier
+from unigrad._namespace import _mlx_linalg as linear_algebra
+from unigrad._namespace._names import gather
 
 Axis = int | Sequence[int] | None
-
-#: MLX implements its linear algebra on the CPU only (any device can read the result: unified memory).
-_LINALG_STREAM = mx.cpu
 
 DTYPES = {
     "float16": mx.float16,
@@ -51,6 +57,13 @@ DTYPES = {
     "bool": mx.bool_,
     "complex64": mx.complex64,  # MLX has no complex128
 }
+
+
+def functions(skip: Collection[str] = ()) -> dict[str, Callable[..., Any]]:
+    """Every guaranteed function on MLX but those in ``skip``."""
+    core = [sys.modules[__name__], elementwise, arrays, linear_algebra]
+    return gather({"": core, "linalg": [linear_algebra], "fft": [fourier.FUNCTIONS]}, skip=skip)
+
 
 # -- creation ----------------------------------------------------------------------------------
 # ``device=`` is accepted for the Array API's signatures and unused: one unified memory (above).
@@ -90,8 +103,14 @@ def full(shape: int | Sequence[int], fill_value: Any, *, dtype: Any = None, devi
     return mx.full(_shape(shape), fill_value) if dtype is None else mx.full(_shape(shape), fill_value, dtype)
 
 
-def eye(n_rows: int, n_cols: int | None = None, /, *, dtype: Any = None, device: Any = None) -> Any:
-    return mx.eye(n_rows, n_cols, dtype=dtype or mx.float32)
+def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Any:
+    return mx.full(x.shape, fill_value, dtype or x.dtype)
+
+
+def eye(
+    n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, device: Any = None
+) -> Any:
+    return mx.eye(n_rows, n_cols, k, dtype=dtype or mx.float32)
 
 
 def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None) -> Any:
@@ -101,136 +120,15 @@ def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None,
     return result if dtype is None else result.astype(dtype)
 
 
+def linspace(
+    start: float, stop: float, /, num: int, *, dtype: Any = None, device: Any = None, endpoint: bool = True
+) -> Any:
+    return mx.linspace(start, stop, num, endpoint=endpoint, dtype=dtype or mx.float32)
+
+
 def astype(x: Any, dtype: Any, /) -> Any:
     return x.astype(dtype)
 
-
-# -- elementwise -------------------------------------------------------------------------------
-
-
-def clip(x: Any, /, min: Any = None, max: Any = None) -> Any:
-    return mx.clip(x, min, max)
-
-
-# -- reductions --------------------------------------------------------------------------------
-
-
-def var(x: Any, /, *, axis: Axis = None, correction: float = 0.0, keepdims: bool = False) -> Any:
-    return mx.var(x, axis=axis, keepdims=keepdims, ddof=int(correction))
-
-
-def std(x: Any, /, *, axis: Axis = None, correction: float = 0.0, keepdims: bool = False) -> Any:
-    return mx.std(x, axis=axis, keepdims=keepdims, ddof=int(correction))
-
-
-def cumulative_sum(x: Any, /, *, axis: int | None = None) -> Any:
-    if axis is None:
-        if x.ndim != 1:
-            raise ValueError("cumulative_sum needs axis= for arrays of more than one dimension")
-        axis = 0
-    return mx.cumsum(x, axis=axis)
-
-
-# -- manipulation ------------------------------------------------------------------------------
-
-
-def concat(arrays: Sequence[Any], /, *, axis: int | None = 0) -> Any:
-    if axis is None:
-        return mx.concatenate([mx.reshape(a, (-1,)) for a in arrays], axis=0)
-    return mx.concatenate(list(arrays), axis=axis)
-
-
-def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Any:
-    return mx.take(x, indices if isinstance(indices, mx.array) else mx.array(indices), axis=axis)
-
-
-def flip(x: Any, /, *, axis: Axis = None) -> Any:
-    axes = range(x.ndim) if axis is None else [axis] if isinstance(axis, int) else axis
-    index = [slice(None)] * x.ndim
-    for a in axes:
-        index[a % x.ndim] = slice(None, None, -1)
-    return x[tuple(index)]
-
-
-# -- linear algebra ----------------------------------------------------------------------------
-
-
-def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
-    return mx.sum(x1 * x2, axis=axis)
-
-
-def tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:
-    return mx.tensordot(x1, x2, axes=axes)
-
-
-def solve(x1: Any, x2: Any, /) -> Any:
-    # mx.linalg.solve broadcasts no batch dimensions: broadcast them first, as the standard does.
-    vector = x2.ndim == 1  # the Array API rule: only a 1-D right-hand side is a vector
-    rhs = mx.expand_dims(x2, -1) if vector else x2
-    batch = tuple(np.broadcast_shapes(tuple(x1.shape[:-2]), tuple(rhs.shape[:-2])))
-    matrix = mx.broadcast_to(x1, (*batch, *x1.shape[-2:]))
-    rhs = mx.broadcast_to(rhs, (*batch, *rhs.shape[-2:]))
-    solution = mx.linalg.solve(matrix, rhs, stream=_LINALG_STREAM)
-    return mx.squeeze(solution, -1) if vector else solution
-
-
-def inv(x: Any, /) -> Any:
-    return mx.linalg.inv(x, stream=_LINALG_STREAM)
-
-
-def det(x: Any, /) -> Any:
-    return mx.linalg.det(x, stream=_LINALG_STREAM)
-
-
-def slogdet(x: Any, /) -> SlogdetResult:
-    return SlogdetResult(*mx.linalg.slogdet(x, stream=_LINALG_STREAM))
-
-
-def cholesky(x: Any, /, *, upper: bool = False) -> Any:
-    return mx.linalg.cholesky(x, upper=upper, stream=_LINALG_STREAM)
-
-
-def eigh(x: Any, /) -> EighResult:
-    return EighResult(*mx.linalg.eigh(x, stream=_LINALG_STREAM))
-
-
-def qr(x: Any, /, *, mode: str = "reduced") -> QRResult:
-    if mode != "reduced":
-        raise ValueError(f"qr: MLX computes mode='reduced' only, got mode={mode!r}")
-    return QRResult(*mx.linalg.qr(x, stream=_LINALG_STREAM))
-
-
-def vector_norm(x: Any, /, *, axis: Axis = None, keepdims: bool = False, ord: float = 2) -> Any:
-    if axis is None:
-        x, axis = mx.reshape(x, (-1,)), 0
-    if isinstance(axis, int):
-        return mx.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
-    # Several axes: move them to the end and flatten them into one.
-    axes = [a % x.ndim for a in axis]
-    kept = [a for a in range(x.ndim) if a not in axes]
-    moved = mx.transpose(x, kept + axes)
-    flat = mx.reshape(moved, (*(x.shape[a] for a in kept), -1))
-    result = mx.linalg.norm(flat, ord=ord, axis=-1)
-    if keepdims:
-        result = mx.reshape(result, tuple(1 if a in axes else x.shape[a] for a in range(x.ndim)))
-    return result
-
-
-def matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
-    return mx.linalg.norm(x, ord=ord, axis=(-2, -1), keepdims=keepdims, stream=_LINALG_STREAM)
-
-
-linalg = SimpleNamespace(
-    solve=solve,
-    inv=inv,
-    det=det,
-    slogdet=slogdet,
-    cholesky=cholesky,
-    eigh=eigh,
-    qr=qr,
-    vector_norm=vector_norm,
-    matrix_norm=matrix_norm,
-)
 
 # -- extras (names outside the standard) -------------------------------------------------------
 
@@ -255,58 +153,7 @@ def softmax(x: Any, axis: int = -1) -> Any:
     return mx.softmax(x, axis=axis, precise=True)
 
 
-# Standard names MLX spells as the standard does, with the same semantics (these shadow the
-# builtins abs, sum, max, min and pow in this module on purpose).
-abs = mx.abs
-exp = mx.exp
-log = mx.log
-log1p = mx.log1p
-expm1 = mx.expm1
-sqrt = mx.sqrt
-sin = mx.sin
-cos = mx.cos
-tan = mx.tan
-tanh = mx.tanh
-sinh = mx.sinh
-cosh = mx.cosh
-square = mx.square
-sign = mx.sign
-negative = mx.negative
-maximum = mx.maximum
-minimum = mx.minimum
-where = mx.where
-floor = mx.floor
-isfinite = mx.isfinite
-logaddexp = mx.logaddexp
-sum = mx.sum
-mean = mx.mean
-prod = mx.prod
-max = mx.max
-min = mx.min
-reshape = mx.reshape
-expand_dims = mx.expand_dims
-squeeze = mx.squeeze
-stack = mx.stack
-broadcast_to = mx.broadcast_to
-matmul = mx.matmul
-matrix_transpose = mx.matrix_transpose
-permute_dims = mx.permute_dims
 sigmoid = mx.sigmoid
 erf = mx.erf
 rsqrt = mx.rsqrt
 einsum = mx.einsum
-atan = mx.arctan
-atan2 = mx.arctan2
-pow = mx.power
-
-
-def real(x: Any, /) -> Any:
-    return mx.real(x) if x.dtype == mx.complex64 else x  # of a real array: the array, as NumPy
-
-
-def imag(x: Any, /) -> Any:
-    return mx.imag(x) if x.dtype == mx.complex64 else mx.zeros_like(x)  # NumPy's imag of a real array
-
-
-def conj(x: Any, /) -> Any:
-    return mx.conj(x) if x.dtype == mx.complex64 else x
