@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from unigrad._namespace._fft import Transforms, fourier_functions
 from unigrad._namespace._tensorflow_base import moved_to_last, restored, tensor
+from unigrad._namespace._tensorflow_creation import asarray
 
 
 def _complex(x: Any) -> Any:
@@ -71,12 +72,6 @@ def _roll(x: Any, shifts: tuple[int, ...], axes: tuple[int, ...]) -> Any:
     return tf.roll(x, list(shifts), list(axes)) if axes else tensor(x)
 
 
-def _asarray(obj: Any, *, dtype: Any, device: Any = None) -> Any:
-    from unigrad._namespace._tensorflow import asarray
-
-    return asarray(obj, dtype=dtype, device=device)
-
-
 #: The standard's ``fft`` functions on TensorFlow (attributes ``fft``, ``rfftn``...).
 FUNCTIONS = fourier_functions(
     Transforms(
@@ -86,7 +81,7 @@ FUNCTIONS = fourier_functions(
         irfft=_irfft,
         conj=lambda x: tf.math.conj(_complex(x)),
         roll=_roll,
-        asarray=_asarray,
+        asarray=asarray,
         default_float=tf.float32,
     )
 )
