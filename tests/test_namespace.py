@@ -25,13 +25,17 @@ from frameworks import MISSING_DTYPES, dtype_name, float64_rtol, make, to_numpy,
 import unigrad as ug
 from unigrad._namespace import (
     DTYPE_NAMES,
+    GAPS,
     GUARANTEED,
+    NOT_DIFFERENTIABLE,
     EighResult,
     Namespace,
     QRResult,
     SlogdetResult,
+    SVDResult,
     gap_for,
     namespace,
+    unsupported,
 )
 
 ARRAY_BACKENDS = ("numpy", *FRAMEWORK_BACKENDS)
@@ -705,6 +709,36 @@ def test_differentiates_through_ug_grad(backend: str, case: Case) -> None:
         )
 
 
+def _cumprod_loss(params: dict[str, Any], data: dict[str, Any]) -> Any:
+    xp = namespace(params)
+    return xp.sum(xp.cumulative_prod(params["x"], axis=0) * data["w"])
+
+
+def _cumprod_derivatives(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian of ``sum_i w_i prod_{k<=i} x_k``, term by term (no division by x)."""
+    n = len(x)
+    grad, hess = np.zeros(n), np.zeros((n, n))
+    for i in range(n):
+        for a in range(i + 1):
+            grad[a] += w[i] * np.prod([x[k] for k in range(i + 1) if k != a])
+            for b in range(i + 1):
+                if b != a:
+                    hess[a, b] += w[i] * np.prod([x[k] for k in range(i + 1) if k not in (a, b)])
+    return grad, hess
+
+
+@pytest.mark.parametrize("values", [[2.0, 0.0, 3.0, 0.5, 0.0], [0.0, 1.5, 0.0, 2.0, -1.0]])
+def test_cumulative_prod_derivatives_at_zeros(backend: str, values: list[float]) -> None:
+    # TensorFlow's cumprod gradient gives 0 to the first zero, MLX's second derivative is NaN there:
+    # the namespace's cumulative_prod is exact to second order on every backend.
+    x, w = np.array(values), np.array([0.3, -1.0, 2.0, 0.7, 1.1])
+    want_grad, want_hess = _cumprod_derivatives(x, w)
+    grads = ug.grad(_cumprod_loss, {"x": x}, {"w": w}, backend=backend)
+    hessian = ug.hessian(_cumprod_loss, {"x": x}, {"w": w}, backend=backend)
+    np.testing.assert_allclose(to_numpy(grads["x"]), want_grad, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(hessian["x"]["x"]), want_hess, rtol=1e-12, atol=1e-12)
+
+
 def _regression_loss(params: dict[str, Any], data: dict[str, Any]) -> Any:
     xp = namespace(params)
     hidden = xp.tanh(xp.matmul(data["x"], params["w"]) + params["b"])
@@ -787,6 +821,39 @@ def test_tuple_results_are_the_array_api_named_tuples(array_backend: str) -> Non
     assert isinstance(result, QRResult) and result.Q is q and result.R is r
     assert tuple(q.shape) == (4, 3) and tuple(r.shape) == (3, 3)  # reduced
     np.testing.assert_allclose(to_numpy(xp.matmul(q, r)), INPUTS["m43"], **VALUE_TOL)
+
+
+def test_containers_are_the_standards(array_backend: str) -> None:
+    # NumPy and PyTorch give tuples for meshgrid and broadcast_arrays, the standard lists (JAX's too).
+    xp = _namespace_of(array_backend)
+    a, b = make(array_backend, INPUTS["v3"]), make(array_backend, INPUTS["v4"])
+    assert type(xp.meshgrid(a, b)) is list and type(xp.broadcast_arrays(a, a)) is list
+    assert type(xp.unstack(make(array_backend, INPUTS["m"]))) is tuple
+    assert isinstance(xp.linalg.svd(make(array_backend, INPUTS["sq"])), SVDResult)
+
+
+def test_linspace_and_fftfreq_follow_the_device() -> None:
+    require("torch")
+    import torch
+
+    xp = namespace(torch.zeros(2, device="meta"))
+    assert xp.linspace(0.0, 1.0, 5).device.type == "meta"
+    assert xp.fft.fftfreq(4).device.type == "meta" and xp.fft.rfftfreq(4).device.type == "meta"
+    assert xp.linspace(0.0, 1.0, 5, device="cpu").device.type == "cpu"
+
+
+def test_declared_gaps_name_differentiable_guaranteed_functions() -> None:
+    assert {gap.backend for gap in GAPS} <= {"torch", "tensorflow", "jax", "mlx"}
+    for gap in GAPS:
+        assert gap.name in GUARANTEED and gap.name not in NOT_DIFFERENTIABLE, gap
+        assert unsupported(gap.backend)[gap.name] == gap.describe()
+    assert unsupported("numpy") == {}
+    assert gap_for("mlx", "linalg.matrix_power", n=3) is None and gap_for("mlx", "linalg.matrix_power", n=-1)
+    assert gap_for("jax", "linalg.svd", shape=(4, 3), part="S") is not None
+    assert gap_for("torch", "linalg.svd", shape=(4, 3), part="S") is None
+    assert gap_for("torch", "linalg.svd", shape=(4, 3), part="U") is not None
+    assert gap_for("torch", "linalg.svd", shape=(3, 3)) is None
+    assert gap_for("torch", "linalg.svd", shape=(4, 3), full_matrices=False) is None
 
 
 def test_dtypes_and_name(array_backend: str) -> None:

@@ -1,14 +1,15 @@
 """The MLX shim's reductions, scans, sorting, searching and manipulation (NumPy semantics).
 
 Bridged here: ``var`` / ``std`` take ``correction``; the scans take ``axis=None`` for 1-D input and
-``include_initial``; ``diff`` takes ``prepend`` / ``append``; ``concat`` takes ``axis=None``;
-``repeat`` takes an array of repeats (read on the host: MLX needs the result's size); ``moveaxis``
-several axes; ``sort`` / ``argsort`` ``descending`` (stable: equal elements keep their order);
-``argmax`` / ``argmin`` / ``argsort`` return int64 (MLX's are uint32, on which negative arithmetic
-wraps); ``take`` / ``take_along_axis`` stop the gradient at their indices (MLX would try to
-differentiate an index computed from the input, e.g. by ``argsort``, and fail); ``meshgrid`` and
-``broadcast_arrays`` return lists, as the standard says. Names shadow the builtins ``sum``, ``max``,
-``min``, ``all`` and ``any`` in this module.
+``include_initial``, and ``cumulative_prod`` is shifted multiplications, whose second derivative is
+right at zeros (``mx.cumprod``'s is NaN there); ``diff`` takes ``prepend`` / ``append``; ``concat``
+takes ``axis=None``; ``repeat`` takes an array of repeats (read on the host: MLX needs the result's
+size); ``moveaxis`` several axes; ``sort`` / ``argsort`` ``descending`` (stable: equal elements keep
+their order); ``argmax`` / ``argmin`` / ``argsort`` return int64 (MLX's are uint32, on which
+negative arithmetic wraps); ``take`` / ``take_along_axis`` stop the gradient at their indices (MLX
+would try to differentiate an index computed from the input, e.g. by ``argsort``, and fail);
+``meshgrid`` and ``broadcast_arrays`` return lists, as the standard says. Names shadow the builtins
+``sum``, ``max``, ``min``, ``all`` and ``any`` in this module.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _scan(scan: Any, identity: int, name: str) -> Any:
             if x.ndim != 1:
                 raise ValueError(f"{name} needs axis= for arrays of more than one dimension")
             axis = 0
-        result = scan(x if dtype is None else x.astype(dtype), axis=axis)
+        result = scan(x if dtype is None else x.astype(dtype), axis)
         if not include_initial:
             return result
         shape = list(result.shape)
@@ -70,8 +71,21 @@ def _scan(scan: Any, identity: int, name: str) -> Any:
     return scanned
 
 
+def _prefix_product(x: Any, axis: int) -> Any:
+    """The running product by log2(n) shifted multiplications (Hillis and Steele's scan): its
+    derivatives of every order are products too (mx.cumprod's second derivative is NaN at zeros)."""
+    if not mx.issubdtype(x.dtype, mx.floating):
+        return mx.cumprod(x, axis=axis)
+    x = mx.moveaxis(x, axis, -1)
+    size, shift = x.shape[-1], 1
+    while shift < size:
+        x = x * mx.concatenate([mx.ones_like(x[..., :shift]), x[..., :-shift]], axis=-1)
+        shift *= 2
+    return mx.moveaxis(x, -1, axis)
+
+
 cumulative_sum = _scan(mx.cumsum, 0, "cumulative_sum")
-cumulative_prod = _scan(mx.cumprod, 1, "cumulative_prod")  # MLX's gradient is right at zeros
+cumulative_prod = _scan(_prefix_product, 1, "cumulative_prod")
 
 
 def diff(x: Any, /, *, axis: int = -1, n: int = 1, prepend: Any = None, append: Any = None) -> Any:

@@ -1,12 +1,13 @@
 """The TensorFlow shim's reductions, scans, sorting and searching (NumPy semantics).
 
 Beyond ``tf.math``: ``var`` / ``std`` take ``correction``; ``cumulative_sum`` and
-``cumulative_prod`` take ``include_initial``; ``cumulative_prod`` has its own gradient, because
-TensorFlow's is wrong where the input holds a zero (it gives 0 to the first zero, whose true
-derivative is the product of the other factors); ``sort`` and ``argsort`` are stable (equal elements
-keep their order, descending too) and ``sort``'s gradient follows that order; ``argmax`` /
-``argmin`` / ``argsort`` return int64 indices, as NumPy. Each function shadows the builtin of its
-name (``sum``, ``max``, ``min``, ``all``, ``any``) in this module.
+``cumulative_prod`` take ``include_initial``; ``cumulative_prod`` is computed by shifted
+multiplications, because the gradient of ``tf.math.cumprod`` is wrong where the input holds a zero
+(it gives 0 to the first zero, whose true derivative is the product of the other factors); ``sort``
+and ``argsort`` are stable (equal elements keep their order, descending too) and ``sort``'s gradient
+follows that order; ``argmax`` / ``argmin`` / ``argsort`` return int64 indices, as NumPy. Each
+function shadows the builtin of its name (``sum``, ``max``, ``min``, ``all``, ``any``) in this
+module.
 """
 
 from __future__ import annotations
@@ -102,27 +103,16 @@ def cumulative_sum(
     return _with_initial(result, axis, 0) if include_initial else result
 
 
-@tf.custom_gradient
-def _cumprod_last(x: Any) -> Any:
-    """``tf.math.cumprod`` along the last axis, with a gradient that is right at zeros."""
-    product = tf.math.cumprod(x, axis=-1)
-
-    def gradient(upstream: Any) -> Any:
-        # d out_i / d x_j = prod_{k <= i, k != j} x_k for j <= i. Before the first zero, that is
-        # out_i / x_j; at the first zero, the running product with that zero replaced by one; after
-        # it, zero (every product holds the first zero).
-        zero = tf.math.equal(x, 0)
-        zeros_before = tf.math.cumsum(tf.cast(zero, x.dtype), axis=-1, exclusive=True)
-        before = tf.math.logical_and(tf.math.equal(zeros_before, 0), tf.math.logical_not(zero))
-        first_zero = tf.math.logical_and(zero, tf.math.equal(zeros_before, 0))
-        ones = tf.ones_like(x)
-        tail = tf.math.cumsum(upstream * product, axis=-1, reverse=True)
-        at_before = tail / tf.where(before, x, ones)
-        skipping_zero = tf.math.cumprod(tf.where(first_zero, ones, x), axis=-1)
-        at_first_zero = tf.math.cumsum(upstream * skipping_zero, axis=-1, reverse=True)
-        return tf.where(before, at_before, tf.where(first_zero, at_first_zero, tf.zeros_like(x)))
-
-    return product, gradient
+def _prefix_product(x: Any) -> Any:
+    """The running product along the last axis, by log2(n) shifted multiplications (Hillis and
+    Steele's scan): its derivatives of every order are products too, right where x holds zeros."""
+    size, shift = x.shape[-1], 1
+    if size is None:  # an unknown length (inside tf.function): TensorFlow's own, right away from 0
+        return tf.math.cumprod(x, axis=-1)
+    while shift < size:
+        x = x * tf.concat([tf.ones_like(x[..., :shift]), x[..., :-shift]], axis=-1)
+        shift *= 2
+    return x
 
 
 def cumulative_prod(
@@ -133,7 +123,7 @@ def cumulative_prod(
     x = x if dtype is None else tf.cast(x, dtype)
     if x.dtype.is_floating:
         moved, back = moved_to_last(x, axis)
-        result = restored(_cumprod_last(moved), back)
+        result = restored(_prefix_product(moved), back)
     else:
         result = tf.math.cumprod(x, axis=axis)
     return _with_initial(result, axis, 1) if include_initial else result
