@@ -25,7 +25,7 @@ from pathlib import Path
 
 from unigrad.conformance.subgradients import framework_version
 from unigrad.fuzz.compare import EPS, FINDING, ROUNDING_FACTOR, Verdict
-from unigrad.fuzz.evaluate import evaluate_plan, extra_of, localize, same_finding
+from unigrad.fuzz.evaluate import error_signature, evaluate_plan, extra_of, localize, same_finding
 from unigrad.fuzz.generator import programs as program_strategy
 from unigrad.fuzz.op_table import available_ops, unlisted_names
 from unigrad.fuzz.program import Program, describe, make_plan
@@ -136,12 +136,12 @@ class Campaign:
             if verdict.status != FINDING:
                 continue
             extra = extra_of(verdict, program.extra)
-            culprits = [
-                f.op
-                for f in self.report.findings.values()
-                if (f.check, f.backend) == (verdict.check, verdict.backend)
-            ]
-            op, kind = localize(plan, verdict, extra, culprits)
+            if verdict.check == "error":  # one exception is one cause, whichever ops raise it
+                op, kind = "program", error_signature(verdict.detail)
+            else:
+                known = self.report.findings.values()
+                culprits = [f.op for f in known if (f.check, f.backend) == (verdict.check, verdict.backend)]
+                op, kind = localize(plan, verdict, extra, culprits)
             cause = cause_of(verdict.check, verdict.backend, op, kind)
             if cause in self.report.findings:
                 self.report.findings[cause].count += 1
@@ -160,7 +160,9 @@ class Campaign:
                 return False
             result = evaluate_plan(plan, finding.backend.split("~"), extra)
             for found in result.verdicts:
-                if same_finding(verdict, found) and localize(plan, found, extra, [finding.op]) == (
+                if not same_finding(verdict, found):
+                    continue
+                if finding.check == "error" or localize(plan, found, extra, [finding.op]) == (
                     finding.op,
                     finding.kind,
                 ):
@@ -174,7 +176,13 @@ class Campaign:
         program = finding.program
         if self.config.shrink:
             seed, count = finding.origin
-            program = shrink(self.strategy, seed, count, program, self._reproduces(finding, verdict, extra))
+            shrunk = shrink(self.strategy, seed, count, program, self._reproduces(finding, verdict, extra))
+            program = shrunk.example
+            finding.shrink_note = (
+                f"shrunk with {shrunk.evaluations} evaluations"
+                if shrunk.reached
+                else "not shrunk: replaying its round did not draw it again"
+            )
         plan = make_plan(program, self.ops)
         if plan is None:
             return
@@ -194,7 +202,7 @@ class Campaign:
             f"Cause: {finding.cause} ({plan.dtype}; {versions}).",
             f"Found by: unigrad fuzz --seed {self.config.seed} --backends {','.join(self.config.backends)}"
             f" --dtypes {','.join(self.config.dtypes)};"
-            f" shrunk from {len(finding.steps)} to {len(plan.steps)} steps.",
+            f" {len(finding.steps)} steps, {len(plan.steps)} after shrinking ({finding.shrink_note}).",
             f"Fuzzer's comparison: {finding.detail}",
         ]
         source = reproducer_source(

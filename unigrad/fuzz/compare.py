@@ -149,6 +149,7 @@ class Judge:
         version = f"{backend} {release(framework_version(backend))}"
         first = self.reference.central.assignment
         moved = [k for k, c in (assignment or {}).items() if c != first.get(k)]
+        moved = [k for k in moved if self.reference.identifiable(k)] or moved
         if moved:
             family = site_name(self.plan, moved[0])
             picks = "; ".join(
@@ -168,7 +169,12 @@ class Judge:
         )
 
     def _choices(self, assignment: Assignment | None) -> dict[str, str]:
-        return {site_name(self.plan, k): label(self.plan, k, c) for k, c in (assignment or {}).items()}
+        """The choice made at each kink whose choice shows in the gradient (for the report)."""
+        return {
+            site_name(self.plan, k): label(self.plan, k, c)
+            for k, c in (assignment or {}).items()
+            if self.reference.identifiable(k)
+        }
 
     def reverse(self, run: BackendRun) -> Verdict:
         assert run.grads is not None and run.loss is not None

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,8 +47,23 @@ def extra_of(verdict: Verdict, extra: str) -> str:
 
 
 def same_finding(verdict: Verdict, found: Verdict) -> bool:
-    """Whether ``found`` is a finding of ``verdict``'s check on its backend(s)."""
+    """Whether ``found`` is a finding of ``verdict``'s check on its backend(s) (an error: the same one)."""
+    if verdict.check == "error" and error_signature(found.detail) != error_signature(verdict.detail):
+        return False
     return found.status == FINDING and found.check == verdict.check and found.backend == verdict.backend
+
+
+def error_signature(detail: str) -> str:
+    """What identifies an error finding: the transform and the exception, ``'hvp raised AttributeError'``.
+
+    Example:
+        >>> error_signature("hvp: AttributeError: 'IndexedSlices' object has no attribute 'numpy'")
+        'hvp raised AttributeError'
+    """
+    match = re.match(r"(?:(jvp|hvp|compiled): )?(\w+)", detail)
+    if match is None:
+        return "raised"
+    return f"{match.group(1) or 'reverse'} raised {match.group(2)}"
 
 
 def localize(plan: Plan, verdict: Verdict, extra: str, first: Sequence[str] = ()) -> tuple[str, str]:

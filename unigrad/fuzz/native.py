@@ -16,7 +16,7 @@ import re
 IMPORTS = {
     "numpy": "import numpy as np",
     "torch": "import torch",
-    "tensorflow": "import tensorflow as tf",
+    "tensorflow": "import math\n\nimport tensorflow as tf",
     "jax": "import jax\nimport jax.numpy as jnp\nimport jax.scipy.special",
 }
 
@@ -88,6 +88,17 @@ HELPERS = {
         "    solution = tf.linalg.solve(a, tf.expand_dims(b, -1) if vector else b)\n"
         "    return tf.squeeze(solution, axis=-1) if vector else solution\n"
     ),
+    "_tf_hypot": (
+        "def _tf_hypot(x1, x2):  # unigrad's: scaled by the larger magnitude\n"
+        "    scale = tf.math.maximum(tf.math.abs(x1), tf.math.abs(x2))\n"
+        "    safe = tf.where(scale > 0, scale, tf.ones_like(scale))\n"
+        "    result = scale * tf.math.sqrt(tf.math.square(x1 / safe) + tf.math.square(x2 / safe))\n"
+        "    infinite = tf.math.is_inf(x1) | tf.math.is_inf(x2)\n"
+        "    return tf.where(infinite, tf.constant(float('inf'), dtype=result.dtype), result)\n"
+    ),
+    "_tf_log2": "def _tf_log2(x):\n    return tf.math.log(x) / tf.constant(math.log(2.0), dtype=x.dtype)\n",
+    "_tf_log10": "def _tf_log10(x):\n    return tf.math.log(x) / tf.constant(math.log(10), dtype=x.dtype)\n",
+    "_tf_trunc": "def _tf_trunc(x):\n    return tf.where(x < 0, tf.math.ceil(x), tf.math.floor(x))\n",
     "_tf_pow": "def _tf_pow(x, c):\n    return tf.math.pow(x, tf.constant(c, x.dtype))\n",
     "_tf_logaddexp": (
         "def _tf_logaddexp(x1, x2):  # unigrad's: the exact derivative at ties\n"
@@ -131,7 +142,7 @@ def torch_hvp(inputs, direction):  # reverse over reverse, as unigrad on PyTorch
         return [np.zeros_like(x) for x in inputs]
     outputs, cotangents = [g for g, _ in pairs], [v for _, v in pairs]
     products = torch.autograd.grad(outputs, xs, cotangents, allow_unused=True, materialize_grads=True)
-    return [p.detach().numpy() for p in products]
+    return [(p.detach() + 0).numpy() for p in products]  # + 0: a ZeroTensor has no NumPy view
 
 
 def torch_compiled(inputs):
@@ -209,7 +220,7 @@ def jax_compiled(inputs):
 
 def helpers_for(source: str) -> list[str]:
     """The helper definitions ``source`` calls, in a stable order."""
-    used = set(re.findall(r"\b(_(?:np|torch|tf)_[a-z_]+)\(", source)) | set(
+    used = set(re.findall(r"\b(_(?:np|torch|tf)_[a-z0-9_]+)\(", source)) | set(
         re.findall(r"\b(_np_erf)\b", source)
     )
     return [HELPERS[name] for name in sorted(used) if name in HELPERS]

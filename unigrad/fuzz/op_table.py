@@ -41,32 +41,49 @@ _KEEP = "{x}, axis={axis}, keepdims={keepdims}"
 
 
 TABLE: tuple[Op, ...] = (
-    _same("sin"),
+    _same("sin", max_abs=100.0),
     _same("negative"),
     _same("square"),
     _same("exp"),
-    _same("cos"),
+    _same("cos", max_abs=100.0),
     _same("tanh"),
     _same("abs", kink=(0.0, 1.0, -1.0)),
     _unary("relu", "torch.relu", "tf.nn.relu", "jax.nn.relu", "_np_relu", kink=(0.5, 0.0, 1.0)),
     _same("log"),
     _same("log1p"),
     _same("expm1"),
-    _same("sqrt", singular_at_zero=True),
-    _same("tan"),
+    _same("sqrt", singular_at=(0.0,)),
+    _same("tan", max_abs=100.0),
     _same("sinh"),
     _same("cosh"),
     _unary("atan", "torch.atan", "tf.math.atan", "jnp.atan", "np.arctan"),
     _same("sign", jump="zero"),
     _same("floor", jump="integer"),
+    _unary("asin", "torch.asin", "tf.math.asin", "jnp.asin", "np.arcsin", singular_at=(-1.0, 1.0)),
+    _unary("acos", "torch.acos", "tf.math.acos", "jnp.acos", "np.arccos", singular_at=(-1.0, 1.0)),
+    _unary("asinh", "torch.asinh", "tf.math.asinh", "jnp.asinh", "np.arcsinh"),
+    _unary("acosh", "torch.acosh", "tf.math.acosh", "jnp.acosh", "np.arccosh", singular_at=(1.0,)),
+    _unary("atanh", "torch.atanh", "tf.math.atanh", "jnp.atanh", "np.arctanh"),
+    _unary("log2", "torch.log2", "_tf_log2", "jnp.log2", "np.log2"),
+    _unary("log10", "torch.log10", "_tf_log10", "jnp.log10", "np.log10"),
+    _same("reciprocal"),
+    _unary("positive", "torch.positive", "tf.identity", "jnp.positive", "np.positive"),
+    _same("ceil", jump="integer"),
+    _same("round", jump="half-integer"),
+    _unary("trunc", "torch.trunc", "_tf_trunc", "jnp.trunc", "np.trunc", jump="integer"),
     _unary("sigmoid", "torch.sigmoid", "tf.math.sigmoid", "jax.nn.sigmoid", "_np_sigmoid"),
     _unary("softplus", "_torch_softplus", "tf.math.softplus", "jax.nn.softplus", "_np_softplus"),
     _unary("erf", "torch.special.erf", "tf.math.erf", "jax.scipy.special.erf", "_np_erf"),
     _unary("rsqrt", "torch.rsqrt", "tf.math.rsqrt", "jax.lax.rsqrt", "_np_rsqrt"),
-    _binary("add", "", "", "", "", operator="+"),
-    _binary("subtract", "", "", "", "", operator="-"),
-    _binary("multiply", "", "", "", "", operator="*"),
-    _binary("divide", "", "", "", "", operator="/"),
+    _binary("a + b", "", "", "", "", operator="+"),
+    _binary("a - b", "", "", "", "", operator="-"),
+    _binary("a * b", "", "", "", "", operator="*"),
+    _binary("a / b", "", "", "", "", operator="/"),
+    _binary("add", "torch.add", "tf.math.add", "jnp.add", "np.add"),
+    _binary("subtract", "torch.subtract", "tf.math.subtract", "jnp.subtract", "np.subtract"),
+    _binary("multiply", "torch.multiply", "tf.math.multiply", "jnp.multiply", "np.multiply"),
+    _binary("divide", "torch.divide", "tf.math.truediv", "jnp.divide", "np.divide"),
+    _binary("hypot", "torch.hypot", "_tf_hypot", "jnp.hypot", "np.hypot", singular="both zero"),
     _binary("maximum", "torch.maximum", "tf.math.maximum", "jnp.maximum", "np.maximum", tie=True),
     _binary("minimum", "torch.minimum", "tf.math.minimum", "jnp.minimum", "np.minimum", tie=True),
     _binary("atan2", "torch.atan2", "tf.math.atan2", "jnp.atan2", "np.arctan2", singular="both zero"),
@@ -221,6 +238,26 @@ TABLE: tuple[Op, ...] = (
             "numpy": "np.reshape({x}, {shape})",
         },
     ),
+    Matmul(
+        "outer",
+        ("linalg.outer",),
+        {
+            "torch": "torch.outer({x}, {y})",
+            "tensorflow": "({x}[:, None] * {y}[None, :])",
+            "jax": "jnp.linalg.outer({x}, {y})",
+            "numpy": "np.outer({x}, {y})",
+        },
+    ),
+    SquareMatrix(
+        "trace",
+        ("linalg.trace",),
+        {
+            "torch": "torch.sum(torch.diagonal({x}, offset=0, dim1=-2, dim2=-1), dim=-1)",
+            "tensorflow": "tf.math.reduce_sum(tf.linalg.diag_part({x}), axis=-1)",
+            "jax": "jnp.linalg.trace({x})",
+            "numpy": "np.trace({x})",
+        },
+    ),
     SquareMatrix(
         "det",
         ("linalg.det",),
@@ -305,7 +342,8 @@ def unlisted_names() -> list[str]:
 #: Ops where a zero operand is a kind of input of its own (a domain edge or a special case of the
 #: framework's derivative), so findings there are kept apart from findings elsewhere.
 ZERO_IS_SPECIAL = frozenset(
-    {"divide", "pow", "pow_const", "log", "sqrt", "rsqrt", "atan2", "prod", "vector_norm", "std"}
+    {"a / b", "divide", "pow", "pow_const", "log", "log2", "log10", "sqrt", "rsqrt", "reciprocal", "atan2"}
+    | {"hypot", "prod", "vector_norm", "std"}
 )
 for _op in TABLE:
     _op.zero_is_special = _op.name in ZERO_IS_SPECIAL

@@ -135,16 +135,20 @@ class Unary(Op):
         *,
         kink: tuple[float, ...] | None = None,
         jump: str | None = None,
-        singular_at_zero: bool = False,
+        singular_at: tuple[float, ...] = (),
+        max_abs: float | None = None,
     ) -> None:
         super().__init__(name, (name,), natives)
+        self.max_abs = max_abs  # periodic ops: beyond, finite differences cannot resolve a period
         self.kink = kink  # local derivatives valid at 0 (abs, relu)
-        self.jump = jump  # 'zero' or 'integer': piecewise constant, derivative 0 (sign, floor)
-        self.singular_at_zero = singular_at_zero
+        self.jump = jump  # 'zero', 'integer', 'half-integer': piecewise constant (sign, floor, round)
+        self.singular_at = singular_at  # points of an infinite derivative: sqrt at 0, asin at ±1
 
     def _at_kink(self, x: np.ndarray, margin: float) -> np.ndarray:
         if self.jump == "integer":
             return np.abs(x - np.round(x)) <= margin * np.maximum(1, np.abs(x))
+        if self.jump == "half-integer":  # round: half to even jumps at x.5
+            return np.abs(x - np.floor(x) - 0.5) <= margin * np.maximum(1, np.abs(x))
         return np.abs(x) <= margin
 
     def site(self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float) -> Site | None:
@@ -165,9 +169,13 @@ class Unary(Op):
     def singular(
         self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float
     ) -> str | None:
-        if self.singular_at_zero and np.any(np.abs(args[0]) <= margin):
-            return "zero"
+        for point in self.singular_at:
+            if np.any(np.abs(args[0] - point) <= margin):
+                return "zero" if point == 0 else f"{point:g}"
         return None
+
+    def valid(self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray) -> bool:
+        return self.max_abs is None or bool(np.all(np.abs(args[0]) <= self.max_abs))
 
 
 class Binary(Op):

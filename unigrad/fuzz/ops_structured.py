@@ -144,12 +144,14 @@ class Reduce(Templated):
 
 
 class Matmul(Templated):
-    """``matmul(a, b)`` of vectors and matrices with matching inner dimensions."""
+    """``matmul(a, b)`` of vectors and matrices with matching inner dimensions; ``outer`` of two vectors."""
 
     arity = 2
 
     def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
         a, b = shapes
+        if self.name == "outer":
+            return ((), (a[0], b[0])) if len(a) == 1 and len(b) == 1 else None
         if not a or not b:
             return None
         inner = b[0] if len(b) == 1 else b[-2]
@@ -176,7 +178,7 @@ class SquareMatrix(Templated):
             if not b or len(b) > 2 or b[0] != a[0]:
                 return None
             return (), b
-        return (), {"det": (), "slogdet": (), "eigvalsh": (a[0],)}.get(self.name, a)
+        return (), {"det": (), "slogdet": (), "trace": (), "eigvalsh": (a[0],)}.get(self.name, a)
 
     def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
         if self.name == "slogdet":

@@ -106,6 +106,7 @@ class Reference:
         self.plan = plan
         self._estimates: dict[tuple[tuple[int, float], ...], Estimate] = {}
         self._sensitivity: tuple[float, list[np.ndarray]] | None = None
+        self._identifiable: dict[int, bool] = {}
 
     @functools.cached_property
     def _assignments(self) -> list[Assignment]:
@@ -143,6 +144,19 @@ class Reference:
             loss, grads, errors = finite_differences(self.plan, self.overrides(assignment))
             self._estimates[key] = Estimate(dict(assignment), loss, grads, errors)
         return self._estimates[key]
+
+    def identifiable(self, k: int) -> bool:
+        """Whether site ``k``'s choice shows in the gradient (another choice there changes it)."""
+        if k not in self._identifiable:
+            first = self.central
+            changed = False
+            for choice in self.plan.sites[k][2][1:]:
+                other = self.estimate({**first.assignment, k: choice})
+                for a, b, ea, eb in zip(first.grads, other.grads, first.errors, other.errors, strict=True):
+                    with np.errstate(invalid="ignore"):
+                        changed |= bool(np.any(np.abs(a - b) > 1e-6 * (1 + np.abs(a)) + 3 * (ea + eb)))
+            self._identifiable[k] = changed
+        return self._identifiable[k]
 
     @property
     def central(self) -> Estimate:

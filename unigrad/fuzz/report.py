@@ -34,6 +34,7 @@ class Finding:
     reproducer: str | None = None
     #: 'exits 1' once run and reproducing; otherwise why not
     verified: str = "not run"
+    shrink_note: str = "not shrunk"
     #: where Hypothesis drew it: (round seed, examples in the round)
     origin: tuple[int, int] = (0, 0)
 
@@ -43,6 +44,9 @@ class Finding:
 
 
 def cause_of(check: str, backend: str, op: str, kind: str) -> str:
+    """``'reverse torch: sin at generic'``; an error by what raised: ``'error jax: hvp raised TypeError'``."""
+    if check == "error":
+        return f"error {backend}: {kind}"
     return f"{check} {backend}: {op} at {kind}"
 
 
@@ -133,7 +137,8 @@ class FuzzReport:
         rows = [("cause", "check", "backend", "dtype", "programs", "reproducer")]
         for f in sorted(self.findings.values(), key=lambda f: (f.op, f.backend, f.check)):
             where = f"{f.reproducer} ({f.verified})" if f.reproducer else "-"
-            rows.append((f"{f.op} at {f.kind}", f.check, f.backend, f.dtype, str(f.count), where))
+            what = f.kind if f.check == "error" else f"{f.op} at {f.kind}"
+            rows.append((what, f.check, f.backend, f.dtype, str(f.count), where))
         lines += _table(rows)
         for f in self.findings.values():
             lines.append(f"  {f.cause}: {f.detail}")

@@ -121,9 +121,16 @@ def run_backend(plan: Plan, backend: str, extra: str) -> BackendRun:
                 run.hvp = _floats(product, plan)
                 run.hvp_reference = gradient_differences(plan, backend, vector)
             elif extra == "compiled":
-                step = ug.value_and_grad_fn(loss_fn, backend=backend, jit=True)
-                loss, grads = step(params)
-                run.compiled = (float(loss), _floats(grads, plan))
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ug.CompileFallbackWarning)
+                    step = ug.value_and_grad_fn(loss_fn, backend=backend, jit=True)
+                    loss, grads = step(params)
+                fallback = [w for w in caught if issubclass(w.category, ug.CompileFallbackWarning)]
+                if fallback:  # the step ran eagerly: nothing compiled to compare, and the compiler failed
+                    reason = str(fallback[0].message).split("(", 1)[-1]
+                    run.extra_error = f"{reason.split(');')[0]} (the compiler failed; unigrad ran eagerly)"
+                else:
+                    run.compiled = (float(loss), _floats(grads, plan))
         except Exception as err:  # noqa: BLE001
             run.extra_error = _describe(err)
     return run

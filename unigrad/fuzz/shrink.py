@@ -13,7 +13,7 @@ Example:
     >>> drawn = []
     >>> run_round(st.integers(0, 1000), seed=3, count=20, body=drawn.append)
     >>> target = next(n for n in drawn if n > 100)
-    >>> shrink(st.integers(0, 1000), 3, 20, target, lambda n: n > 100)
+    >>> shrink(st.integers(0, 1000), 3, 20, target, lambda n: n > 100).example
     101
 """
 
@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -63,6 +64,15 @@ def run_round(strategy: st.SearchStrategy[Any], seed: int, count: int, body: Cal
     round_()
 
 
+@dataclass
+class Shrunk(Generic[T]):
+    """What :func:`shrink` found: the smallest example, whether the replay reached the target, the cost."""
+
+    example: T
+    reached: bool
+    evaluations: int
+
+
 def shrink(
     strategy: st.SearchStrategy[T],
     seed: int,
@@ -70,12 +80,12 @@ def shrink(
     target: T,
     reproduces: Callable[[T], bool],
     budget: int = SHRINK_BUDGET,
-) -> T:
+) -> Shrunk[T]:
     """The smallest example Hypothesis finds from ``target`` that still ``reproduces``.
 
     ``target`` was drawn in the round of ``seed`` and ``count`` examples (:func:`run_round`).
 
-    Returns ``target`` itself if the replay does not reach it or nothing smaller reproduces.
+    The example is ``target`` itself if the replay does not reach it or nothing smaller reproduces.
     """
     state: dict[str, Any] = {"reached": False, "smallest": target, "calls": 0}
     answers: dict[T, bool] = {target: True}
@@ -99,4 +109,4 @@ def shrink(
 
     with contextlib.suppress(_Reproduced, HypothesisException):
         replay()
-    return state["smallest"]
+    return Shrunk(state["smallest"], state["reached"], state["calls"])
