@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -854,6 +855,34 @@ def test_declared_gaps_name_differentiable_guaranteed_functions() -> None:
     assert gap_for("torch", "linalg.svd", shape=(4, 3), part="U") is not None
     assert gap_for("torch", "linalg.svd", shape=(3, 3)) is None
     assert gap_for("torch", "linalg.svd", shape=(4, 3), full_matrices=False) is None
+
+
+STATUS_BACKENDS = ("torch", "tensorflow", "jax", "mlx", "numpy")
+
+
+def status_cell(backend: str, name: str) -> str:
+    """What docs/namespace.md's status table says of ``name`` on ``backend``, from the declarations."""
+    if name in NOT_DIFFERENTIABLE:
+        return "—"
+    gap = next((gap for gap in GAPS if (gap.backend, gap.name) == (backend, name)), None)
+    if gap is None:
+        return "✓"
+    return f"✓ except {gap.arguments} (below)" if gap.arguments else f"✗ {gap.reason}"
+
+
+def status_table() -> str:
+    """The table as docs/namespace.md has it (regenerate it with this function after a change)."""
+    lines = [f"| name | {' | '.join(STATUS_BACKENDS)} |", "|---" * (len(STATUS_BACKENDS) + 1) + "|"]
+    for name in GUARANTEED:
+        lines.append(f"| `{name}` | " + " | ".join(status_cell(b, name) for b in STATUS_BACKENDS) + " |")
+    return "\n".join(lines)
+
+
+def test_docs_status_table_is_the_declarations() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "namespace.md").read_text(encoding="utf-8")
+    assert status_table() in page, "docs/namespace.md: regenerate the status table with status_table()"
+    for gap in GAPS:
+        assert gap.describe() in page, f"docs/namespace.md does not list the declared gap {gap}"
 
 
 def test_dtypes_and_name(array_backend: str) -> None:

@@ -72,7 +72,7 @@ _FULL_SVD = (
     "the columns a full SVD adds to U (rows to Vh) are any orthonormal completion, not a function of "
     "the input"
 )
-_FULL_SVD_CALLS = "full_matrices=True (the default) on a non-square matrix, through U or Vh (S has one)"
+_FULL_SVD_CALLS = "full_matrices=True on a non-square matrix, through U or Vh"
 
 #: Every declared gap, one row per backend and name.
 GAPS: tuple[Gap, ...] = (
@@ -100,7 +100,7 @@ GAPS: tuple[Gap, ...] = (
         lambda arguments: arguments.get("ord", "fro") in (2, -2, "nuc"),
     ),
     Gap("jax", "linalg.svd", f"JAX 0.10 raises NotImplementedError; {_FULL_SVD}",
-        "full_matrices=True (the default) on a non-square matrix, S included", _non_square_full),
+        "full_matrices=True on a non-square matrix, S too", _non_square_full),
     Gap("torch", "linalg.svd", f"PyTorch ignores their gradient; {_FULL_SVD}", _FULL_SVD_CALLS,
         _non_square_full_vectors),
     Gap("tensorflow", "linalg.svd", f"TensorFlow ignores their gradient; {_FULL_SVD}", _FULL_SVD_CALLS,
