@@ -16,6 +16,7 @@ tensors, which autograd refuses) are differentiated or read through copies.
 from __future__ import annotations
 
 import functools
+import threading
 import types
 import warnings
 from collections.abc import Callable, Hashable, Mapping
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import optree
 import torch
+from torch.overrides import has_torch_function, has_torch_function_unary
 
 from unigrad._errors import InvalidDeviceError
 from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_arrays
@@ -139,12 +141,13 @@ class TorchAdapter(Adapter):
             aliases = [_differentiable(leaf) for leaf in leaves]
         loss, aux = finish(fn(aliases))
         if loss.requires_grad:
-            grads = torch.autograd.grad(loss, aliases, allow_unused=True, materialize_grads=True)
-            # The gradient of a sum comes back expanded (stride 0), and in-place updates of it
-            # (g.mul_, clipping) fail: hand back dense ones, as loss.backward() leaves in .grad.
+            grads = _backward(loss, aliases)
+            # An unused leaf's gradient is None: zeros instead. The gradient of a sum comes back
+            # expanded (stride 0), and in-place updates of it (g.mul_, clipping) fail: hand back
+            # dense ones, as loss.backward() leaves in .grad.
             grads = [
-                g if g.is_contiguous() else torch.empty_like(leaf).copy_(g)
-                for g, leaf in zip(grads, leaves, strict=True)
+                g if g is not None and g.is_contiguous() else _dense(g, alias, leaf)
+                for g, alias, leaf in zip(grads, aliases, leaves, strict=True)
             ]
         else:  # the loss never touched the parameters
             grads = [torch.zeros_like(leaf) for leaf in leaves]
@@ -302,6 +305,76 @@ def _torch_device(device: Any) -> Any:
             f"backend 'torch' has no device {device!r}: pass a torch.device or a string torch accepts "
             f"('cpu', 'cuda', 'cuda:1', 'mps', 'meta'; 'gpu' means 'cuda')"
         ) from None
+
+
+_UNRESOLVED: Any = object()
+#: torch.autograd.graph._engine_run_backward once it passed the check, None where it failed.
+_engine_backward: Callable[..., Any] | None = _UNRESOLVED
+
+
+def _backward(loss: Any, aliases: list[Any]) -> tuple[Any, ...]:
+    """``torch.autograd.grad(loss, aliases, allow_unused=True)``: an unused alias's gradient is None.
+
+    For a loss that ``check_loss`` accepted (one element, real floating) and plain tensors, what that
+    call does reduces to seeding the loss with ones and running the engine; its Python wrapper
+    (argument normalisation, ``_make_grads``) costs about as much host time as the rest of a small
+    call, which a launch-bound GPU step shows in full. So the engine is called as the wrapper calls
+    it, through ``_engine_run_backward`` (which keeps its ``TORCH_LOGS=autograd`` hooks and the
+    context it hands the engine's device threads). That function is private: it is looked up and
+    tried on a small graph once, and the public call is used where it is missing or differs, and
+    for tensor subclasses that override torch functions (the public call dispatches those).
+    """
+    run = _engine_backward if _engine_backward is not _UNRESOLVED else _find_engine_backward()
+    inputs = tuple(aliases)
+    if run is None or has_torch_function_unary(loss) or has_torch_function(inputs):
+        return torch.autograd.grad(loss, inputs, allow_unused=True)
+    # the seed torch.autograd.grad makes for a one-element output (in _make_grads)
+    seed = torch.ones_like(loss, memory_format=torch.preserve_format)
+    grads: tuple[Any, ...] = run((loss,), (seed,), False, False, inputs, True, accumulate_grad=False)
+    return grads
+
+
+def _find_engine_backward() -> Callable[..., Any] | None:
+    """``_engine_run_backward`` if this torch has it and it differentiates a small graph as
+    ``torch.autograd.grad`` does (unused input: None; no ``.grad`` written), else ``None``.
+
+    The check runs once, in a thread of its own: grad mode, inference mode and torch's function and
+    dispatch modes are per thread, so none of the caller's sees its few CPU ops or changes them.
+    """
+    global _engine_backward
+    run = getattr(getattr(torch.autograd, "graph", None), "_engine_run_backward", None)
+    passed: list[bool] = []
+
+    def check() -> None:
+        try:
+            x, unused = torch.ones(2, device="cpu").requires_grad_(), torch.ones(1, device="cpu")
+            loss = (x * torch.tensor([2.0, 3.0], device="cpu")).sum()
+            seed = torch.ones_like(loss, memory_format=torch.preserve_format)
+            inputs = (x, unused.requires_grad_())
+            got = run((loss,), (seed,), False, False, inputs, True, accumulate_grad=False)
+            passed.append(
+                len(got) == 2 and got[0].tolist() == [2.0, 3.0] and got[1] is None and x.grad is None
+            )
+        except Exception:  # noqa: BLE001 - any failure: the private call is not what it was
+            passed.append(False)
+
+    if run is not None:
+        checker = threading.Thread(target=check, name="unigrad-torch-backward-check", daemon=True)
+        try:
+            checker.start()
+            checker.join()
+        except RuntimeError:  # no thread to be had (at interpreter shutdown): the public call
+            passed.clear()
+    _engine_backward = run if passed == [True] else None
+    return _engine_backward
+
+
+def _dense(grad: Any, alias: Any, leaf: Any) -> Any:
+    """A dense (contiguous) gradient for ``leaf``: zeros where ``grad`` is None (an unused leaf, as
+    ``materialize_grads=True`` makes them), a copy where it is not contiguous."""
+    if grad is None:
+        grad = torch.zeros_like(alias)
+    return grad if grad.is_contiguous() else torch.empty_like(leaf).copy_(grad)
 
 
 @functools.cache
