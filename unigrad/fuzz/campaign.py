@@ -28,7 +28,7 @@ from unigrad.fuzz.compare import EPS, FINDING, ROUNDING_FACTOR, Verdict
 from unigrad.fuzz.evaluate import error_signature, evaluate_plan, extra_of, localize, same_finding
 from unigrad.fuzz.generator import programs as program_strategy
 from unigrad.fuzz.op_table import available_ops, unlisted_names
-from unigrad.fuzz.program import Program, describe, make_plan
+from unigrad.fuzz.program import Program, describe, make_plan, without_unused_inputs
 from unigrad.fuzz.report import Finding, FuzzReport, cause_of
 from unigrad.fuzz.reproducer import reproducer_source
 from unigrad.fuzz.runner import EXTRAS
@@ -186,8 +186,13 @@ class Campaign:
         plan = make_plan(program, self.ops)
         if plan is None:
             return
-        finding.shrunk_steps = describe(plan)
         result = evaluate_plan(plan, finding.backend.split("~"), extra)
+        pruned = without_unused_inputs(plan)
+        if pruned is not plan:  # inputs no step reads only add sum(w * x): drop them if the finding stays
+            pruned_result = evaluate_plan(pruned, finding.backend.split("~"), extra)
+            if any(same_finding(verdict, v) for v in pruned_result.verdicts):
+                plan, result = pruned, pruned_result
+        finding.shrunk_steps = describe(plan)
         shown = next((v for v in result.verdicts if same_finding(verdict, v)), verdict)
         finding.detail = shown.detail or finding.detail
         if self.config.out is None:

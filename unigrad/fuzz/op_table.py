@@ -75,10 +75,10 @@ TABLE: tuple[Op, ...] = (
     _unary("softplus", "_torch_softplus", "tf.math.softplus", "jax.nn.softplus", "_np_softplus"),
     _unary("erf", "torch.special.erf", "tf.math.erf", "jax.scipy.special.erf", "_np_erf"),
     _unary("rsqrt", "torch.rsqrt", "tf.math.rsqrt", "jax.lax.rsqrt", "_np_rsqrt"),
-    _binary("a + b", "", "", "", "", operator="+"),
-    _binary("a - b", "", "", "", "", operator="-"),
-    _binary("a * b", "", "", "", "", operator="*"),
-    _binary("a / b", "", "", "", "", operator="/"),
+    _binary("op_add", "", "", "", "", operator="+"),
+    _binary("op_sub", "", "", "", "", operator="-"),
+    _binary("op_mul", "", "", "", "", operator="*"),
+    _binary("op_div", "", "", "", "", operator="/"),
     _binary("add", "torch.add", "tf.math.add", "jnp.add", "np.add"),
     _binary("subtract", "torch.subtract", "tf.math.subtract", "jnp.subtract", "np.subtract"),
     _binary("multiply", "torch.multiply", "tf.math.multiply", "jnp.multiply", "np.multiply"),
@@ -324,11 +324,15 @@ def available_ops() -> dict[str, Op]:
     return {op.name: op for op in TABLE if all(name in guaranteed for name in op.requires)}
 
 
-#: Guaranteed names the fuzzer deliberately leaves out: creation, casts, predicates, complex parts.
+#: Guaranteed names the fuzzer leaves out on purpose: creation, casts, comparisons and predicates
+#: (boolean or integer results: nothing to differentiate), complex parts.
 NOT_FUZZED = frozenset(
     {
         "asarray", "zeros", "ones", "zeros_like", "ones_like", "full", "eye", "arange", "astype",
-        "isfinite", "real", "imag", "conj",
+        "isfinite", "real", "imag", "conj", "full_like", "linspace", "meshgrid",
+        "all", "any", "argmax", "argmin", "argsort", "equal", "not_equal", "greater", "greater_equal",
+        "less", "less_equal", "isinf", "isnan", "signbit", "logical_and", "logical_not", "logical_or",
+        "logical_xor",
     }
 )  # fmt: skip
 
@@ -342,7 +346,7 @@ def unlisted_names() -> list[str]:
 #: Ops where a zero operand is a kind of input of its own (a domain edge or a special case of the
 #: framework's derivative), so findings there are kept apart from findings elsewhere.
 ZERO_IS_SPECIAL = frozenset(
-    {"a / b", "divide", "pow", "pow_const", "log", "log2", "log10", "sqrt", "rsqrt", "reciprocal", "atan2"}
+    {"op_div", "divide", "pow", "pow_const", "log", "log2", "log10", "sqrt", "rsqrt", "reciprocal", "atan2"}
     | {"hypot", "prod", "vector_norm", "std"}
 )
 for _op in TABLE:

@@ -241,6 +241,21 @@ def sub_plan(plan: Plan, k: int) -> Plan:
     return build_plan(plan.dtype, inputs, [alone])
 
 
+def without_unused_inputs(plan: Plan) -> Plan:
+    """The plan without the inputs no step reads (they only add ``sum(w * x)`` to the loss)."""
+    count = len(plan.inputs)
+    used = sorted({i for step in plan.steps for i in step.args if i < count})
+    if len(used) == count:
+        return plan
+    new_id = {old: new for new, old in enumerate(used)}
+
+    def moved(i: int) -> int:
+        return new_id[i] if i < count else len(used) + i - count
+
+    steps = [PlanStep(step.op, tuple(moved(i) for i in step.args), step.attrs) for step in plan.steps]
+    return build_plan(plan.dtype, [plan.inputs[i] for i in used], steps)
+
+
 Override = Callable[[list[Any]], Any]
 
 

@@ -80,7 +80,12 @@ def gradient(plan: Plan, backend: str, inputs: list[np.ndarray], dtype: str = "f
 def gradient_differences(
     plan: Plan, backend: str, vector: list[np.ndarray]
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Central differences of ``backend``'s float64 gradient along ``vector``, with an error estimate."""
+    """Central differences of ``backend``'s float64 gradient along ``vector``, with an error estimate.
+
+    The estimate adds truncation (steps ``h`` and ``2h`` compared) and round-off: the gradient's own
+    noise, measured as its change under a relative move of 1e-12 (a gradient that is a difference of
+    large terms, such as that of ``x / x``, is noise of the size of those terms), divided by ``h``.
+    """
     size = max(float(np.max(np.abs(v))) if v.size else 0.0 for v in vector) or 1.0
     scale = max([1.0] + [float(np.max(np.abs(x))) for x in plan.inputs if x.size])
     h = STEP * scale / size
@@ -88,9 +93,14 @@ def gradient_differences(
     for factor in (1, -1, 2, -2):
         point = [x + factor * h * v for x, v in zip(plan.inputs, vector, strict=True)]
         moved[factor] = gradient(plan, backend, point)
+    at_point = gradient(plan, backend, list(plan.inputs))
+    nudged = gradient(
+        plan, backend, [x * (1 + 1e-12 * np.sign(v)) for x, v in zip(plan.inputs, vector, strict=True)]
+    )
     small = [(a - b) / (2 * h) for a, b in zip(moved[1], moved[-1], strict=True)]
     large = [(a - b) / (4 * h) for a, b in zip(moved[2], moved[-2], strict=True)]
-    errors = [np.abs(s - lg) for s, lg in zip(small, large, strict=True)]
+    noise = [np.max(np.abs(a - b)) for a, b in zip(at_point, nudged, strict=True)]
+    errors = [np.abs(s - lg) + 4 * n / h for s, lg, n in zip(small, large, noise, strict=True)]
     return small, errors
 
 

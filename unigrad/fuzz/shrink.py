@@ -32,7 +32,7 @@ from hypothesis.errors import HypothesisException
 T = TypeVar("T", bound=Hashable)
 
 #: Evaluations of new candidates one shrink may spend; past it, only cached answers are given.
-SHRINK_BUDGET = 300
+SHRINK_BUDGET = 120
 
 
 class _Reproduced(Exception):
