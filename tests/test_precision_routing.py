@@ -107,7 +107,7 @@ def test_a_global_setting_that_loses_precision_warns_once(
 ) -> None:
     from unigrad.backends import _torch
 
-    monkeypatch.setattr(_torch, "_on_accelerator", lambda: True)
+    monkeypatch.setattr(_torch, "on_accelerator", lambda: True)
     monkeypatch.setattr(_precision, "_warned", set())
     params = np.eye(3, dtype=np.float32)
     with pytest.warns(ug.PrecisionWarning, match=r"'torch'.*'high'.*numpy.*set_float32_matmul_precision"):

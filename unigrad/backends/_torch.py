@@ -16,7 +16,6 @@ tensors, which autograd refuses) are differentiated or read through copies.
 from __future__ import annotations
 
 import functools
-import threading
 import types
 import warnings
 from collections.abc import Callable, Hashable, Mapping
@@ -25,10 +24,18 @@ from typing import Any
 import numpy as np
 import optree
 import torch
-from torch.overrides import has_torch_function, has_torch_function_unary
 
-from unigrad._errors import InvalidDeviceError
-from unigrad.backends._base import Adapter, FlatFn, OutputCheck, StepFn, split_arrays
+from unigrad.backends._base import (
+    Adapter,
+    ExampleFn,
+    FlatFn,
+    OutputCheck,
+    StepFn,
+    example_loss,
+    split_arrays,
+)
+from unigrad.backends._torch_autograd import backward, dense
+from unigrad.backends._torch_devices import on_accelerator, placer
 
 
 class TorchAdapter(Adapter):
@@ -47,16 +54,10 @@ class TorchAdapter(Adapter):
         return str(torch.__version__)
 
     def placer(self, device: Any) -> Callable[[Any], Any] | None:
-        target = torch.get_default_device() if device is None else _torch_device(device)
-        if target.type == "cpu":
-            return None  # torch.from_numpy's tensors are on the CPU already
-        place = _placers.get(target)
-        if place is None:
-            place = _placers.setdefault(target, functools.partial(_moved, device=target))
-        return place
+        return placer(device)
 
     def on_accelerator(self) -> bool:
-        return _on_accelerator()
+        return on_accelerator()
 
     def float32_matmul_precision(self) -> str:
         # "high" also when TF32 was turned on with torch.backends.cuda.matmul.allow_tf32 (linked)
@@ -141,12 +142,12 @@ class TorchAdapter(Adapter):
             aliases = [_differentiable(leaf) for leaf in leaves]
         loss, aux = finish(fn(aliases))
         if loss.requires_grad:
-            grads = _backward(loss, aliases)
+            grads = backward(loss, aliases)
             # An unused leaf's gradient is None: zeros instead. The gradient of a sum comes back
             # expanded (stride 0), and in-place updates of it (g.mul_, clipping) fail: hand back
             # dense ones, as loss.backward() leaves in .grad.
             grads = [
-                g if g is not None and g.is_contiguous() else _dense(g, alias, leaf)
+                g if g is not None and g.is_contiguous() else dense(g, alias, leaf)
                 for g, alias, leaf in zip(grads, aliases, leaves, strict=True)
             ]
         else:  # the loss never touched the parameters
@@ -240,17 +241,10 @@ class TorchAdapter(Adapter):
         return list(torch.func.jvp(gradient, _detached(leaves), _detached(vector))[1])
 
     def per_example_grads(
-        self,
-        fn: Callable[[list[Any], list[Any]], Any],
-        leaves: list[Any],
-        batch: list[Any],
-        finish: OutputCheck,
+        self, fn: ExampleFn, leaves: list[Any], batch: list[Any], finish: OutputCheck
     ) -> list[Any]:
-        def example_loss(params: list[Any], example: list[Any]) -> Any:
-            loss, _ = finish(fn(params, example))
-            return loss.reshape(())
-
-        per_example = torch.func.vmap(torch.func.grad(example_loss), in_dims=(None, 0))
+        loss = example_loss(fn, finish, _as_scalar)
+        per_example = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))
         return list(per_example(list(_detached(leaves)), list(_detached(batch))))
 
     def compile(
@@ -281,106 +275,6 @@ class TorchAdapter(Adapter):
             return result
 
         return run
-
-
-# torch.device -> the function moving a tensor there (one per device: it keys unigrad's caches).
-_placers: dict[Any, Callable[[Any], Any]] = {}
-
-
-def _moved(x: Any, device: Any) -> Any:
-    return x.to(device)
-
-
-def _torch_device(device: Any) -> Any:
-    """``device`` as a ``torch.device``; ``'gpu'``/``'gpu:N'`` are read as ``'cuda'``/``'cuda:N'``."""
-    if isinstance(device, torch.device):
-        return device
-    text = str(device)
-    if text == "gpu" or text.startswith("gpu:"):
-        text = "cuda" + text[3:]
-    try:
-        return torch.device(text)
-    except (RuntimeError, TypeError, ValueError):
-        raise InvalidDeviceError(
-            f"backend 'torch' has no device {device!r}: pass a torch.device or a string torch accepts "
-            f"('cpu', 'cuda', 'cuda:1', 'mps', 'meta'; 'gpu' means 'cuda')"
-        ) from None
-
-
-_UNRESOLVED: Any = object()
-#: torch.autograd.graph._engine_run_backward once it passed the check, None where it failed.
-_engine_backward: Callable[..., Any] | None = _UNRESOLVED
-
-
-def _backward(loss: Any, aliases: list[Any]) -> tuple[Any, ...]:
-    """``torch.autograd.grad(loss, aliases, allow_unused=True)``: an unused alias's gradient is None.
-
-    For a loss that ``check_loss`` accepted (one element, real floating) and plain tensors, what that
-    call does reduces to seeding the loss with ones and running the engine; its Python wrapper
-    (argument normalisation, ``_make_grads``) costs about as much host time as the rest of a small
-    call, which a launch-bound GPU step shows in full. So the engine is called as the wrapper calls
-    it, through ``_engine_run_backward`` (which keeps its ``TORCH_LOGS=autograd`` hooks and the
-    context it hands the engine's device threads). That function is private: it is looked up and
-    tried on a small graph once, and the public call is used where it is missing or differs, and
-    for tensor subclasses that override torch functions (the public call dispatches those).
-    """
-    run = _engine_backward if _engine_backward is not _UNRESOLVED else _find_engine_backward()
-    inputs = tuple(aliases)
-    if run is None or has_torch_function_unary(loss) or has_torch_function(inputs):
-        return torch.autograd.grad(loss, inputs, allow_unused=True)
-    # the seed torch.autograd.grad makes for a one-element output (in _make_grads)
-    seed = torch.ones_like(loss, memory_format=torch.preserve_format)
-    grads: tuple[Any, ...] = run((loss,), (seed,), False, False, inputs, True, accumulate_grad=False)
-    return grads
-
-
-def _find_engine_backward() -> Callable[..., Any] | None:
-    """``_engine_run_backward`` if this torch has it and it differentiates a small graph as
-    ``torch.autograd.grad`` does (unused input: None; no ``.grad`` written), else ``None``.
-
-    The check runs once, in a thread of its own: grad mode, inference mode and torch's function and
-    dispatch modes are per thread, so none of the caller's sees its few CPU ops or changes them.
-    """
-    global _engine_backward
-    run = getattr(getattr(torch.autograd, "graph", None), "_engine_run_backward", None)
-    passed: list[bool] = []
-
-    def check() -> None:
-        try:
-            x, unused = torch.ones(2, device="cpu").requires_grad_(), torch.ones(1, device="cpu")
-            loss = (x * torch.tensor([2.0, 3.0], device="cpu")).sum()
-            seed = torch.ones_like(loss, memory_format=torch.preserve_format)
-            inputs = (x, unused.requires_grad_())
-            got = run((loss,), (seed,), False, False, inputs, True, accumulate_grad=False)
-            passed.append(
-                len(got) == 2 and got[0].tolist() == [2.0, 3.0] and got[1] is None and x.grad is None
-            )
-        except Exception:  # noqa: BLE001 - any failure: the private call is not what it was
-            passed.append(False)
-
-    if run is not None:
-        checker = threading.Thread(target=check, name="unigrad-torch-backward-check", daemon=True)
-        try:
-            checker.start()
-            checker.join()
-        except RuntimeError:  # no thread to be had (at interpreter shutdown): the public call
-            passed.clear()
-    _engine_backward = run if passed == [True] else None
-    return _engine_backward
-
-
-def _dense(grad: Any, alias: Any, leaf: Any) -> Any:
-    """A dense (contiguous) gradient for ``leaf``: zeros where ``grad`` is None (an unused leaf, as
-    ``materialize_grads=True`` makes them), a copy where it is not contiguous."""
-    if grad is None:
-        grad = torch.zeros_like(alias)
-    return grad if grad.is_contiguous() else torch.empty_like(leaf).copy_(grad)
-
-
-@functools.cache
-def _on_accelerator() -> bool:
-    """Whether torch sees a CUDA device (float32 matmuls may use TF32 there)."""
-    return bool(torch.cuda.is_available())
 
 
 @functools.cache
@@ -433,6 +327,10 @@ def _differentiable(leaf: Any) -> Any:
     if leaf.is_inference():
         return leaf.clone().requires_grad_()
     return leaf.detach().requires_grad_()
+
+
+def _as_scalar(loss: Any) -> Any:
+    return loss.reshape(())
 
 
 def _detached(tensors: list[Any]) -> tuple[Any, ...]:

@@ -1,0 +1,87 @@
+"""Reverse mode on PyTorch without ``torch.autograd.grad``'s Python wrapper (see :func:`backward`).
+
+Example:
+    >>> import torch
+    >>> from unigrad.backends._torch_autograd import backward
+    >>> x = torch.tensor([1.0, 2.0]).requires_grad_()
+    >>> backward((x ** 2).sum(), [x])
+    (tensor([2., 4.]),)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.overrides import has_torch_function, has_torch_function_unary
+
+_UNRESOLVED: Any = object()
+#: torch.autograd.graph._engine_run_backward once it passed the check, None where it failed.
+_engine_backward: Callable[..., Any] | None = _UNRESOLVED
+
+
+def backward(loss: Any, aliases: list[Any]) -> tuple[Any, ...]:
+    """``torch.autograd.grad(loss, aliases, allow_unused=True)``: an unused alias's gradient is None.
+
+    For a loss that ``check_loss`` accepted (one element, real floating) and plain tensors, what that
+    call does reduces to seeding the loss with ones and running the engine; its Python wrapper
+    (argument normalisation, ``_make_grads``) costs about as much host time as the rest of a small
+    call, which a launch-bound GPU step shows in full. So the engine is called as the wrapper calls
+    it, through ``_engine_run_backward`` (which keeps its ``TORCH_LOGS=autograd`` hooks and the
+    context it hands the engine's device threads). That function is private: it is looked up and
+    tried on a small graph once, and the public call is used where it is missing or differs, and
+    for tensor subclasses that override torch functions (the public call dispatches those).
+    """
+    run = _engine_backward if _engine_backward is not _UNRESOLVED else _find_engine_backward()
+    inputs = tuple(aliases)
+    if run is None or has_torch_function_unary(loss) or has_torch_function(inputs):
+        return torch.autograd.grad(loss, inputs, allow_unused=True)
+    # the seed torch.autograd.grad makes for a one-element output (in _make_grads)
+    seed = torch.ones_like(loss, memory_format=torch.preserve_format)
+    grads: tuple[Any, ...] = run((loss,), (seed,), False, False, inputs, True, accumulate_grad=False)
+    return grads
+
+
+def _find_engine_backward() -> Callable[..., Any] | None:
+    """``_engine_run_backward`` if this torch has it and it differentiates a small graph as
+    ``torch.autograd.grad`` does (unused input: None; no ``.grad`` written), else ``None``.
+
+    The check runs once, in a thread of its own: grad mode, inference mode and torch's function and
+    dispatch modes are per thread, so none of the caller's sees its few CPU ops or changes them.
+    """
+    global _engine_backward
+    run = getattr(getattr(torch.autograd, "graph", None), "_engine_run_backward", None)
+    passed: list[bool] = []
+
+    def check() -> None:
+        try:
+            x, unused = torch.ones(2, device="cpu").requires_grad_(), torch.ones(1, device="cpu")
+            loss = (x * torch.tensor([2.0, 3.0], device="cpu")).sum()
+            seed = torch.ones_like(loss, memory_format=torch.preserve_format)
+            inputs = (x, unused.requires_grad_())
+            got = run((loss,), (seed,), False, False, inputs, True, accumulate_grad=False)
+            passed.append(
+                len(got) == 2 and got[0].tolist() == [2.0, 3.0] and got[1] is None and x.grad is None
+            )
+        except Exception:  # noqa: BLE001 - any failure: the private call is not what it was
+            passed.append(False)
+
+    if run is not None:
+        checker = threading.Thread(target=check, name="unigrad-torch-backward-check", daemon=True)
+        try:
+            checker.start()
+            checker.join()
+        except RuntimeError:  # no thread to be had (at interpreter shutdown): the public call
+            passed.clear()
+    _engine_backward = run if passed == [True] else None
+    return _engine_backward
+
+
+def dense(grad: Any, alias: Any, leaf: Any) -> Any:
+    """A dense (contiguous) gradient for ``leaf``: zeros where ``grad`` is None (an unused leaf, as
+    ``materialize_grads=True`` makes them), a copy where it is not contiguous."""
+    if grad is None:
+        grad = torch.zeros_like(alias)
+    return grad if grad.is_contiguous() else torch.empty_like(leaf).copy_(grad)
