@@ -6,7 +6,9 @@ steps against the same backend's reverse mode and the reference):
 1. Tolerances are the catalogue's per dtype (:mod:`unigrad.conformance.tolerances`), plus three
    times the reference's own error estimate per element; elements whose estimate is too large are
    not compared (:meth:`Estimate.reliable`). If that fails, the tolerance is widened by the plan's
-   rounding sensitivity (:meth:`Reference.sensitivity`) times the dtype's unit round-off.
+   rounding sensitivity (:meth:`Reference.sensitivity`) times the dtype's unit round-off, then by
+   three times the backend's own round-off on the plan (:func:`~unigrad.fuzz.runner.rounding_noise`:
+   how far its result moves when the inputs move by a few units of round-off).
 2. At a kink, a result that matches the reference under **any** assignment of valid local choices
    (:meth:`Reference.assignments`) is ``known``: a convention, named with the op, the kind of input,
    the choice and the framework's version. At a singular point (infinite local derivative,
@@ -17,7 +19,7 @@ steps against the same backend's reverse mode and the reference):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,9 +28,12 @@ from unigrad.conformance.subgradients import format_value, framework_version, re
 from unigrad.conformance.tolerances import DEFAULT_TOLERANCES
 from unigrad.fuzz.program import Plan
 from unigrad.fuzz.reference import Assignment, Estimate, Reference
-from unigrad.fuzz.runner import BackendRun, direction
+from unigrad.fuzz.runner import BackendRun, direction, rounding_noise
 
 PASS, KNOWN, FINDING, INCONCLUSIVE = "pass", "known", "finding", "inconclusive"
+#: A backend's own round-off on a plan: (of the loss, of each gradient element), or None.
+Noise = tuple[float, list[np.ndarray]] | None
+NoiseOf = Callable[[str, float, list[np.ndarray]], Noise]
 #: Unit round-off per dtype, times which the rounding sensitivity widens a tolerance.
 EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps)}
 #: How many unit round-offs per unit of sensitivity a result may be off without a bug.
@@ -64,6 +69,9 @@ def label(plan: Plan, k: int, choice: float) -> str:
         return ("shared equally", "all to the first", "all to the last")[int(choice)]
     if name == "where":
         return "condition as float64 computes it" if choice == 0 else "condition flipped by rounding"
+    if name == "hypot":
+        first, second = plan.steps[k].op.pairs[int(choice)]  # type: ignore[attr-defined]
+        return f"({format_value(first)}, {format_value(second)})"
     if name in ("maximum", "minimum"):
         return f"{format_value(choice)} to the first operand"
     return format_value(choice)
@@ -85,8 +93,10 @@ def singular_family(plan: Plan) -> str:
 class Judge:
     """Compares runs of one plan with its reference under the rules above."""
 
-    def __init__(self, plan: Plan, reference: Reference) -> None:
+    def __init__(self, plan: Plan, reference: Reference, noise_of: NoiseOf | None = None) -> None:
         self.plan = plan
+        self.noise_of = noise_of
+        self._noises: dict[str, Noise] = {}
         self.reference = reference
         self.tolerance = DEFAULT_TOLERANCES[plan.dtype]
         self.poisoned = bool(plan.singular)
@@ -99,10 +109,17 @@ class Judge:
         return factor * loss_moves, [factor * m for m in grad_moves]
 
     def _grad_mismatch(
-        self, got: Sequence[np.ndarray], estimate: Estimate, widen: bool, scale: float = 1.0
+        self,
+        got: Sequence[np.ndarray],
+        estimate: Estimate,
+        widen: bool,
+        scale: float = 1.0,
+        noise: Noise = None,
     ) -> tuple[list[str], bool]:
         """Elements of ``got`` outside the tolerance of ``estimate``; whether non-finite ones were excused."""
         _, extra = self._widening(widen)
+        if noise is not None:
+            extra = [e + 3 * n / scale for e, n in zip(extra, noise[1], strict=True)]
         bad: list[str] = []
         excused = False
         reliable = estimate.reliable()
@@ -120,13 +137,16 @@ class Judge:
                 bad.append(element_text(i, index, g, want))
         return bad, excused
 
-    def _loss_ok(self, loss: float, estimate: Estimate, widen: bool, scale: float = 1.0) -> bool:
+    def _loss_ok(
+        self, loss: float, estimate: Estimate, widen: bool, scale: float = 1.0, noise: Noise = None
+    ) -> bool:
         extra, _ = self._widening(widen)
+        extra += 0.0 if noise is None else 3 * noise[0] / scale
         tol = scale * (self.tolerance.atol + self.tolerance.rtol * abs(estimate.loss)) + scale * extra
         return bool(abs(loss - estimate.loss) <= tol)
 
     def match(
-        self, loss: float | None, grads: Sequence[np.ndarray], scale: float = 1.0
+        self, loss: float | None, grads: Sequence[np.ndarray], scale: float = 1.0, noise: Noise = None
     ) -> tuple[str, Assignment | None, str]:
         """Status, the assignment matched, and why the central estimate (widened) does not match."""
         first = self.reference.central.assignment
@@ -134,11 +154,11 @@ class Judge:
         central_text = ""
         for n, (widen, assignment) in enumerate(attempts):
             estimate = self.reference.estimate(assignment)
-            if loss is not None and not self._loss_ok(loss, estimate, widen, scale):
+            if loss is not None and not self._loss_ok(loss, estimate, widen, scale, noise):
                 if n == 1:
                     central_text = f"loss {format_value(loss)} vs {format_value(estimate.loss)}"
                 continue
-            bad, excused = self._grad_mismatch(grads, estimate, widen, scale)
+            bad, excused = self._grad_mismatch(grads, estimate, widen, scale, noise)
             if not bad:
                 return (PASS if assignment == first and not excused else KNOWN), assignment, ""
             if n == 1:
@@ -176,9 +196,19 @@ class Judge:
             if self.reference.identifiable(k)
         }
 
+    def _noise(self, run: BackendRun) -> Noise:
+        """The backend's own round-off of this plan (:func:`rounding_noise`), measured once."""
+        if self.noise_of is None or run.loss is None or run.grads is None:
+            return None
+        if run.backend not in self._noises:
+            self._noises[run.backend] = self.noise_of(run.backend, run.loss, run.grads)
+        return self._noises[run.backend]
+
     def reverse(self, run: BackendRun) -> Verdict:
         assert run.grads is not None and run.loss is not None
         status, assignment, text = self.match(run.loss, run.grads)
+        if status == FINDING and self.noise_of is not None:
+            status, assignment, text = self.match(run.loss, run.grads, noise=self._noise(run))
         if status == PASS:
             return Verdict("reverse", run.backend, PASS, choices=self._choices(assignment))
         if status == KNOWN:
@@ -262,6 +292,8 @@ class Judge:
         assert run.compiled is not None and run.grads is not None
         loss, grads = run.compiled
         status, assignment, text = self.match(loss, grads, scale=2.0)
+        if status == FINDING and self.noise_of is not None:
+            status, assignment, text = self.match(loss, grads, scale=2.0, noise=self._noise(run))
         if status == PASS:
             return Verdict("compiled", run.backend, PASS)
         if status == KNOWN:
@@ -272,7 +304,11 @@ class Judge:
 def judge(plan: Plan, reference: Reference, runs: Sequence[BackendRun], extra: str) -> list[Verdict]:
     """Every verdict on one plan: errors, reverse mode, pairwise, and the extra transform."""
     verdicts: list[Verdict] = []
-    judge_ = Judge(plan, reference)
+
+    def noise_of(backend: str, loss: float, grads: list[np.ndarray]) -> Noise:
+        return rounding_noise(plan, backend, loss, grads)
+
+    judge_ = Judge(plan, reference, noise_of)
     ok = [run for run in runs if run.error is None]
     failed = [run for run in runs if run.error is not None]
     for run in failed:

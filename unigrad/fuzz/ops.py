@@ -191,11 +191,14 @@ class Binary(Op):
         operator: str | None = None,
         tie: bool = False,
         singular: str | None = None,
+        pairs: tuple[tuple[float, float], ...] = (),
     ) -> None:
         super().__init__(name, () if operator else (name,), natives)
         self.operator = operator  # '+', '-', '*', '/': arithmetic on the arrays themselves
         self.tie = tie  # maximum, minimum: a kink where the operands are equal
         self.singular_kind = singular  # 'both zero' (atan2), 'zero base' (pow)
+        # hypot at (0, 0): the valid gradients (d/da, d/db) are the unit disk; these are tried
+        self.pairs = pairs
 
     def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
         try:
@@ -216,6 +219,12 @@ class Binary(Op):
         return resolve(xp, self.name)(a, b)
 
     def site(self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float) -> Site | None:
+        if self.pairs:
+            a, b = np.broadcast_arrays(*args)
+            mask = (np.abs(a) <= margin) & (np.abs(b) <= margin)
+            return (
+                ("both zero", mask, tuple(float(i) for i in range(len(self.pairs)))) if mask.any() else None
+            )
         if not self.tie:
             return None
         a, b = np.broadcast_arrays(*args)
@@ -228,7 +237,8 @@ class Binary(Op):
     ) -> np.ndarray:
         xp = numpy_namespace()
         base_out = np.asarray(self.apply(xp, base, attrs))
-        tangent = choice * (args[0] - base[0]) + (1 - choice) * (args[1] - base[1])
+        first, second = self.pairs[int(choice)] if self.pairs else (choice, 1 - choice)
+        tangent = first * (args[0] - base[0]) + second * (args[1] - base[1])
         return np.where(site[1], base_out + tangent, self.apply(xp, args, attrs))
 
     def singular(
@@ -239,6 +249,8 @@ class Binary(Op):
             return "both zero"
         if self.singular_kind == "zero base" and np.any(np.abs(a) <= margin):
             return "zero base"
+        if self.singular_kind == "zero base" and np.any(a < 0):  # d/db a**b = a**b log(a): undefined
+            return "negative base"
         return None
 
     def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:

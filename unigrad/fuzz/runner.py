@@ -77,6 +77,39 @@ def gradient(plan: Plan, backend: str, inputs: list[np.ndarray], dtype: str = "f
     return _floats(grads, plan)
 
 
+def rounding_noise(
+    plan: Plan, backend: str, loss: float, grads: list[np.ndarray]
+) -> tuple[float, list[np.ndarray]]:
+    """How much ``backend``'s loss and gradient move when every input moves by a few units of round-off.
+
+    The true function barely moves, so what moves is round-off, including the backward pass's own
+    (``x / x`` in float32 has a gradient of ``1e-4`` at ``x = 1e-3``, zero in exact arithmetic),
+    which perturbing intermediate values cannot show. Moves beyond 1e-2 relative are not round-off
+    (a kink between the two points) and count as zero.
+    """
+    eps = float(np.finfo(plan.dtype).eps)
+    loss_noise, grad_noise = 0.0, [np.zeros_like(g) for g in grads]
+    for sign in (1.0, -1.0):
+        nudged = [x * (1 + sign * 4 * eps) for x in plan.inputs]
+        moved_loss, moved = value_and_gradient(plan, backend, nudged, plan.dtype)
+        loss_noise = max(loss_noise, abs(moved_loss - loss))
+        for noise, g, g0 in zip(grad_noise, moved, grads, strict=True):
+            with np.errstate(invalid="ignore"):
+                move = np.abs(g - g0)
+                np.maximum(noise, np.where(move <= 1e-2 * (1 + np.abs(g0)), move, 0.0), out=noise)
+    return loss_noise, grad_noise
+
+
+def value_and_gradient(
+    plan: Plan, backend: str, inputs: list[np.ndarray], dtype: str
+) -> tuple[float, list[np.ndarray]]:
+    """``backend``'s loss and gradient of the plan at ``inputs``, at ``dtype``."""
+    import unigrad as ug
+
+    loss, grads = ug.value_and_grad(loss_function(plan), _params(plan, dtype, inputs), backend=backend)
+    return float(loss), _floats(grads, plan)
+
+
 def gradient_differences(
     plan: Plan, backend: str, vector: list[np.ndarray]
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
