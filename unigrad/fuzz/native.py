@@ -113,7 +113,9 @@ HELPERS = {
 #: How each framework sums ``value * weight`` (the loss of a plan).
 WEIGHTED_SUM = {
     "numpy": "np.sum({value} * {weight})",
-    "torch": "torch.sum({value} * torch.as_tensor({weight}, dtype={value}.dtype))",
+    # with device=, as unigrad's asarray: without it, torch.compile of a torch.func.grad fails on the
+    # NumPy constant (torch 2.13: "Guard failed on the same frame it was created. This is a bug")
+    "torch": "torch.sum({value} * torch.asarray({weight}, dtype={value}.dtype, device=DEVICE))",
     "tensorflow": "tf.math.reduce_sum({value} * tf.constant({weight}, dtype={value}.dtype))",
     "jax": "jnp.sum({value} * jnp.asarray({weight}, dtype={value}.dtype))",
 }
@@ -145,9 +147,16 @@ def torch_hvp(inputs, direction):  # reverse over reverse, as unigrad on PyTorch
     return [(p.detach() + 0).numpy() for p in products]  # + 0: a ZeroTensor has no NumPy view
 
 
-def torch_compiled(inputs):
-    step = torch.compile(torch.func.grad_and_value(loss_torch, argnums=tuple(range(len(inputs)))))
-    grads, loss = step(*[torch.tensor(x, dtype=getattr(torch, DTYPE)) for x in inputs])
+def torch_compiled(inputs):  # as unigrad: torch.func.grad inside the compiled function
+    def scalar_loss(xs):
+        loss = loss_torch(*xs)
+        return loss.reshape(()), loss
+
+    def step(xs):
+        grads, loss = torch.func.grad(scalar_loss, has_aux=True)(xs)
+        return loss, grads
+
+    loss, grads = torch.compile(step)([torch.tensor(x, dtype=getattr(torch, DTYPE)) for x in inputs])
     return float(loss.detach()), [g.detach().double().numpy() for g in grads]
 """,
     "tensorflow": """

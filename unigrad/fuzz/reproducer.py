@@ -3,10 +3,10 @@
 The file defines the shrunk program once per framework in that framework's own API (from
 :meth:`Op.source`, with the helpers of :mod:`unigrad.fuzz.native` where unigrad's namespace adds
 code), computes both sides of the disagreement, prints them, and exits 1 while they disagree, 0 once
-they agree. What "agree" means is the fuzzer's rule for that check: the catalogue's tolerance per
-dtype plus three times the finite differences' own error estimate; at a kink, the gradient under any
-valid choice (those gradients are written into the file, computed by the fuzzer's finite
-differences); nan or inf excused where the program has a singular point.
+they agree (2 if the file itself fails). What "agree" means is the fuzzer's rule for that check: the
+catalogue's tolerance per dtype plus three times the finite differences' own error estimate; at a
+kink, the gradient under any valid choice (those gradients are written into the file, computed by
+the fuzzer's finite differences); nan or inf excused where the program has a singular point.
 
 Example:
     >>> from unigrad.fuzz.program import Program, Step, make_plan
@@ -87,6 +87,19 @@ def finite_differences(loss, inputs):
     return grads, errors
 
 '''
+
+
+_ENTRY = """
+if __name__ == "__main__":
+    try:
+        code = main()
+    except Exception:  # the reproducer itself failed: neither 'present' (1) nor 'gone' (0)
+        import traceback
+
+        traceback.print_exc()
+        code = 2
+    sys.exit(code)
+"""
 
 
 def _check_source(plan: Plan, check: str, backends: Sequence[str], reference: Reference, extra: str) -> str:
@@ -227,6 +240,8 @@ def reproducer_source(
     ]
     parts = ["\n".join(header), "import sys\n", "import numpy as np"]
     parts += [IMPORTS[f] for f in frameworks]
+    if "torch" in frameworks:
+        parts.append("\nDEVICE = torch.get_default_device()  # where unigrad's asarray puts NumPy constants")
     if "jax" in frameworks:
         parts.append('\njax.config.update("jax_enable_x64", True)  # float64 arrays stay float64')
     versions = [f"{f}_VERSION = {MODULE[f]}.__version__" for f in frameworks]
@@ -253,5 +268,5 @@ def reproducer_source(
     parts.append(body)
     parts += [TRANSFORMS[f] for f in frameworks]
     parts.append(_MAIN_HEADER + _check_source(plan, check, frameworks, reference, extra))
-    parts.append('\nif __name__ == "__main__":\n    sys.exit(main())\n')
+    parts.append(_ENTRY)
     return "\n".join(parts).replace("\n\n\n\n", "\n\n\n")
