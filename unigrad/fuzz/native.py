@@ -113,9 +113,9 @@ HELPERS = {
 #: How each framework sums ``value * weight`` (the loss of a plan).
 WEIGHTED_SUM = {
     "numpy": "np.sum({value} * {weight})",
-    # with device=, as unigrad's asarray: without it, torch.compile of a torch.func.grad fails on the
-    # NumPy constant (torch 2.13: "Guard failed on the same frame it was created. This is a bug")
-    "torch": "torch.sum({value} * torch.asarray({weight}, dtype={value}.dtype, device=DEVICE))",
+    # from a list: torch 2.13's torch.compile of a torch.func.grad fails on some NumPy constants read
+    # inside ("Guard failed on the same frame it was created. This is a bug")
+    "torch": "torch.sum({value} * torch.tensor({weight}.tolist(), dtype={value}.dtype))",
     "tensorflow": "tf.math.reduce_sum({value} * tf.constant({weight}, dtype={value}.dtype))",
     "jax": "jnp.sum({value} * jnp.asarray({weight}, dtype={value}.dtype))",
 }

@@ -240,8 +240,6 @@ def reproducer_source(
     ]
     parts = ["\n".join(header), "import sys\n", "import numpy as np"]
     parts += [IMPORTS[f] for f in frameworks]
-    if "torch" in frameworks:
-        parts.append("\nDEVICE = torch.get_default_device()  # where unigrad's asarray puts NumPy constants")
     if "jax" in frameworks:
         parts.append('\njax.config.update("jax_enable_x64", True)  # float64 arrays stay float64')
     versions = [f"{f}_VERSION = {MODULE[f]}.__version__" for f in frameworks]
