@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--cases", type=_comma_list, action="extend", help="case names, globs (linalg_*) or tags (kink)"
     )
+    check.add_argument(
+        "--suite",
+        choices=("default", "full"),
+        default="default",
+        help="default: the catalogue and one reverse-mode sample per op of the op table; full: every "
+        "op sample, special point, jvp and hvp too (see docs/conformance.md)",
+    )
     check.add_argument("--seed", type=int, default=0, help="inputs are a function of the seed (default 0)")
     check.add_argument("--json", metavar="PATH", help="write the full report as JSON")
     check.add_argument("--markdown", metavar="PATH", help="write the matrix as Markdown")

@@ -22,6 +22,7 @@ from unigrad.conformance import (
 )
 from unigrad.conformance.devices import available_devices, strict_precision
 from unigrad.conformance.isolated import run_isolated
+from unigrad.conformance.ops.suites import in_suite
 from unigrad.conformance.render import render_markdown, render_text
 from unigrad.conformance.render_plot import render_plot
 from unigrad.conformance.report_text import describe_failures
@@ -129,14 +130,17 @@ def run_check(args: argparse.Namespace) -> int:
         report, cases = _run_user_loss(args, backends)
     else:
         try:
-            cases = [*select_cases(args.cases), *select_transform_cases(args.cases)]
+            selected = [*select_cases(args.cases), *select_transform_cases(args.cases)]
         except ValueError as err:
             raise UsageError(f"unigrad check: {err}") from None
+        cases = in_suite(selected, args.suite, args.cases)
+        if selected and not cases:
+            raise UsageError("unigrad check: the cases selected are in the full suite only: add --suite full")
         if args.list:
             return _list_cases(cases)
         bar = _progress(len(cases) * len(backends), not args.no_progress)
         report = run_conformance(
-            cases=args.cases,
+            cases=args.cases if len(cases) == len(selected) else [case.name for case in cases],
             backends=backends,
             devices=args.devices,
             dtypes=args.dtypes,

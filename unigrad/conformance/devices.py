@@ -135,8 +135,13 @@ class DtypeUnavailableError(ValueError):
     """The backend has no such dtype at all (MLX: complex128): the runner reports ``n/a``."""
 
 
-#: How an evaluation that failed with :class:`DtypeUnavailableError` begins, once it is error text.
-UNAVAILABLE_PREFIX = f"{DtypeUnavailableError.__name__}:"
+class NotDifferentiableError(ValueError):
+    """A declared gap (``unigrad._namespace.gap_for``): the backend cannot differentiate the call: ``n/a``."""
+
+
+#: How an evaluation that failed with either error above begins, once it is error text (a tuple,
+#: as ``str.startswith`` takes it).
+UNAVAILABLE_PREFIX = (f"{DtypeUnavailableError.__name__}:", f"{NotDifferentiableError.__name__}:")
 
 
 def device_of(backend: str, x: Any) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 
 import unigrad as ug
 from unigrad._namespace import namespace
+from unigrad.conformance import ops
 from unigrad.conformance.case import ALL_DTYPES, Tolerance
 from unigrad.conformance.cases import CASES
 from unigrad.conformance.cases import complex as complex_cases
@@ -298,6 +299,9 @@ TRANSFORM_CASES: list[TransformCase] = [
         dtypes=complex_cases.COMPLEX_CASE_DTYPES,
     ),
 ]
+
+# Forward mode and second order of every op of the table (unigrad.conformance.ops), tagged op.
+TRANSFORM_CASES += ops.transform_cases()
 
 _names = [case.name for case in TRANSFORM_CASES]
 if len(set(_names)) != len(_names) or set(_names) & {case.name for case in CASES}:

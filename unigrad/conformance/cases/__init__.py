@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from unigrad.conformance import ops
 from unigrad.conformance.case import Case
 from unigrad.conformance.cases import (
     complex,
@@ -24,7 +25,8 @@ from unigrad.conformance.cases import (
     reductions,
 )
 
-_AREAS = (elementwise, kinks, reductions, linalg, indexing, losses, models, pytrees, complex)
+# ops: the op-level cases generated from one table (unigrad.conformance.ops), tagged op.
+_AREAS = (elementwise, kinks, reductions, linalg, indexing, losses, models, pytrees, complex, ops)
 #: Modules declaring one backend's differences by case name (``DIFFERENCES``), kept out of the areas.
 _BACKEND_DIFFERENCES = (mlx_differences,)
 
