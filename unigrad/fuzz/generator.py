@@ -12,8 +12,8 @@ Example:
     >>> from hypothesis import find, settings
     >>> strategy = programs(["sin", "abs"], ["float64"])
     >>> program = find(strategy, lambda p: len(p.steps) >= 2, settings=settings(database=None))
-    >>> [step.op for step in program.steps], program.shapes
-    (['sin', 'sin'], ((3,),))
+    >>> [step.op for step in program.steps]
+    ['sin', 'sin']
 """
 
 from __future__ import annotations

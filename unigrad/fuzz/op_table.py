@@ -16,8 +16,8 @@ Example:
 
 from __future__ import annotations
 
-from unigrad.fuzz.ops import Binary, Clip, Op, PowConstant, Shift, Unary, Where
-from unigrad.fuzz.ops_structured import Matmul, Rearrange, Reduce, SquareMatrix, Take
+from unigrad.fuzz.ops import Binary, Clip, Op, Unary, Where
+from unigrad.fuzz.ops_structured import Matmul, PowConstant, Rearrange, Reduce, Shift, SquareMatrix, Take
 
 
 def _unary(name: str, torch: str, tf: str, jax: str, numpy: str, **flags: object) -> Unary:

@@ -16,8 +16,8 @@ op knows
   the 2-norm of the zero vector), where reverse mode may produce nan even when the loss is smooth;
 * its **source** in each framework's own API (:meth:`Op.source`), for standalone reproducers.
 
-The families (unary, binary, clip, where) live here; reductions, linear algebra and indexing in
-:mod:`unigrad.fuzz.ops_structured`, the table of instances in :mod:`unigrad.fuzz.op_table`.
+The families (unary, binary, clip, where) live here; ops of a constant, reductions, linear algebra
+and indexing in :mod:`unigrad.fuzz.ops_structured`, the table of instances in :mod:`unigrad.fuzz.op_table`.
 """
 
 from __future__ import annotations
@@ -356,46 +356,3 @@ class Where(Op):
     def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
         x, a, b = args
         return f"{self.natives[framework]}({x} > {attrs[0]!r}, {a}, {b})"
-
-
-#: Exponents of ``pow(x, c)``: integer powers are smooth at 0, fractional and negative ones singular.
-EXPONENTS = (2.0, 3.0, 0.5, -1.0, 1.5)
-
-
-class PowConstant(Op):
-    """``pow(x, c)`` with a constant exponent."""
-
-    def __init__(self, natives: dict[str, str]) -> None:
-        super().__init__("pow_const", ("pow",), natives)
-
-    def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
-        return (EXPONENTS[choice % len(EXPONENTS)],), shapes[0]
-
-    def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
-        return xp.pow(args[0], attrs[0])
-
-    def singular(
-        self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float
-    ) -> str | None:
-        if attrs[0] < 1 and np.any(np.abs(args[0]) <= margin):
-            return "zero base"
-        return None
-
-    def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
-        return f"{self.natives[framework]}({args[0]}, {attrs[0]!r})"
-
-
-class Shift(Op):
-    """``x - c`` with a constant ``c``: moves values onto kinks and domain edges (``abs(x - 1)``)."""
-
-    def __init__(self) -> None:
-        super().__init__("shift", (), {})
-
-    def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
-        return (constant,), shapes[0]
-
-    def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
-        return args[0] - attrs[0]
-
-    def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
-        return f"({args[0]} - {attrs[0]!r})"

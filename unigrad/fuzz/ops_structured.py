@@ -1,4 +1,5 @@
-"""Op families beyond elementwise: reductions, products, linear algebra, indexing and reshaping.
+"""Op families beyond the elementwise ones: ops of a constant, reductions, products, linear algebra,
+indexing and reshaping.
 
 See :mod:`unigrad.fuzz.ops` for what an :class:`~unigrad.fuzz.ops.Op` knows. Sources here are
 templates with ``{x}``, ``{y}``, ``{axis}``, ``{dims}`` (the axes as a tuple, all of them for
@@ -273,3 +274,46 @@ class Rearrange(Templated):
         axis = attrs[0]
         dims = f"list(range({args[0]}.ndim))" if axis is None else f"[{axis}]"
         return text.replace("DIMS", dims)
+
+
+#: Exponents of ``pow(x, c)``: integer powers are smooth at 0, fractional and negative ones singular.
+EXPONENTS = (2.0, 3.0, 0.5, -1.0, 1.5)
+
+
+class PowConstant(Op):
+    """``pow(x, c)`` with a constant exponent."""
+
+    def __init__(self, natives: dict[str, str]) -> None:
+        super().__init__("pow_const", ("pow",), natives)
+
+    def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
+        return (EXPONENTS[choice % len(EXPONENTS)],), shapes[0]
+
+    def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
+        return xp.pow(args[0], attrs[0])
+
+    def singular(
+        self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float
+    ) -> str | None:
+        if attrs[0] < 1 and np.any(np.abs(args[0]) <= margin):
+            return "zero base"
+        return None
+
+    def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
+        return f"{self.natives[framework]}({args[0]}, {attrs[0]!r})"
+
+
+class Shift(Op):
+    """``x - c`` with a constant ``c``: moves values onto kinks and domain edges (``abs(x - 1)``)."""
+
+    def __init__(self) -> None:
+        super().__init__("shift", (), {})
+
+    def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
+        return (constant,), shapes[0]
+
+    def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
+        return args[0] - attrs[0]
+
+    def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
+        return f"({args[0]} - {attrs[0]!r})"
