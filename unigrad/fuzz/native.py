@@ -144,7 +144,8 @@ def torch_hvp(inputs, direction):  # reverse over reverse, as unigrad on PyTorch
         return [np.zeros_like(x) for x in inputs]
     outputs, cotangents = [g for g, _ in pairs], [v for _, v in pairs]
     products = torch.autograd.grad(outputs, xs, cotangents, allow_unused=True, materialize_grads=True)
-    return [(p.detach() + 0).numpy() for p in products]  # + 0: a ZeroTensor has no NumPy view
+    # .numpy() as unigrad converts (it fails on the ZeroTensor of a zero Hessian, as unigrad 0.1.0 does)
+    return [p.detach().numpy() for p in products]
 
 
 def torch_compiled(inputs):  # as unigrad: torch.func.grad inside the compiled function

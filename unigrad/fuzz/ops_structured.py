@@ -95,14 +95,18 @@ class Reduce(Templated):
         rows, _ = self._slices(tied, attrs[0])
         if not np.any(rows.sum(axis=1) > 1):
             return None
-        # how tied elements share the gradient: equally, all to the first, all to the last
-        return ("tie", tied, (0.0, 1.0, 2.0))
+        # how tied elements share the gradient: equally, all to the first, all to the last, or
+        # equally among the exactly equal ones only (a near-tie a float32 backend resolves itself)
+        exact = self._tied(args[0], attrs, 0.0)
+        choices = (0.0, 1.0, 2.0) if np.array_equal(exact, tied) else (0.0, 1.0, 2.0, 3.0)
+        return ("tie", tied, choices)
 
     def linearized(
         self, args: Sequence[np.ndarray], base: Sequence[np.ndarray], attrs: Attrs, site: Site, choice: float
     ) -> np.ndarray:
         x, x0 = args[0], base[0]
-        rows, order = self._slices(site[1], attrs[0])
+        tied = self._tied(x0, attrs, 0.0) if choice == 3.0 else site[1]
+        rows, order = self._slices(tied, attrs[0])
         rows = rows.astype(np.float64)
         if choice == 1.0:
             rows = np.eye(rows.shape[1])[np.argmax(rows, axis=1)]

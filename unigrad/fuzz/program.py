@@ -98,6 +98,9 @@ class Plan:
     sites: dict[int, Site] = field(default_factory=dict)
     #: (step index, kind): an infinite local derivative or a non-finite value at that step
     singular: tuple[tuple[int, str], ...] = ()
+    #: a bound on sum |d loss / d input| over every path, local derivatives taken in absolute value:
+    #: what round-off in the backward pass scales with (``x / x`` near 0: huge, though the gradient is 0)
+    backward_scale: float = 0.0
 
     @property
     def loss(self) -> float:
@@ -166,7 +169,37 @@ def build_plan(dtype: str, inputs: Sequence[np.ndarray], steps: Sequence[PlanSte
         if kind is not None:
             singular.append((k, kind))
     plan.singular = tuple(singular)
+    plan.backward_scale = _backward_scale(plan)
     return plan
+
+
+def _slope(op: Op, args: list[np.ndarray], attrs: Attrs, slot: int, out: np.ndarray) -> float:
+    """The largest local derivative of ``op`` with respect to operand ``slot`` (finite differences)."""
+    moved = [np.array(a, dtype=np.float64) for a in args]
+    step = 1e-7 * np.maximum(1.0, np.abs(moved[slot]))
+    moved[slot] = moved[slot] + step
+    shifted = _evaluate(op, moved, attrs)
+    if shifted is None or shifted.shape != out.shape:
+        return 0.0
+    with np.errstate(all="ignore"):
+        change = np.abs(shifted - out)
+    change = change[np.isfinite(change)]
+    return float(change.max() / step.max()) if change.size else 0.0
+
+
+def _backward_scale(plan: Plan) -> float:
+    count = len(plan.inputs)
+    reach = [1.0] * count  # per value: a bound on the absolute sum of its derivatives by the inputs
+    for k, step in enumerate(plan.steps):
+        args = [plan.values[i] for i in step.args]
+        out = plan.values[count + k]
+        total = sum(
+            _slope(step.op, args, step.attrs, slot, out) * reach[i] for slot, i in enumerate(step.args)
+        )
+        reach.append(total)
+    return float(
+        sum(reach[i] * np.max(np.abs(w), initial=0.0) for i, w in zip(plan.sinks, plan.weights, strict=True))
+    )
 
 
 def _inputs_of(program: Program) -> list[np.ndarray]:

@@ -84,20 +84,35 @@ def rounding_noise(
 
     The true function barely moves, so what moves is round-off, including the backward pass's own
     (``x / x`` in float32 has a gradient of ``1e-4`` at ``x = 1e-3``, zero in exact arithmetic),
-    which perturbing intermediate values cannot show. Moves beyond 1e-2 relative are not round-off
-    (a kink between the two points) and count as zero.
+    which perturbing intermediate values cannot show. The inputs move both ways and the smaller of
+    the two moves counts: a kink next to the point moves the result one way only.
     """
     eps = float(np.finfo(plan.dtype).eps)
-    loss_noise, grad_noise = 0.0, [np.zeros_like(g) for g in grads]
+    loss_moves, grad_moves = [], []
     for sign in (1.0, -1.0):
         nudged = [x * (1 + sign * 4 * eps) for x in plan.inputs]
         moved_loss, moved = value_and_gradient(plan, backend, nudged, plan.dtype)
-        loss_noise = max(loss_noise, abs(moved_loss - loss))
-        for noise, g, g0 in zip(grad_noise, moved, grads, strict=True):
-            with np.errstate(invalid="ignore"):
-                move = np.abs(g - g0)
-                np.maximum(noise, np.where(move <= 1e-2 * (1 + np.abs(g0)), move, 0.0), out=noise)
-    return loss_noise, grad_noise
+        loss_moves.append(abs(moved_loss - loss))
+        with np.errstate(invalid="ignore"):
+            grad_moves.append([np.nan_to_num(np.abs(g - g0)) for g, g0 in zip(moved, grads, strict=True)])
+    grad_noise = [np.minimum(a, b) for a, b in zip(*grad_moves, strict=True)]
+    return float(np.nan_to_num(min(loss_moves))), grad_noise
+
+
+def hvp_noise(plan: Plan, backend: str, product: list[np.ndarray]) -> list[np.ndarray]:
+    """How much ``backend``'s float64 Hessian-vector product moves under a few units of input round-off."""
+    import unigrad as ug
+
+    vectors = dict(zip(plan.names(), direction(plan), strict=True))
+    moves = []
+    for sign in (1.0, -1.0):
+        nudged = [x * (1 + sign * 4 * np.finfo(np.float64).eps) for x in plan.inputs]
+        moved = _floats(
+            ug.hvp(loss_function(plan), _params(plan, "float64", nudged), vectors, backend=backend), plan
+        )
+        with np.errstate(invalid="ignore"):
+            moves.append([np.nan_to_num(np.abs(a - b)) for a, b in zip(moved, product, strict=True)])
+    return [np.minimum(a, b) for a, b in zip(*moves, strict=True)]
 
 
 def value_and_gradient(
