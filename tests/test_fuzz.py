@@ -242,3 +242,16 @@ def test_every_op_has_a_faithful_pytorch_reproducer(tmp_path, capsys):
             failures.append((name, code))
     assert covered > 60
     assert failures == []
+
+
+def test_where_with_an_unsafe_branch_and_the_norm_at_zero_are_known():
+    # where(sqrt(x) > 0, sqrt(x), x) at x = -1: PyTorch multiplies sqrt's nan derivative by the
+    # zero cotangent of the untaken branch (nan); finite differences see the taken branch (1)
+    unsafe = Program(
+        ((3,),), (-1.0, 0.5, 2.0), (Step("sqrt", (0, 0, 0), 0, 0.0), Step("where", (0, 0, 1), 0, 0.0))
+    )
+    assert _verdicts(unsafe)["reverse"][:2] == ("known", "where with an unsafe branch")
+    # the 2-norm of the zero vector: any vector of the unit ball is valid; torch returns 0
+    norm = Program(((3,),), (0.0, 0.0, 0.0), (Step("vector_norm", (0, 0, 0), 0, 0.0),))
+    assert make_plan(norm).singular == ((0, "zero vector"),)
+    assert _verdicts(norm)["reverse"][0] in ("pass", "known")

@@ -314,7 +314,12 @@ class Clip(Op):
 
 
 class Where(Op):
-    """``where(x > t, a, b)``: a jump where ``x`` crosses ``t``; either branch may be unsafe."""
+    """``where(x > t, a, b)``, or ``where(a > t, a, b)`` (drawn): a jump where the condition flips.
+
+    The second form is how an unsafe branch usually reads: ``where(log(x) > t, log(x), b)`` with
+    ``log(x)`` nan where ``x < 0``: nan fails the condition, ``b`` is taken, and reverse mode still
+    multiplies the nan branch's derivative by a zero cotangent.
+    """
 
     arity = 3
 
@@ -323,36 +328,46 @@ class Where(Op):
 
     def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
         try:
-            return (constant,), tuple(np.broadcast_shapes(*shapes))
+            return (constant, choice % 2 == 0), tuple(np.broadcast_shapes(*shapes))
         except ValueError:
             return None
 
+    @staticmethod
+    def _condition_source(args: Sequence[Any], attrs: Attrs) -> Any:
+        return args[1] if attrs[1] else args[0]
+
     def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
-        x, a, b = args
-        return xp.where(x > attrs[0], a, b)
+        _, a, b = args
+        return xp.where(self._condition_source(args, attrs) > attrs[0], a, b)
 
     def site(self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float) -> Site | None:
-        x = np.broadcast_to(args[0], out.shape)
+        x = np.broadcast_to(self._condition_source(args, attrs), out.shape)
         threshold = attrs[0]
-        mask = np.abs(x - threshold) <= margin * max(1.0, abs(threshold))
+        with np.errstate(invalid="ignore"):
+            mask = np.abs(x - threshold) <= margin * max(1.0, abs(threshold))
         # choice 0: the condition as float64 computes it; 1: flipped (rounding on the other side)
         return ("threshold", mask, (0.0, 1.0)) if mask.any() else None
 
     def linearized(
         self, args: Sequence[np.ndarray], base: Sequence[np.ndarray], attrs: Attrs, site: Site, choice: float
     ) -> np.ndarray:
-        x, a, b = np.broadcast_arrays(*args)
-        fixed = np.broadcast_to(base[0] > attrs[0], x.shape) ^ bool(choice)
-        condition = np.where(site[1], fixed, x > attrs[0])
+        x = self._condition_source(args, attrs)
+        x, a, b = np.broadcast_arrays(x, args[1], args[2])
+        with np.errstate(invalid="ignore"):
+            fixed = np.broadcast_to(self._condition_source(base, attrs) > attrs[0], x.shape) ^ bool(choice)
+            condition = np.where(site[1], fixed, x > attrs[0])
         return np.where(condition, a, b)
 
     def kind(self, args: Sequence[np.ndarray], attrs: Attrs, margin: float) -> str:
-        x, a, b = np.broadcast_arrays(*args)
-        untaken = np.where(x > attrs[0], b, a)
+        x = self._condition_source(args, attrs)
+        x, a, b = np.broadcast_arrays(x, args[1], args[2])
+        with np.errstate(invalid="ignore"):
+            untaken = np.where(x > attrs[0], b, a)
         if not np.all(np.isfinite(untaken)):
             return "unsafe branch"
         return super().kind(args, attrs, margin)
 
     def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
         x, a, b = args
-        return f"{self.natives[framework]}({x} > {attrs[0]!r}, {a}, {b})"
+        condition = a if attrs[1] else x
+        return f"{self.natives[framework]}({condition} > {attrs[0]!r}, {a}, {b})"
