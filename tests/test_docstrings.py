@@ -55,6 +55,7 @@ MODULES = {
     "unigrad._leaves": [],
     "unigrad._validate": [],
     "unigrad.conformance.drift": [],
+    "unigrad.conformance.transform_case": ["torch"],
     "unigrad.demo": [],
     "unigrad.distributed": ["torch"],
     "unigrad.distributed._batch": [],

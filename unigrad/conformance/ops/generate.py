@@ -41,6 +41,7 @@ from unigrad.conformance.case import Case
 from unigrad.conformance.devices import NotDifferentiableError
 from unigrad.conformance.ops.table import KEYS, Op, Special
 from unigrad.conformance.subgradients import Subdifferential, one_of
+from unigrad.conformance.transform_case import TransformCase
 
 #: The tag of every case outside the default suite.
 FULL = "full"
@@ -242,9 +243,6 @@ def gradient_cases(rows: Iterable[Op]) -> list[Case]:
 
 @functools.cache
 def _transform_case_type() -> type:
-    # Imported here: transform_cases imports the catalogue, which imports this module.
-    from unigrad.conformance.transform_cases import TransformCase
-
     @dataclass(frozen=True)
     class OpTransformCase(TransformCase):
         """A transform case of the op table, tagged like the op's gradient cases."""
