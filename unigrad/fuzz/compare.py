@@ -72,7 +72,11 @@ def label(plan: Plan, k: int, choice: float) -> str:
     if name == "where":
         return "condition as float64 computes it" if choice == 0 else "condition flipped by rounding"
     if name == "hypot":
-        first, second = plan.steps[k].op.pairs[int(choice)]  # type: ignore[attr-defined]
+        pairs = plan.steps[k].op.pairs  # type: ignore[attr-defined]
+        if int(choice) >= len(pairs):
+            rest = "(0, 0)" if int(choice) == len(pairs) else "(0.5, 0.5)"
+            return f"(a, b) / hypot(a, b) near (0, 0), {rest} at it"
+        first, second = pairs[int(choice)]
         return f"({format_value(first)}, {format_value(second)})"
     if name in ("maximum", "minimum"):
         return f"{format_value(choice)} to the first operand"
@@ -161,6 +165,8 @@ class Judge:
     ) -> tuple[str, Assignment | None, str]:
         """Status, the assignment matched, and why the central estimate (widened) does not match."""
         first = self.reference.central.assignment
+        if loss is not None and not np.isfinite(loss) and self.poisoned:  # nan from a singular value
+            return KNOWN, None, ""
         attempts = [(False, first)] + [(True, a) for a in self.reference.assignments()]
         central_text = ""
         for n, (widen, assignment) in enumerate(attempts):
@@ -263,6 +269,8 @@ class Judge:
         tol = 2 * (self.tolerance.atol + self.tolerance.rtol * size)
         if abs(run.jvp - own) <= tol:
             return Verdict("jvp", run.backend, PASS)
+        if not np.isfinite(own):  # reverse mode itself is judged by the reverse check
+            return Verdict("jvp", run.backend, INCONCLUSIVE, detail="reverse mode is not finite")
         if self.poisoned and not (np.isfinite(run.jvp) and np.isfinite(own)):  # nan in either mode
             return self._known("jvp", run.backend, None, " (forward mode)")
         for assignment in self.reference.assignments():
@@ -332,7 +340,8 @@ def judge(plan: Plan, reference: Reference, runs: Sequence[BackendRun], extra: s
     ok = [run for run in runs if run.error is None]
     failed = [run for run in runs if run.error is not None]
     for run in failed:
-        status = INCONCLUSIVE if not ok else FINDING  # every backend refusing: the fuzzer's plan is at fault
+        # several backends and every one refusing: the fuzzer's plan is at fault, not a framework
+        status = INCONCLUSIVE if not ok and len(runs) > 1 else FINDING
         verdicts.append(Verdict("error", run.backend, status, detail=run.error or ""))
     for run in ok:
         verdicts.append(judge_.reverse(run))

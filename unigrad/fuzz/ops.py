@@ -222,9 +222,10 @@ class Binary(Op):
         if self.pairs:
             a, b = np.broadcast_arrays(*args)
             mask = (np.abs(a) <= margin) & (np.abs(b) <= margin)
-            return (
-                ("both zero", mask, tuple(float(i) for i in range(len(self.pairs)))) if mask.any() else None
-            )
+            # the pairs everywhere, or near (0, 0) the point's own gradient (a, b) / r with (0, 0) or
+            # (1/2, 1/2) where r is exactly 0: what a backend that sees r > 0 there computes
+            choices = tuple(float(i) for i in range(len(self.pairs) + 2))
+            return ("both zero", mask, choices) if mask.any() else None
         if not self.tie:
             return None
         a, b = np.broadcast_arrays(*args)
@@ -237,7 +238,14 @@ class Binary(Op):
     ) -> np.ndarray:
         xp = numpy_namespace()
         base_out = np.asarray(self.apply(xp, base, attrs))
-        first, second = self.pairs[int(choice)] if self.pairs else (choice, 1 - choice)
+        if self.pairs and int(choice) >= len(self.pairs):
+            a0, b0 = np.broadcast_arrays(*base)
+            radius = np.hypot(a0, b0)
+            at_zero = 0.0 if int(choice) == len(self.pairs) else 0.5
+            safe = np.where(radius > 0, radius, 1.0)
+            first, second = np.where(radius > 0, a0 / safe, at_zero), np.where(radius > 0, b0 / safe, at_zero)
+        else:
+            first, second = self.pairs[int(choice)] if self.pairs else (choice, 1 - choice)
         tangent = first * (args[0] - base[0]) + second * (args[1] - base[1])
         return np.where(site[1], base_out + tangent, self.apply(xp, args, attrs))
 

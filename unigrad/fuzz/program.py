@@ -168,9 +168,32 @@ def build_plan(dtype: str, inputs: Sequence[np.ndarray], steps: Sequence[PlanSte
             kind = "unsafe branch"
         if kind is not None:
             singular.append((k, kind))
+    if dtype == "float32":
+        singular += _float32_singular(plan, [s for s, _ in singular])
     plan.singular = tuple(singular)
     plan.backward_scale = _backward_scale(plan)
     return plan
+
+
+def _float32_singular(plan: Plan, known: list[int]) -> list[tuple[int, str]]:
+    """Singular points the program has only in float32 (1e-11 in float64 rounds to 0, then 0 / 0)."""
+    values = [x.astype(np.float32) for x in plan.inputs]
+    found = []
+    for k, step in enumerate(plan.steps):
+        args = [values[i] for i in step.args]
+        with np.errstate(all="ignore"):
+            try:
+                out = np.asarray(step.op.apply(numpy_namespace(), args, step.attrs), dtype=np.float32)
+            except (ValueError, np.linalg.LinAlgError, IndexError, TypeError):
+                out = np.full(np.shape(plan.values[len(plan.inputs) + k]), np.nan, np.float32)
+            args64 = [a.astype(np.float64) for a in args]
+            kind = step.op.singular(args64, step.attrs, out.astype(np.float64), 0.0)
+        if kind is None and not np.all(np.isfinite(out)):
+            kind = "non-finite value"
+        if kind is not None and k not in known:
+            found.append((k, f"{kind} in float32"))
+        values.append(out)
+    return found
 
 
 def _slope(op: Op, args: list[np.ndarray], attrs: Attrs, slot: int, out: np.ndarray) -> float:
