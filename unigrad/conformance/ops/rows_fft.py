@@ -25,7 +25,7 @@ from unigrad.conformance.ops.domains import COMPLEX, REAL, Domain
 from unigrad.conformance.ops.table import FLOAT_DTYPES, Op, Unavailable, call, samples
 
 
-def _fft(name: str, fn: Any, domain: Domain, shape: tuple[int, ...] = (2, 4), **options: Any) -> Op:
+def _fft(name: str, fn: Any, domain: Domain, shape: tuple[int, ...] = (3, 4), **options: Any) -> Op:
     options.setdefault("samples", samples((shape,)))
     return Op(name, "fft", fn, (domain,), dtypes=FLOAT_DTYPES, **options)
 
@@ -54,8 +54,8 @@ _TORCH_NEG = Unavailable(
 )
 _MLX_ODD_JVP = Unavailable(
     "mlx",
-    "MLX 0.32's jvp of irfft with an odd output length is wrong (inf, or a broadcast error of (2, 4) "
-    "against (2, 5)): its rule assumes an even length",
+    "MLX 0.32's jvp of irfft with an odd output length is wrong (inf, or a broadcast error of the "
+    "even length against the odd one): its rule assumes an even length",
     modes=("jvp",),
 )
 
@@ -76,7 +76,7 @@ ROWS: list[Op] = [
         "fft.rfft",
         call("fft.rfft"),
         REAL,
-        samples=samples(((2, 4),), odd=((2, 5),)),
+        samples=samples(((3, 4),), odd=((3, 5),)),
         unavailable=(_MLX_SINGLE,),
         **_LINEAR,
     ),
@@ -89,31 +89,31 @@ ROWS: list[Op] = [
         **_LINEAR,
     ),
     # Complex half spectra: Im X[0] and Im X[-1] do not reach the output (the module docstring).
-    _fft("fft.irfft", call("fft.irfft"), COMPLEX, (2, 3), **_LINEAR),
+    _fft("fft.irfft", call("fft.irfft"), COMPLEX, (3, 3), **_LINEAR),
     _fft(
         "fft.irfft",
         lambda xp, x: xp.fft.irfft(x, n=5),
         COMPLEX,
-        (2, 3),
+        (3, 3),
         label="odd",
         unavailable=(_MLX_ODD_JVP,),
         **_LINEAR,
     ),
     _fft("fft.rfftn", call("fft.rfftn"), REAL, unavailable=(_MLX_SINGLE,), **_LINEAR),
-    _fft("fft.irfftn", call("fft.irfftn"), COMPLEX, (2, 3), **_LINEAR),
-    _fft("fft.hfft", call("fft.hfft"), COMPLEX, (2, 3), unavailable=(_TORCH_CONJ,), **_LINEAR),
+    _fft("fft.irfftn", call("fft.irfftn"), COMPLEX, (3, 3), **_LINEAR),
+    _fft("fft.hfft", call("fft.hfft"), COMPLEX, (3, 3), unavailable=(_TORCH_CONJ,), **_LINEAR),
     _fft(
         "fft.hfft",
         lambda xp, x: xp.fft.hfft(x, n=5, norm="ortho"),
         COMPLEX,
-        (2, 3),
+        (3, 3),
         label="odd_ortho",
         unavailable=(_TORCH_CONJ, _MLX_ODD_JVP),
         **_LINEAR,
     ),
     _fft("fft.ihfft", call("fft.ihfft"), REAL, unavailable=(_MLX_SINGLE, _TORCH_NEG), **_LINEAR),
-    _fft("fft.fftshift", call("fft.fftshift"), REAL, (2, 3), **_LINEAR),
-    _fft("fft.ifftshift", lambda xp, x: xp.fft.ifftshift(x, axes=1), COMPLEX, (2, 3), **_LINEAR),
+    _fft("fft.fftshift", call("fft.fftshift"), REAL, (3, 3), **_LINEAR),
+    _fft("fft.ifftshift", lambda xp, x: xp.fft.ifftshift(x, axes=1), COMPLEX, (3, 3), **_LINEAR),
     _fft(
         "fft.fftfreq", lambda xp, x: x * xp.fft.fftfreq(4, d=0.5, dtype=x.dtype), REAL, jvp=False, **_LINEAR
     ),
@@ -121,7 +121,7 @@ ROWS: list[Op] = [
         "fft.rfftfreq",
         lambda xp, x: x * xp.fft.rfftfreq(4, dtype=x.dtype),
         REAL,
-        (2, 3),
+        (3, 3),
         jvp=False,
         **_LINEAR,
     ),

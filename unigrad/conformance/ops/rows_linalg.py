@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from unigrad.conformance.case import KnownDifference
+from unigrad.conformance.case import KnownDifference, Tolerance
 from unigrad.conformance.ops.domains import (
     DISTINCT,
     NONZERO,
@@ -31,10 +31,10 @@ from unigrad.conformance.ops.domains import (
     WELL_CONDITIONED,
     Domain,
 )
-from unigrad.conformance.ops.table import FLOAT_DTYPES, Op, Special, call, samples
+from unigrad.conformance.ops.table import FLOAT_DTYPES, Op, Special, Unavailable, call, samples
 from unigrad.conformance.subgradients import NormAtMost, Subdifferential, interval
 
-_SQUARE = samples(((3, 3),), batched=((2, 3, 3),))
+_SQUARE = samples(((4, 4),), batched=((2, 4, 4),))
 
 
 def _linalg(name: str, fn: Any, domains: tuple[Domain, ...], *shapes: tuple[int, ...], **options: Any) -> Op:
@@ -96,6 +96,12 @@ _DET_SINGULAR = (
         "InvalidArgumentError (Input is not invertible)",
     ),
 )
+_MLX_LU = Unavailable(
+    "mlx",
+    "MLX 0.32 has no VJP or JVP for LUF (the LU factorisation), which unigrad's MLX det uses above 3x3 "
+    "and slogdet always ('[Primitive::vjp] Not implemented for LUF'); not among the namespace's "
+    "declared gaps yet (reported)",
+)
 _SINGULAR = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])  # rank 2: row 1 = 2 x row 0
 _NORM_AT_ZERO_KNOWN = KnownDifference(
     ("tensorflow", "jax", "mlx"),
@@ -110,44 +116,45 @@ def _unit_ball(x: np.ndarray) -> Subdifferential:
 
 
 ROWS: list[Op] = [
-    _linalg("matmul", call("matmul"), (REAL, REAL), (2, 3), (3, 2)),
+    _linalg("matmul", call("matmul"), (REAL, REAL), (3, 4), (4, 2)),
     _linalg(
         "matmul",
         call("matmul"),
         (REAL, REAL),
-        (2, 2, 3),
-        (3, 2),
+        (2, 3, 4),
+        (4, 2),
         label="broadcast",
-        samples=samples(((2, 2, 3), (3, 2)), vector=((3,), (3, 2))),
+        samples=samples(((2, 3, 4), (4, 2)), vector=((4,), (4, 2))),
     ),
-    _linalg("tensordot", lambda xp, x, y: xp.tensordot(x, y, axes=1), (REAL, REAL), (2, 3), (3, 2)),
+    _linalg("tensordot", lambda xp, x, y: xp.tensordot(x, y, axes=1), (REAL, REAL), (3, 4), (4, 2)),
     _linalg(
         "tensordot",
         lambda xp, x, y: xp.tensordot(x, y, axes=([0, 1], [1, 0])),
         (REAL, REAL),
-        (2, 3),
-        (3, 2),
+        (3, 4),
+        (4, 3),
         label="pairs",
     ),
-    _linalg("vecdot", call("vecdot"), (REAL, REAL), (2, 3), (2, 3)),
-    _linalg("linalg.matmul", call("linalg.matmul"), (REAL, REAL), (2, 3), (3, 2)),
-    _linalg("linalg.matrix_transpose", call("linalg.matrix_transpose"), (REAL,), (2, 3), hvp=False),
+    _linalg("vecdot", call("vecdot"), (REAL, REAL), (3, 4), (3, 4)),
+    _linalg("linalg.matmul", call("linalg.matmul"), (REAL, REAL), (3, 4), (4, 2)),
+    _linalg("linalg.matrix_transpose", call("linalg.matrix_transpose"), (REAL,), (3, 4), hvp=False),
     _linalg(
-        "linalg.tensordot", lambda xp, x, y: xp.linalg.tensordot(x, y, axes=1), (REAL, REAL), (2, 3), (3, 2)
+        "linalg.tensordot", lambda xp, x, y: xp.linalg.tensordot(x, y, axes=1), (REAL, REAL), (3, 4), (4, 2)
     ),
-    _linalg("linalg.vecdot", call("linalg.vecdot"), (REAL, REAL), (2, 3), (2, 3)),
+    _linalg("linalg.vecdot", call("linalg.vecdot"), (REAL, REAL), (3, 4), (3, 4)),
     _linalg(
         "linalg.solve",
         call("linalg.solve"),
         (WELL_CONDITIONED, REAL),
-        (3, 3),
-        (3, 2),
-        samples=samples(((3, 3), (3, 2)), batched=((2, 3, 3), (2, 3, 2))),
+        (4, 4),
+        (4, 2),
+        samples=samples(((4, 4), (4, 2)), batched=((2, 4, 4), (2, 4, 2))),
     ),
     _square("linalg.inv", call("linalg.inv")),
     _square(
         "linalg.det",
         call("linalg.det"),
+        unavailable=(_MLX_LU,),
         special=(
             Special(
                 "singular",
@@ -158,29 +165,39 @@ ROWS: list[Op] = [
             ),
         ),
     ),
-    _square("linalg.slogdet", _slogdet),
+    _square("linalg.slogdet", _slogdet, unavailable=(_MLX_LU,)),
     _square("linalg.cholesky", lambda xp, x: xp.linalg.cholesky(_symmetric(xp, x)), SPD),
     _square("linalg.eigh", _eigh, SPREAD_SPECTRUM),
-    _square("linalg.eigvalsh", lambda xp, x: xp.linalg.eigvalsh(_symmetric(xp, x)), SPREAD_SPECTRUM),
-    _linalg("linalg.qr", _qr, (SPREAD_SINGULAR,), (4, 3), samples=samples(((4, 3),), square=((3, 3),))),
-    _linalg("linalg.svd", _svd(False), (SPREAD_SINGULAR,), (4, 3), gap={"full_matrices": False}),
+    _square(
+        "linalg.eigvalsh",
+        lambda xp, x: xp.linalg.eigvalsh(_symmetric(xp, x)),
+        SPREAD_SPECTRUM,
+        tolerances={"float64": Tolerance(1e-6, 1e-7)},
+        tolerance_reason=(
+            "the hvp reference (five-point differences of finite-difference gradients) is good to about "
+            "1e-8 absolute here; torch, JAX and TensorFlow agree with each other to 1e-12 and differ "
+            "from it by 1.2e-5 relative at a small element"
+        ),
+    ),
+    _linalg("linalg.qr", _qr, (SPREAD_SINGULAR,), (5, 3), samples=samples(((5, 3),), square=((4, 4),))),
+    _linalg("linalg.svd", _svd(False), (SPREAD_SINGULAR,), (5, 3), gap={"full_matrices": False}),
     # A full SVD's extra columns are no function of the input: a declared gap everywhere (n/a).
-    _linalg("linalg.svd", _svd(True), (SPREAD_SINGULAR,), (4, 3), label="full", gap={"full_matrices": True}),
-    _linalg("linalg.svdvals", call("linalg.svdvals"), (SPREAD_SINGULAR,), (4, 3)),
-    _linalg("linalg.pinv", call("linalg.pinv"), (SPREAD_SINGULAR,), (4, 3)),
+    _linalg("linalg.svd", _svd(True), (SPREAD_SINGULAR,), (5, 3), label="full", gap={"full_matrices": True}),
+    _linalg("linalg.svdvals", call("linalg.svdvals"), (SPREAD_SINGULAR,), (5, 3)),
+    _linalg("linalg.pinv", call("linalg.pinv"), (SPREAD_SINGULAR,), (5, 3)),
     _square("linalg.matrix_power", lambda xp, x: xp.linalg.matrix_power(x / 3.0, 3), gap={"n": 3}),
     _square(
         "linalg.matrix_power", lambda xp, x: xp.linalg.matrix_power(x, -2), label="negative", gap={"n": -2}
     ),
-    _linalg("linalg.cross", call("linalg.cross"), (REAL, REAL), (2, 3), (2, 3)),
-    _linalg("linalg.outer", call("linalg.outer"), (REAL, REAL), (3,), (2,)),
-    _linalg("linalg.diagonal", lambda xp, x: xp.linalg.diagonal(x, offset=1), (REAL,), (3, 3), hvp=False),
-    _linalg("linalg.trace", call("linalg.trace"), (REAL,), (3, 3), hvp=False),
+    _linalg("linalg.cross", call("linalg.cross"), (REAL, REAL), (4, 3), (4, 3)),
+    _linalg("linalg.outer", call("linalg.outer"), (REAL, REAL), (4,), (3,)),
+    _linalg("linalg.diagonal", lambda xp, x: xp.linalg.diagonal(x, offset=1), (REAL,), (4, 4), hvp=False),
+    _linalg("linalg.trace", call("linalg.trace"), (REAL,), (4, 4), hvp=False),
     _linalg(
         "linalg.vector_norm",
         call("linalg.vector_norm"),
         (NONZERO,),
-        (2, 3),
+        (3, 4),
         special=(
             Special(
                 "at_zero",
@@ -196,7 +213,7 @@ ROWS: list[Op] = [
         "linalg.vector_norm",
         lambda xp, x: xp.linalg.vector_norm(x, ord=1, axis=1),
         (NONZERO,),
-        (2, 3),
+        (3, 4),
         label="ord_1",
         hvp=False,
     ),
@@ -204,7 +221,7 @@ ROWS: list[Op] = [
         "linalg.vector_norm",
         lambda xp, x: xp.linalg.vector_norm(x, ord=np.inf, axis=0),
         (DISTINCT,),
-        (2, 3),
+        (3, 4),
         label="ord_inf",
         hvp=False,
     ),
@@ -212,15 +229,15 @@ ROWS: list[Op] = [
         "linalg.vector_norm",
         lambda xp, x: xp.linalg.vector_norm(x, ord=3, axis=1, keepdims=True),
         (NONZERO,),
-        (2, 3),
+        (3, 4),
         label="ord_3",
     ),
-    _linalg("linalg.matrix_norm", call("linalg.matrix_norm"), (REAL,), (3, 3), gap={"ord": "fro"}),
+    _linalg("linalg.matrix_norm", call("linalg.matrix_norm"), (REAL,), (4, 4), gap={"ord": "fro"}),
     _linalg(
         "linalg.matrix_norm",
         lambda xp, x: xp.linalg.matrix_norm(x, ord="nuc"),
         (SPREAD_SINGULAR,),
-        (4, 3),
+        (5, 3),
         label="nuc",
         gap={"ord": "nuc"},
     ),
@@ -228,7 +245,7 @@ ROWS: list[Op] = [
         "linalg.matrix_norm",
         lambda xp, x: xp.linalg.matrix_norm(x, ord=2),
         (SPREAD_SINGULAR,),
-        (4, 3),
+        (5, 3),
         label="ord_2",
         gap={"ord": 2},
     ),
@@ -236,7 +253,7 @@ ROWS: list[Op] = [
         "linalg.matrix_norm",
         lambda xp, x: xp.linalg.matrix_norm(x, ord=-2),
         (SPREAD_SINGULAR,),
-        (3, 3),
+        (4, 4),
         label="ord_minus_2",
         gap={"ord": -2},
     ),
@@ -244,7 +261,7 @@ ROWS: list[Op] = [
         "linalg.matrix_norm",
         lambda xp, x: xp.linalg.matrix_norm(x, ord=1),
         (NONZERO,),
-        (3, 3),
+        (4, 4),
         label="ord_1",
         gap={"ord": 1},
         hvp=False,
@@ -253,19 +270,19 @@ ROWS: list[Op] = [
         "linalg.matrix_norm",
         lambda xp, x: xp.linalg.matrix_norm(x, ord=np.inf),
         (NONZERO,),
-        (3, 3),
+        (4, 4),
         label="ord_inf",
         gap={"ord": np.inf},
         hvp=False,
     ),
     # Extra (outside the standard).
-    _linalg("einsum", lambda xp, x, y: xp.einsum("ij,jk->ik", x, y), (REAL, REAL), (2, 3), (3, 2)),
+    _linalg("einsum", lambda xp, x, y: xp.einsum("ij,jk->ik", x, y), (REAL, REAL), (3, 4), (4, 2)),
     _linalg(
         "einsum",
         lambda xp, x, y: xp.einsum("bij,bj->bi", x, y),
         (REAL, REAL),
-        (2, 3, 3),
-        (2, 3),
+        (2, 4, 4),
+        (2, 4),
         label="batched",
     ),
 ]

@@ -22,7 +22,7 @@ from unigrad.conformance.subgradients import Subdifferential, SumIs, interval
 
 
 def _manipulation(name: str, fn: Any, *shapes: tuple[int, ...], **options: Any) -> Op:
-    options.setdefault("samples", samples(shapes or ((2, 3),)))
+    options.setdefault("samples", samples(shapes or ((3, 4),)))
     return Op(
         name, "manipulation", fn, (options.pop("domain", REAL),) * len(shapes or (0,)), hvp=False, **options
     )
@@ -47,30 +47,30 @@ _SORT_TIES = Special(
 )
 
 ROWS: list[Op] = [
-    _manipulation("reshape", lambda xp, x: xp.reshape(x, (3, 2))),
-    _manipulation("permute_dims", lambda xp, x: xp.permute_dims(x, (2, 0, 1)), (2, 3, 2)),
-    _manipulation("matrix_transpose", lambda xp, x: xp.matrix_transpose(x), (2, 2, 3)),
-    _manipulation("moveaxis", lambda xp, x: xp.moveaxis(x, 0, -1), (2, 3, 2)),
-    _manipulation("concat", lambda xp, x, y: xp.concat([x, y, x], axis=0), (2, 3), (1, 3)),
-    _manipulation("concat", lambda xp, x, y: xp.concat([x, y], axis=None), (2, 3), (1, 3), label="flat"),
-    _manipulation("stack", lambda xp, x, y: xp.stack([x, y, x], axis=1), (2, 3), (2, 3)),
-    _manipulation("unstack", lambda xp, x: xp.unstack(x, axis=1), (2, 3)),
+    _manipulation("reshape", lambda xp, x: xp.reshape(x, (2, 6))),
+    _manipulation("permute_dims", lambda xp, x: xp.permute_dims(x, (2, 0, 1)), (2, 3, 4)),
+    _manipulation("matrix_transpose", lambda xp, x: xp.matrix_transpose(x), (2, 3, 4)),
+    _manipulation("moveaxis", lambda xp, x: xp.moveaxis(x, 0, -1), (2, 3, 4)),
+    _manipulation("concat", lambda xp, x, y: xp.concat([x, y, x], axis=0), (3, 4), (1, 4)),
+    _manipulation("concat", lambda xp, x, y: xp.concat([x, y], axis=None), (3, 4), (1, 4), label="flat"),
+    _manipulation("stack", lambda xp, x, y: xp.stack([x, y, x], axis=1), (3, 4), (3, 4)),
+    _manipulation("unstack", lambda xp, x: xp.unstack(x, axis=1), (3, 4)),
     # Repeated indices: their gradients accumulate (a scatter-add).
     _manipulation("take", lambda xp, x: xp.take(x, _index(xp, [2, 0, 2]), axis=1)),
     _manipulation("take", lambda xp, x: xp.take(x, _index(xp, [1, 1, 4])), (5,), label="vector"),
     _manipulation(
-        "take_along_axis", lambda xp, x: xp.take_along_axis(x, _index(xp, [[2, 2], [0, 1]]), axis=1)
+        "take_along_axis", lambda xp, x: xp.take_along_axis(x, _index(xp, [[2, 2], [0, 1], [3, 3]]), axis=1)
     ),
     _manipulation("expand_dims", lambda xp, x: xp.expand_dims(x, axis=1) * 2.0),
-    _manipulation("squeeze", lambda xp, x: xp.squeeze(x, axis=1) * 2.0, (2, 1, 3)),
+    _manipulation("squeeze", lambda xp, x: xp.squeeze(x, axis=1) * 2.0, (3, 1, 4)),
     _manipulation("flip", lambda xp, x: xp.flip(x, axis=1)),
     _manipulation("flip", lambda xp, x: xp.flip(x), label="all_axes"),
     _manipulation("roll", lambda xp, x: xp.roll(x, 1, axis=1)),
     _manipulation("roll", lambda xp, x: xp.roll(x, 2), label="flat"),
     _manipulation("repeat", lambda xp, x: xp.repeat(x, 2, axis=1)),
     _manipulation("tile", lambda xp, x: xp.tile(x, (2, 1))),
-    _manipulation("broadcast_to", lambda xp, x: xp.broadcast_to(x, (2, 2, 3))),
-    _manipulation("broadcast_arrays", lambda xp, x, y: xp.broadcast_arrays(x, y), (2, 3), (3,)),
+    _manipulation("broadcast_to", lambda xp, x: xp.broadcast_to(x, (2, 3, 4))),
+    _manipulation("broadcast_arrays", lambda xp, x, y: xp.broadcast_arrays(x, y), (3, 4), (4,)),
     _manipulation("sort", lambda xp, x: xp.sort(x, axis=1), domain=DISTINCT, special=(_SORT_TIES,)),
     _manipulation(
         "sort", lambda xp, x: xp.sort(x, axis=1, descending=True), domain=DISTINCT, label="descending"

@@ -22,12 +22,12 @@ from unigrad.conformance.ops import valid
 from unigrad.conformance.ops.domains import DISTINCT, NONZERO, REAL
 from unigrad.conformance.ops.table import Op, Special, Unavailable, samples
 
-#: A 2×3 matrix (default), a 0-d array, a batch of them.
-_ALL = samples(((2, 3),), scalar=((),), batched=((2, 2, 3),))
+#: A 3×4 matrix (default: the hand-written cases' shape), a 0-d array, a batch of them.
+_ALL = samples(((3, 4),), scalar=((),), batched=((2, 3, 4),))
 #: The same plus an empty input, for reductions defined on one (sum of nothing is 0).
-_ALL_EMPTY = samples(((2, 3),), scalar=((),), empty=((0, 3),))
-#: Along axis 1 of a 2×3 matrix, and of a batch.
-_AXIS = samples(((2, 3),), batched=((2, 2, 3),))
+_ALL_EMPTY = samples(((3, 4),), scalar=((),), empty=((0, 4),))
+#: Along axis 1 of a 3×4 matrix, and of a batch.
+_AXIS = samples(((3, 4),), batched=((2, 3, 4),))
 
 
 def _reduction(name: str, fn: Any, domain: Any = REAL, **options: Any) -> Op:
@@ -85,6 +85,13 @@ _MLX_PROD_HVP = Unavailable(
     "MLX 0.32's gradient of prod goes through cumprod, which has no JVP ('JVP is not implemented for "
     "cumulative prod/min/max'), so no second order (unigrad's MLX hvp is forward-over-reverse)",
     modes=("hvp",),
+)
+_MLX_LOG_SOFTMAX_HVP = Unavailable(
+    "mlx",
+    "MLX computes float64 exp with a float32 approximation (ml-explore/mlx issue #3047): its float64 "
+    "log_softmax hvp is float32-accurate (measured max relative error 3.6e-6)",
+    modes=("hvp",),
+    dtypes=("float64",),
 )
 _MLX_SOFTMAX = KnownDifference(
     ("mlx",),
@@ -172,5 +179,5 @@ ROWS: list[Op] = [
             ),
         ),
     ),
-    _reduction("log_softmax", lambda xp, x: xp.log_softmax(x, axis=1)),
+    _reduction("log_softmax", lambda xp, x: xp.log_softmax(x, axis=1), unavailable=(_MLX_LOG_SOFTMAX_HVP,)),
 ]

@@ -22,8 +22,8 @@ import numpy as np
 from unigrad.conformance.ops.domains import DISTINCT, NONZERO, REAL
 from unigrad.conformance.ops.table import Op, Special, samples, values
 
-_MATRIX = samples(((2, 3),))
-_PAIR = samples(((2, 3), (2, 3)))
+_MATRIX = samples(((3, 4),))
+_PAIR = samples(((3, 4), (3, 4)))
 _SELECT = {"jvp": False, "hvp": False}  # a selection: forward mode and the Hessian say nothing new
 
 
@@ -31,7 +31,7 @@ def _shape(x: Any) -> tuple[int, ...]:
     return tuple(int(size) for size in x.shape)
 
 
-def _creation(name: str, fn: Any, shapes: tuple[tuple[int, ...], ...] = ((2, 3),), **options: Any) -> Op:
+def _creation(name: str, fn: Any, shapes: tuple[tuple[int, ...], ...] = ((3, 4),), **options: Any) -> Op:
     return Op(name, "creation", fn, (REAL,) * len(shapes), samples(shapes), hvp=False, **options)
 
 
@@ -76,12 +76,12 @@ ROWS: list[Op] = [
     _creation("ones_like", lambda xp, x: x * xp.ones_like(x)),
     _creation("full", lambda xp, x: x * xp.full(_shape(x), 2.5, dtype=x.dtype)),
     _creation("full_like", lambda xp, x: x * xp.full_like(x, 2.5)),
-    _creation("eye", lambda xp, x: x * xp.eye(3, dtype=x.dtype), ((3, 3),)),
-    _creation("arange", lambda xp, x: x * xp.arange(3, dtype=x.dtype)),
-    _creation("linspace", lambda xp, x: x * xp.linspace(-1.0, 1.0, 3, dtype=x.dtype)),
+    _creation("eye", lambda xp, x: x * xp.eye(4, dtype=x.dtype), ((4, 4),)),
+    _creation("arange", lambda xp, x: x * xp.arange(4, dtype=x.dtype)),
+    _creation("linspace", lambda xp, x: x * xp.linspace(-1.0, 1.0, 4, dtype=x.dtype)),
     _creation("meshgrid", lambda xp, x, y: xp.meshgrid(x, y), ((3,), (2,))),
-    _creation("tril", lambda xp, x: xp.tril(x, k=-1), ((3, 3),)),
-    _creation("triu", lambda xp, x: xp.triu(x), ((3, 3),)),
+    _creation("tril", lambda xp, x: xp.tril(x, k=-1), ((4, 4),)),
+    _creation("triu", lambda xp, x: xp.triu(x), ((4, 4),)),
     _creation("astype", lambda xp, x: xp.astype(x * 2.0, x.dtype)),
     *(_compare(name) for name in ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")),
     *(_logical(name) for name in ("logical_and", "logical_or", "logical_xor")),

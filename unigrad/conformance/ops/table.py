@@ -189,11 +189,12 @@ def samples(*shapes: tuple[Shape, ...], **labelled: tuple[Shape, ...]) -> tuple[
     return (Sample("", default), *(Sample(label, value) for label, value in labelled.items()))
 
 
-#: Elementwise, one input: a 2×3 matrix (default), a 0-d array, an empty array.
-UNARY_SAMPLES = samples(((2, 3),), scalar=((),), empty=((0, 3),))
+#: Elementwise, one input: a 3×4 matrix (default: the hand-written cases' shape, so JAX compiles are
+#: shared), a 0-d array, an empty array.
+UNARY_SAMPLES = samples(((3, 4),), scalar=((),), empty=((0, 4),))
 #: Elementwise, two inputs: equal shapes (default), broadcasting, a 0-d operand, empty.
 BINARY_SAMPLES = samples(
-    ((2, 3), (2, 3)), broadcast=((2, 3), (3,)), scalar=((), (2, 3)), empty=((0, 3), (3,))
+    ((3, 4), (3, 4)), broadcast=((3, 4), (4,)), scalar=((), (3, 4)), empty=((0, 4), (4,))
 )
 
 
