@@ -78,11 +78,13 @@ TABLE: tuple[Op, ...] = (
     _binary("op_add", "", "", "", "", operator="+"),
     _binary("op_sub", "", "", "", "", operator="-"),
     _binary("op_mul", "", "", "", "", operator="*"),
-    _binary("op_div", "", "", "", "", operator="/"),
+    _binary("op_div", "", "", "", "", operator="/", singular="tiny denominator"),
     _binary("add", "torch.add", "tf.math.add", "jnp.add", "np.add"),
     _binary("subtract", "torch.subtract", "tf.math.subtract", "jnp.subtract", "np.subtract"),
     _binary("multiply", "torch.multiply", "tf.math.multiply", "jnp.multiply", "np.multiply"),
-    _binary("divide", "torch.divide", "tf.math.truediv", "jnp.divide", "np.divide"),
+    _binary(
+        "divide", "torch.divide", "tf.math.truediv", "jnp.divide", "np.divide", singular="tiny denominator"
+    ),
     _binary(
         "hypot",
         "torch.hypot",

@@ -230,8 +230,11 @@ class Binary(Op):
             return None
         a, b = np.broadcast_arrays(*args)
         mask = np.abs(a - b) <= margin * np.maximum(1, np.maximum(np.abs(a), np.abs(b)))
-        # the share of the gradient going to the first operand
-        return ("tie", mask, (0.5, 1.0, 0.0)) if mask.any() else None
+        # the share of the gradient going to the first operand; 10 + share: that share at exact ties
+        # only, near-ties following the larger (smaller) operand, as a backend that sees them apart does
+        exact = a == b
+        choices = (0.5, 1.0, 0.0) if np.array_equal(exact, mask) else (0.5, 1.0, 0.0, 10.5, 11.0, 10.0)
+        return ("tie", mask, choices) if mask.any() else None
 
     def linearized(
         self, args: Sequence[np.ndarray], base: Sequence[np.ndarray], attrs: Attrs, site: Site, choice: float
@@ -245,9 +248,13 @@ class Binary(Op):
             safe = np.where(radius > 0, radius, 1.0)
             first, second = np.where(radius > 0, a0 / safe, at_zero), np.where(radius > 0, b0 / safe, at_zero)
         else:
-            first, second = self.pairs[int(choice)] if self.pairs else (choice, 1 - choice)
+            first, second = self.pairs[int(choice)] if self.pairs else (choice % 10, 1 - choice % 10)
         tangent = first * (args[0] - base[0]) + second * (args[1] - base[1])
-        return np.where(site[1], base_out + tangent, self.apply(xp, args, attrs))
+        mask = site[1]
+        if choice >= 10:  # exact ties only: elsewhere the op itself (its side holds near the point)
+            a0, b0 = np.broadcast_arrays(*base)
+            mask = a0 == b0
+        return np.where(mask, base_out + tangent, self.apply(xp, args, attrs))
 
     def singular(
         self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float
@@ -255,6 +262,8 @@ class Binary(Op):
         a, b = np.broadcast_arrays(*args)
         if self.singular_kind == "both zero" and np.any((np.abs(a) <= margin) & (np.abs(b) <= margin)):
             return "both zero"
+        if self.singular_kind == "tiny denominator" and np.any(np.abs(b) <= max(margin, 1e-18)):
+            return "tiny denominator"  # 1 / b**2 in the derivative overflows float32 from 1e-19
         if self.singular_kind == "zero base" and np.any(np.abs(a) <= margin):
             return "zero base"
         if self.singular_kind == "zero base" and np.any(a < 0):  # d/db a**b = a**b log(a): undefined
