@@ -17,7 +17,8 @@ import numpy as np
 
 from unigrad._namespace import namespace
 from unigrad.conformance.case import Case, KnownDifference
-from unigrad.conformance.subgradients import NormAtMost, Subdifferential, SumIs, interval, one_of
+from unigrad.conformance.ops.valid import one_unit_per_tie, ties_share_one_unit
+from unigrad.conformance.subgradients import NormAtMost, Subdifferential, interval, one_of
 
 KINK = ("kink",)
 
@@ -26,39 +27,14 @@ def _values(*values: float) -> np.ndarray:
     return np.array(values, dtype=np.float64)
 
 
-def _one_unit_per_tie(tied: np.ndarray, leaves: tuple[str, ...]) -> tuple[SumIs, ...]:
-    """At each tied element the leaves' gradients share one unit: ``g[leaf][i]`` summed over leaves is 1."""
-    conditions = []
-    for flat_index in np.flatnonzero(tied):
-        unit = np.zeros(tied.shape)
-        unit.flat[flat_index] = 1.0
-        conditions.append(SumIs({leaf: unit for leaf in leaves}, 1.0))
-    return tuple(conditions)
-
-
 def _binary_tie_valid(p: Any, x_wins: np.ndarray) -> Subdifferential:
     """maximum/minimum(x, y): the winning side gets 1; at a tie the sides share one unit."""
     tie = p["x"] == p["y"]
     y_wins = ~x_wins & ~tie
     return Subdifferential(
         {"x": interval(x_wins, x_wins | tie), "y": interval(y_wins, y_wins | tie)},
-        sums=_one_unit_per_tie(tie, ("x", "y")),
+        sums=one_unit_per_tie(tie, ("x", "y")),
     )
-
-
-def _ties_share_one_unit(tied: np.ndarray, groups: np.ndarray | None = None) -> Subdifferential:
-    """A max or min: in each reduced group (``groups``, a label per element; default: one group) the
-    elements tied at the extreme share one unit of gradient; a lone extreme gets 1, the others 0."""
-    groups = np.zeros(tied.shape, dtype=int) if groups is None else groups
-    lone = np.zeros(tied.shape, dtype=bool)
-    shares = []
-    for group in np.unique(groups):
-        members = tied & (groups == group)
-        if members.sum() == 1:
-            lone |= members
-        else:
-            shares.append(SumIs({"x": members.astype(np.float64)}, 1.0))
-    return Subdifferential({"x": interval(lone, tied)}, sums=tuple(shares))
 
 
 def _norm_valid(p: Any, d: Any) -> Subdifferential:
@@ -213,7 +189,7 @@ CASES: list[Case] = [
         lambda rng: ({"x": _values(1.0, 3.0, 3.0, -2.0)}, None),
         expected_grad=lambda p, d: {"x": _values(0.0, 0.5, 0.5, 0.0)},
         convention="max over tied elements: the gradient is shared equally among them",
-        valid_grads=lambda p, d: _ties_share_one_unit(p["x"] == p["x"].max()),
+        valid_grads=lambda p, d: ties_share_one_unit(p["x"] == p["x"].max()),
     ),
     Case(
         "kink_max_axis_ties",
@@ -222,7 +198,7 @@ CASES: list[Case] = [
         lambda rng: ({"x": np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]])}, None),
         expected_grad=lambda p, d: {"x": np.array([[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]])},
         convention="max along an axis over tied elements: the gradient is shared equally",
-        valid_grads=lambda p, d: _ties_share_one_unit(
+        valid_grads=lambda p, d: ties_share_one_unit(
             p["x"] == p["x"].max(axis=1, keepdims=True), groups=np.indices(p["x"].shape)[0]
         ),
     ),
@@ -233,7 +209,7 @@ CASES: list[Case] = [
         lambda rng: ({"x": _values(-1.0, 3.0, -1.0, -1.0)}, None),
         expected_grad=lambda p, d: {"x": np.array([1.0, 0.0, 1.0, 1.0]) / 3.0},
         convention="min over tied elements: the gradient is shared equally among them",
-        valid_grads=lambda p, d: _ties_share_one_unit(p["x"] == p["x"].min()),
+        valid_grads=lambda p, d: ties_share_one_unit(p["x"] == p["x"].min()),
     ),
     Case(
         "kink_sqrt_at_zero",
