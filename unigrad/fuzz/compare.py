@@ -26,6 +26,7 @@ import numpy as np
 
 from unigrad.conformance.subgradients import format_value, framework_version, release
 from unigrad.conformance.tolerances import DEFAULT_TOLERANCES
+from unigrad.fuzz.ops import EXACT
 from unigrad.fuzz.program import Plan
 from unigrad.fuzz.reference import Assignment, Estimate, Reference
 from unigrad.fuzz.runner import BackendRun, direction, hvp_noise, rounding_noise
@@ -78,10 +79,10 @@ def label(plan: Plan, k: int, choice: float) -> str:
             return f"(a, b) / hypot(a, b) near (0, 0), {rest} at it"
         first, second = pairs[int(choice)]
         return f"({format_value(first)}, {format_value(second)})"
+    where = " on the kink exactly (near it: its side)" if choice >= EXACT else ""
     if name in ("maximum", "minimum"):
-        where = " at exact ties (near-ties apart)" if choice >= 10 else ""
-        return f"{format_value(choice % 10)} to the first operand{where}"
-    return format_value(choice)
+        return f"{format_value(choice % EXACT)} to the first operand{where}"
+    return format_value(choice % EXACT) + where
 
 
 def site_name(plan: Plan, k: int) -> str:
@@ -284,7 +285,7 @@ class Judge:
             return Verdict("jvp", run.backend, PASS)
         if not np.isfinite(own):  # reverse mode itself is judged by the reverse check
             return Verdict("jvp", run.backend, INCONCLUSIVE, detail="reverse mode is not finite")
-        if self.poisoned and not (np.isfinite(run.jvp) and np.isfinite(own)):  # nan in either mode
+        if self.poisoned:  # nan, or round-off through 1 / b**2, in either mode: a singular point
             return self._known("jvp", run.backend, None, " (forward mode)")
         for assignment in self.reference.assignments():
             estimate = self.reference.estimate(assignment)

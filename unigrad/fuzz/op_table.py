@@ -16,7 +16,8 @@ Example:
 
 from __future__ import annotations
 
-from unigrad.fuzz.ops import Binary, Clip, Op, Unary, Where
+from unigrad.fuzz.ops import Binary, Op, Unary
+from unigrad.fuzz.ops_select import Clip, Where
 from unigrad.fuzz.ops_structured import Matmul, PowConstant, Rearrange, Reduce, Shift, SquareMatrix, Take
 
 

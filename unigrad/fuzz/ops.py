@@ -16,8 +16,9 @@ op knows
   the 2-norm of the zero vector), where reverse mode may produce nan even when the loss is smooth;
 * its **source** in each framework's own API (:meth:`Op.source`), for standalone reproducers.
 
-The families (unary, binary, clip, where) live here; ops of a constant, reductions, linear algebra
-and indexing in :mod:`unigrad.fuzz.ops_structured`, the table of instances in :mod:`unigrad.fuzz.op_table`.
+The families (unary, binary) live here; clip and where in :mod:`unigrad.fuzz.ops_select`; ops of a
+constant, reductions, linear algebra and indexing in :mod:`unigrad.fuzz.ops_structured`; the table
+of instances in :mod:`unigrad.fuzz.op_table`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,18 @@ def numpy_namespace() -> Any:
     from unigrad._namespace import namespace
 
     return namespace("numpy")
+
+
+#: A choice of ``EXACT + c``: ``c`` at the elements exactly on the kink only, the others (within the
+#: rounding margin of it) following their own side, as a backend that sees them apart does.
+EXACT = 10.0
+
+
+def with_exact(choices: tuple[float, ...], near: np.ndarray, exact: np.ndarray) -> tuple[float, ...]:
+    """``choices``, and when some elements are only near the kink, each again for exact ones only."""
+    if np.array_equal(near, exact):
+        return choices
+    return choices + tuple(EXACT + c for c in choices)
 
 
 def classify(args: Sequence[np.ndarray], zero: bool = False) -> str:
@@ -157,14 +170,24 @@ class Unary(Op):
         mask = self._at_kink(args[0], margin)
         if not mask.any():
             return None
-        return (self.jump or "zero", mask, self.kink or (0.0,))
+        return (self.jump or "zero", mask, with_exact(self.kink or (0.0,), mask, self._at_kink(args[0], 0.0)))
 
     def linearized(
         self, args: Sequence[np.ndarray], base: Sequence[np.ndarray], attrs: Attrs, site: Site, choice: float
     ) -> np.ndarray:
         xp = numpy_namespace()
         base_out = np.asarray(self.apply(xp, base, attrs))
-        return np.where(site[1], base_out + choice * (args[0] - base[0]), self.apply(xp, args, attrs))
+        slope = np.full(base_out.shape, choice % EXACT)
+        if choice >= EXACT:  # near the kink but not on it: the slope of the element's own side
+            x0 = base[0]
+            offset = np.where(self._at_kink(x0, 0.0), 0.0, x0 - np.round(x0) if self.jump else x0) / 4
+            ahead = np.asarray(self.apply(xp, [x0 + offset], attrs))
+            behind = np.asarray(self.apply(xp, [x0 - offset], attrs))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                slope = np.where(
+                    offset != 0, (ahead - behind) / (2 * np.where(offset != 0, offset, 1)), slope
+                )
+        return np.where(site[1], base_out + slope * (args[0] - base[0]), self.apply(xp, args, attrs))
 
     def singular(
         self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float
@@ -232,9 +255,7 @@ class Binary(Op):
         mask = np.abs(a - b) <= margin * np.maximum(1, np.maximum(np.abs(a), np.abs(b)))
         # the share of the gradient going to the first operand; 10 + share: that share at exact ties
         # only, near-ties following the larger (smaller) operand, as a backend that sees them apart does
-        exact = a == b
-        choices = (0.5, 1.0, 0.0) if np.array_equal(exact, mask) else (0.5, 1.0, 0.0, 10.5, 11.0, 10.0)
-        return ("tie", mask, choices) if mask.any() else None
+        return ("tie", mask, with_exact((0.5, 1.0, 0.0), mask, a == b)) if mask.any() else None
 
     def linearized(
         self, args: Sequence[np.ndarray], base: Sequence[np.ndarray], attrs: Attrs, site: Site, choice: float
@@ -248,13 +269,14 @@ class Binary(Op):
             safe = np.where(radius > 0, radius, 1.0)
             first, second = np.where(radius > 0, a0 / safe, at_zero), np.where(radius > 0, b0 / safe, at_zero)
         else:
-            first, second = self.pairs[int(choice)] if self.pairs else (choice % 10, 1 - choice % 10)
-        tangent = first * (args[0] - base[0]) + second * (args[1] - base[1])
-        mask = site[1]
-        if choice >= 10:  # exact ties only: elsewhere the op itself (its side holds near the point)
+            first, second = self.pairs[int(choice)] if self.pairs else (choice % EXACT, 1 - choice % EXACT)
+        if choice >= EXACT:  # near a tie but not on it: everything to the larger (smaller) operand
             a0, b0 = np.broadcast_arrays(*base)
-            mask = a0 == b0
-        return np.where(mask, base_out + tangent, self.apply(xp, args, attrs))
+            side = (a0 > b0) if self.name == "maximum" else (a0 < b0)
+            first = np.where(a0 == b0, first, side.astype(np.float64))
+            second = np.where(a0 == b0, second, 1.0 - side)
+        tangent = first * (args[0] - base[0]) + second * (args[1] - base[1])
+        return np.where(site[1], base_out + tangent, self.apply(xp, args, attrs))
 
     def singular(
         self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float
@@ -274,117 +296,3 @@ class Binary(Op):
         if self.operator:
             return f"({args[0]} {self.operator} {args[1]})"
         return super().source(framework, args, attrs)
-
-
-#: (low, high) bounds of clip, drawn by index: both bounds, or one, at values inputs often take.
-CLIP_BOUNDS: tuple[tuple[float | None, float | None], ...] = (
-    (-1.0, 1.0),
-    (0.0, 1.0),
-    (0.0, None),
-    (None, 0.5),
-    (-0.5, 2.0),
-    (1.0, 3.0),
-)
-
-
-class Clip(Op):
-    """``clip(x, min=lo, max=hi)`` with constant bounds; a kink at each bound."""
-
-    def __init__(self, natives: dict[str, str]) -> None:
-        super().__init__("clip", ("clip",), natives)
-
-    def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
-        return CLIP_BOUNDS[choice % len(CLIP_BOUNDS)], shapes[0]
-
-    def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
-        low, high = attrs
-        return xp.clip(args[0], min=low, max=high)
-
-    def site(self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float) -> Site | None:
-        x = args[0]
-        mask = np.zeros(x.shape, bool)
-        for bound in attrs:
-            if bound is not None:
-                mask |= np.abs(x - bound) <= margin * max(1.0, abs(bound))
-        # the derivative at a bound: 1 (inside), 0 (outside) or the midpoint
-        return ("bound", mask, (0.5, 1.0, 0.0)) if mask.any() else None
-
-    def linearized(
-        self, args: Sequence[np.ndarray], base: Sequence[np.ndarray], attrs: Attrs, site: Site, choice: float
-    ) -> np.ndarray:
-        xp = numpy_namespace()
-        base_out = np.asarray(self.apply(xp, base, attrs))
-        return np.where(site[1], base_out + choice * (args[0] - base[0]), self.apply(xp, args, attrs))
-
-    def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
-        low, high = attrs
-        x = args[0]
-        if framework == "tensorflow":  # as unigrad's shim: maximum, then minimum
-            if low is not None:
-                x = f"tf.math.maximum({x}, tf.cast({low!r}, {args[0]}.dtype))"
-            if high is not None:
-                x = f"tf.math.minimum({x}, tf.cast({high!r}, {args[0]}.dtype))"
-            return x
-        if framework == "torch":
-            return f"torch.clamp({x}, min={low!r}, max={high!r})"
-        return f"{self.natives[framework]}({x}, {low!r}, {high!r})"
-
-
-class Where(Op):
-    """``where(x > t, a, b)``, or ``where(a > t, a, b)`` (drawn): a jump where the condition flips.
-
-    The second form is how an unsafe branch usually reads: ``where(log(x) > t, log(x), b)`` with
-    ``log(x)`` nan where ``x < 0``: nan fails the condition, ``b`` is taken, and reverse mode still
-    multiplies the nan branch's derivative by a zero cotangent.
-    """
-
-    arity = 3
-
-    def __init__(self, natives: dict[str, str]) -> None:
-        super().__init__("where", ("where",), natives)
-
-    def plan(self, shapes: Sequence[Shape], choice: int, constant: float) -> tuple[Attrs, Shape] | None:
-        try:
-            return (constant, choice % 2 == 0), tuple(np.broadcast_shapes(*shapes))
-        except ValueError:
-            return None
-
-    @staticmethod
-    def _condition_source(args: Sequence[Any], attrs: Attrs) -> Any:
-        return args[1] if attrs[1] else args[0]
-
-    def apply(self, xp: Any, args: Sequence[Any], attrs: Attrs) -> Any:
-        _, a, b = args
-        return xp.where(self._condition_source(args, attrs) > attrs[0], a, b)
-
-    def site(self, args: Sequence[np.ndarray], attrs: Attrs, out: np.ndarray, margin: float) -> Site | None:
-        x = np.broadcast_to(self._condition_source(args, attrs), out.shape)
-        threshold = attrs[0]
-        with np.errstate(invalid="ignore"):
-            mask = np.abs(x - threshold) <= margin * max(1.0, abs(threshold))
-        # choice 0: the condition as float64 computes it; 1: flipped (rounding on the other side)
-        return ("threshold", mask, (0.0, 1.0)) if mask.any() else None
-
-    def linearized(
-        self, args: Sequence[np.ndarray], base: Sequence[np.ndarray], attrs: Attrs, site: Site, choice: float
-    ) -> np.ndarray:
-        x = self._condition_source(args, attrs)
-        x, a, b = np.broadcast_arrays(x, args[1], args[2])
-        with np.errstate(invalid="ignore"):
-            fixed = np.broadcast_to(self._condition_source(base, attrs) > attrs[0], x.shape) ^ bool(choice)
-            condition = np.where(site[1], fixed, x > attrs[0])
-        return np.where(condition, a, b)
-
-    def kind(self, args: Sequence[np.ndarray], attrs: Attrs, margin: float) -> str:
-        x = self._condition_source(args, attrs)
-        x, a, b = np.broadcast_arrays(x, args[1], args[2])
-        with np.errstate(invalid="ignore"):
-            untaken = np.where(x > attrs[0], b, a)
-        if not np.all(np.isfinite(untaken)):
-            return "unsafe branch"
-        return super().kind(args, attrs, margin)
-
-    def source(self, framework: str, args: Sequence[str], attrs: Attrs) -> str:
-        x, a, b = args
-        condition = a if attrs[1] else x
-        return f"{self.natives[framework]}({condition} > {attrs[0]!r}, {a}, {b})"

@@ -44,6 +44,8 @@ MARGIN = {"float64": 1e-9, "float32": 1e-5}
 LIMIT = {"float64": 1e4, "float32": 1e4}
 #: Smallest non-zero magnitude (float32 underflows into subnormals below 1e-38).
 FLOOR = {"float64": 1e-200, "float32": 1e-30}
+#: The finite differences' relative step (as ``unigrad.fuzz.reference.STEP``).
+FD_STEP = float(np.finfo(np.float64).eps ** (1.0 / 3.0))
 #: Largest number of elements of one value.
 MAX_SIZE = 64
 #: The gradient weights cycle through these (exact in float32, none zero, distinct neighbours).
@@ -151,7 +153,9 @@ def build_plan(dtype: str, inputs: Sequence[np.ndarray], steps: Sequence[PlanSte
         sinks,
         weights,
         tuple(values),
-        MARGIN[dtype] * scale,
+        # at least ten finite-difference steps: a kink closer than that is straddled by both
+        # stencils, which the two-step error estimate cannot see
+        max(MARGIN[dtype], 10 * FD_STEP) * scale,
     )
     singular = []
     for k, step in enumerate(steps):
