@@ -29,7 +29,7 @@ from unigrad.conformance.tolerances import DEFAULT_TOLERANCES
 from unigrad.fuzz.ops import EXACT
 from unigrad.fuzz.program import Plan
 from unigrad.fuzz.reference import Assignment, Estimate, Reference
-from unigrad.fuzz.runner import BackendRun, direction, hvp_noise, rounding_noise
+from unigrad.fuzz.runner import BackendRun, direction
 
 PASS, KNOWN, FINDING, INCONCLUSIVE = "pass", "known", "finding", "inconclusive"
 #: A backend's own round-off on a plan: (of the loss, of each gradient element), or None.
@@ -201,6 +201,9 @@ class Judge:
         first = self.reference.central.assignment
         moved = [k for k, c in (assignment or {}).items() if c != first.get(k)]
         moved = [k for k in moved if self.reference.identifiable(k)] or moved
+        if moved and not self.plan.singular and not any(self._on_kink(k) for k in moved):
+            # only near a kink, never on it: the backend took each element's own side; no convention
+            return Verdict(check, backend, PASS)
         if moved:
             family = site_name(self.plan, moved[0])
             picks = "; ".join(
@@ -219,16 +222,24 @@ class Judge:
             choices=self._choices(assignment),
         )
 
+    def _on_kink(self, k: int) -> bool:
+        """Whether some element of site ``k`` is exactly on the kink (not only within the margin)."""
+        step = self.plan.steps[k]
+        args = [self.plan.values[i] for i in step.args]
+        out = self.plan.values[len(self.plan.inputs) + k]
+        with np.errstate(all="ignore"):
+            return step.op.site(args, step.attrs, out, 0.0) is not None
+
     def _choices(self, assignment: Assignment | None) -> dict[str, str]:
-        """The choice made at each kink whose choice shows in the gradient (for the report)."""
+        """The choice made at each kink that is hit exactly and whose choice shows in the gradient."""
         return {
             site_name(self.plan, k): label(self.plan, k, c)
             for k, c in (assignment or {}).items()
-            if self.reference.identifiable(k)
+            if self._on_kink(k) and self.reference.identifiable(k)
         }
 
     def _noise(self, run: BackendRun) -> Noise:
-        """The backend's own round-off of this plan (:func:`rounding_noise`), measured once."""
+        """The backend's own round-off of this plan (:func:`~unigrad.fuzz.runner.rounding_noise`), once."""
         if self.noise_of is None or run.loss is None or run.grads is None:
             return None
         if run.backend not in self._noises:
@@ -338,61 +349,3 @@ class Judge:
         if status == KNOWN:
             return self._known("compiled", run.backend, assignment, " (compiled)")
         return Verdict("compiled", run.backend, FINDING, detail=text, got=grads, want=run.grads)
-
-
-def _shared_rounding(verdict: Verdict, run: BackendRun, runs: Sequence[BackendRun], judge_: Judge) -> Verdict:
-    """A float32 finding another backend shares (within float32's tolerance) is float32, not a bug.
-
-    float32 round-off the fuzzer's bounds miss (near-ties resolved differently, cancellations,
-    values rounding to 0) comes out alike in two frameworks; a framework's own float32 bug does not.
-    A bug two frameworks share in float32 only is missed: the price of no false alarms.
-    """
-    if verdict.status != FINDING or run.grads is None or run.loss is None:
-        return verdict
-    tolerance = judge_.tolerance
-    close = {"rtol": 2 * tolerance.rtol, "atol": 2 * tolerance.atol, "equal_nan": True}
-    for other in runs:
-        if other is run or other.grads is None or other.loss is None:
-            continue
-        same_loss = bool(np.isclose(run.loss, other.loss, **close))
-        same_grads = all(np.allclose(a, b, **close) for a, b in zip(run.grads, other.grads, strict=True))
-        if same_loss and (verdict.check == "value" or same_grads):
-            detail = f"{other.backend}'s float32 result is the same ({verdict.detail})"
-            return Verdict(verdict.check, verdict.backend, INCONCLUSIVE, detail=detail)
-    return verdict
-
-
-def judge(plan: Plan, reference: Reference, runs: Sequence[BackendRun], extra: str) -> list[Verdict]:
-    """Every verdict on one plan: errors, reverse mode, pairwise, and the extra transform."""
-    verdicts: list[Verdict] = []
-
-    def noise_of(backend: str, loss: float, grads: list[np.ndarray]) -> Noise:
-        return rounding_noise(plan, backend, loss, grads)
-
-    def hvp_noise_of(backend: str, product: list[np.ndarray]) -> list[np.ndarray]:
-        return hvp_noise(plan, backend, product)
-
-    judge_ = Judge(plan, reference, noise_of, hvp_noise_of)
-    ok = [run for run in runs if run.error is None]
-    failed = [run for run in runs if run.error is not None]
-    for run in failed:
-        # several backends and every one refusing: the fuzzer's plan is at fault, not a framework
-        status = INCONCLUSIVE if not ok and len(runs) > 1 else FINDING
-        verdicts.append(Verdict("error", run.backend, status, detail=run.error or ""))
-    reverse = [judge_.reverse(run) for run in ok]
-    if plan.dtype == "float32":
-        reverse = [
-            _shared_rounding(verdict, run, ok, judge_) for verdict, run in zip(reverse, ok, strict=True)
-        ]
-    verdicts += reverse
-    verdicts += judge_.pairwise(ok)
-    for run in ok:
-        if run.extra_error is not None:
-            verdicts.append(Verdict("error", run.backend, FINDING, detail=f"{extra}: {run.extra_error}"))
-        elif extra == "jvp" and run.jvp is not None:
-            verdicts.append(judge_.jvp(run))
-        elif extra == "hvp" and run.hvp is not None:
-            verdicts.append(judge_.hvp(run))
-        elif extra == "compiled" and run.compiled is not None:
-            verdicts.append(judge_.compiled(run))
-    return verdicts
