@@ -16,6 +16,7 @@ collection is off while counting).
 Example:
     python -m benchmarks.torch_host                  # the interleaved table (about a minute)
     python -m benchmarks.torch_host --profile        # where unigrad's time goes
+    python -m benchmarks.torch_host --device cuda    # on a GPU: the host time its steps pay
     valgrind --tool=callgrind --dump-before=os_getppid --callgrind-out-file=/tmp/cg.out \\
         python -m benchmarks.torch_host --callgrind      # a few minutes: torch's import is counted too
     python -m benchmarks.torch_host --read-callgrind /tmp/cg.out
@@ -44,13 +45,14 @@ PAIRS = {
 }
 
 
-def contenders() -> dict[str, Callable[[], Any]]:
-    """The four steps: native and unigrad on the tiny loss, native and unigrad on the MLP (CPU)."""
+def contenders(device: str = "cpu") -> dict[str, Callable[[], Any]]:
+    """The four steps: native and unigrad on the tiny loss, native and unigrad on the MLP, on
+    ``device`` (``"cuda"``: the host time a launch-bound GPU step pays)."""
     import torch
 
     import unigrad as ug
 
-    params = {"w": torch.tensor([0.5, -1.0, 2.0], requires_grad=True)}
+    params = {"w": torch.tensor([0.5, -1.0, 2.0], requires_grad=True, device=device)}
 
     def tiny_loss(p: dict[str, Any]) -> Any:
         return (p["w"] ** 2).sum()
@@ -64,7 +66,7 @@ def contenders() -> dict[str, Callable[[], Any]]:
     def unigrad_tiny() -> tuple[Any, Any]:
         return ug.value_and_grad(tiny_loss, params)
 
-    mlp = build("torch", "mlp", device="cpu")
+    mlp = build("torch", "mlp", device="gpu" if device == "cuda" else device)
     return {
         "native_tiny": native_tiny,
         "unigrad_tiny": unigrad_tiny,
@@ -78,11 +80,13 @@ def measure(
     rounds: int,
     sample_s: float,
     clock: Callable[[], float] = time.perf_counter,
+    sync: Callable[[], Any] = lambda: None,
 ) -> dict[str, list[float]]:
     """Seconds per call of every step, one figure per round; the pairs alternate within a round.
 
     ``clock=time.process_time`` counts the CPU time of this process only: on a machine that others
-    load, the time its threads wait for a core stays out (their caches' effects do not)."""
+    load, the time its threads wait for a core stays out (their caches' effects do not). ``sync``
+    ends every sample (``torch.cuda.synchronize`` on a GPU: once per sample of many calls)."""
     for _ in range(20):  # warm-up: lazy imports, unigrad's plan and loss caches, allocator
         for step in steps.values():
             step()
@@ -106,6 +110,7 @@ def measure(
                     start = clock()
                     for _ in range(calls):
                         step()
+                    sync()
                     times[name].append((clock() - start) / calls)
             gc.collect()
     finally:
@@ -184,7 +189,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--clock", choices=("wall", "cpu"), default="wall", help="wall time, or this process's CPU time"
     )
-    parser.add_argument("--profile", action="store_true", help="cProfile unigrad's tiny call")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: the host time a GPU step pays")
+    parser.add_argument(
+        "--profile", choices=("tiny", "mlp"), nargs="?", const="tiny", help="cProfile a unigrad call"
+    )
     parser.add_argument("--callgrind", action="store_true", help="run under callgrind: see above")
     parser.add_argument("--read-callgrind", metavar="PREFIX", help="instructions per call from its files")
     parser.add_argument("--calls", type=int, default=300, help="tiny calls per step (modes above)")
@@ -200,14 +208,23 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {case} | {n:,.0f} | {u:,.0f} | {u - n:+,.0f} | {u / n:.4f} |")
         return
     limit_threads(1)
-    steps = contenders()
+    steps = contenders(args.device)
     if args.callgrind:
         count_instructions(steps, calls)
     elif args.profile:
-        profile(steps["unigrad_tiny"], args.calls * 10, 25)
+        profile(steps[f"unigrad_{args.profile}"], per_case[args.profile] * 10, 25)
     else:
         clock = time.perf_counter if args.clock == "wall" else time.process_time
-        print(report(measure(steps, args.rounds, args.sample_ms / 1e3, clock)))
+        sync = _synchronizer(args.device)
+        print(report(measure(steps, args.rounds, args.sample_ms / 1e3, clock, sync)))
+
+
+def _synchronizer(device: str) -> Callable[[], Any]:
+    if not device.startswith("cuda"):
+        return lambda: None
+    import torch
+
+    return torch.cuda.synchronize
 
 
 if __name__ == "__main__":

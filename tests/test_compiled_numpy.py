@@ -54,6 +54,40 @@ def test_numpy_leaves_are_not_converted_one_by_one(
     assert type(loss) is np.ndarray and loss.shape == ()
 
 
+def test_on_a_gpu_numpy_leaves_run_unconverted_at_full_float32(
+    numpy_params: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU, NumPy float32 into JAX needs the 'highest' matmul precision (JAX's default there is
+    TF32-class): the structure path enters that scope around each run instead of converting each
+    leaf (on the H200 the scope sent every NumPy leaf through from_numpy again)."""
+    require("jax")
+    import jax
+
+    from unigrad.backends import _jax, get_adapter
+
+    monkeypatch.setattr(_jax, "_on_accelerator", lambda: True)
+    seen: list[object] = []
+
+    def recording_chain(params):
+        seen.append(jax.config.jax_default_matmul_precision)  # runs while jax.jit traces
+        return _chain(params)
+
+    step = ug.value_and_grad_fn(recording_chain, backend="jax", jit=True)
+    step(numpy_params)
+    adapter = type(get_adapter("jax"))
+    conversions = []
+    from_numpy = adapter.from_numpy
+    monkeypatch.setattr(adapter, "from_numpy", lambda self, a: conversions.append(1) or from_numpy(self, a))
+    loss, grads = step([p + 1 for p in numpy_params])
+    assert conversions == [] and step.cache_size == 1 and seen == ["highest"]
+    with jax.default_matmul_precision("highest"):
+        want_loss, want = jax.value_and_grad(_chain)([p + 1 for p in numpy_params])
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    for got, expected in zip(grads, want, strict=True):
+        assert type(got) is np.ndarray and got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_a_new_numpy_dtype_is_planned_and_checked(numpy_params: list[np.ndarray]) -> None:
     require("jax")
     step = ug.value_and_grad_fn(_chain, backend="jax", jit=True)

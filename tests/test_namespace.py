@@ -14,6 +14,7 @@ import math
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -996,6 +997,25 @@ def test_torch_asarray_uses_the_default_device() -> None:
         assert xp.asarray([1.0, 2.0]).device.type == "meta"
     on_cpu = torch.ones(2)
     assert xp.asarray(on_cpu) is on_cpu
+
+
+def test_torch_asarray_of_a_tensor_keeps_the_graph_without_a_warning() -> None:
+    """Before torch 2.13, ``torch.asarray(t)`` cut ``t`` from the graph (the gradient through
+    ``xp.asarray(x)`` was 0 on the H200's torch 2.11); 2.13 keeps it and warns. Ours does neither."""
+    require("torch")
+    import torch
+
+    x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    xp = _namespace_of("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grads = ug.grad(lambda p: xp.sum(xp.asarray(p, dtype=torch.float64) ** 2), x)
+        copied = xp.asarray(x, copy=True)
+    np.testing.assert_allclose(grads.numpy(), [2.0, -4.0, 6.0])
+    assert copied is not x and copied.grad_fn is not None
+    assert xp.asarray(x, device="meta").device.type == "meta"
+    with pytest.raises(ValueError, match="copy=False"):
+        xp.asarray(x, dtype=torch.float64, copy=False)
 
 
 def test_numpy_namespace_imports_no_framework() -> None:

@@ -84,10 +84,11 @@ def test_native_jax_calls_and_cpu_calls_are_left_alone(monkeypatch: pytest.Monke
     require("jax")
     import jax.numpy as jnp
 
-    seen: list[object] = []
-    ug.grad(_recording_loss(seen), np.eye(3, dtype=np.float32), backend="jax")  # a CPU: nothing to do
     from unigrad.backends import _jax
 
+    seen: list[object] = []
+    monkeypatch.setattr(_jax, "_on_accelerator", lambda: False)  # also on a GPU machine
+    ug.grad(_recording_loss(seen), np.eye(3, dtype=np.float32), backend="jax")  # a CPU: nothing to do
     monkeypatch.setattr(_jax, "_on_accelerator", lambda: True)
     ug.grad(_recording_loss(seen), jnp.eye(3))  # JAX's own params: JAX's own setting
     assert seen == [None, None]

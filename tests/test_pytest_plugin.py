@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import pytest
 
 from unigrad.backends import framework_backends, is_installed
@@ -39,10 +41,16 @@ def test_skips_tf(ug_backend):
 """
 
 
+def _entry_point_installed() -> bool:
+    return any(ep.value == "unigrad.pytest_plugin" for ep in entry_points(group="pytest11"))
+
+
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_third_party=TEST_FILE)
-    # the plugin loads through its pytest11 entry point, as it will for any user who installs unigrad
-    return pytester.runpytest_subprocess("-rs", *args)
+    # The plugin loads through its pytest11 entry point, as it will for any user who installs unigrad;
+    # from a source tree on PYTHONPATH (the GPU machine, no network to install from) it is named.
+    load = () if _entry_point_installed() else ("-p", "unigrad.pytest_plugin")
+    return pytester.runpytest_subprocess("-rs", *load, *args)
 
 
 def test_backends_parametrised_and_missing_ones_skipped_with_reason(pytester: pytest.Pytester) -> None:

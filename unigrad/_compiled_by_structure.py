@@ -12,14 +12,15 @@ keyed path with its conversions). The compiled function takes the pytrees as the
 key's planning checks (the params' dtypes, the loss) is checked while tracing instead, so it still
 happens once per new signature and raises the same typed errors.
 
-Only calls without conversions or non-array data qualify (see :func:`qualifies`), and calls whose
-params are all NumPy arrays the compiler can take as they are (:func:`numpy_qualifies`: no 64-bit
-scope, no placement): ``jax.jit`` transfers NumPy leaves itself, in C++, where converting each one
-first in Python cost ~30 us a leaf (a 10-leaf client ran at 3.2x ``jax.jit`` on the same list). Their
-results come back as NumPy, as on the keyed path, and the entry also checks the NumPy dtypes (a new
-dtype, such as float64 the compiler would narrow, takes the keyed path and its checks). With ``has_aux``,
-the aux must be arrays only: other aux leaves (numbers, strings) are carried around a trace, which
-takes one trace per key, so a step whose aux holds them goes back to the keyed path.
+Only calls without conversions or non-array data qualify (see :func:`qualifies`), and calls whose params
+are all NumPy arrays the compiler can take as they are (:func:`numpy_qualifies`: no 64-bit dtype, no
+placement; on a GPU the call's float32 matmul-precision scope is entered around each run, and the
+compiler keys its traces by that setting too): ``jax.jit`` transfers NumPy leaves itself, in C++, where
+converting each one first in Python cost ~30 us a leaf (a 10-leaf client ran at 3.2x ``jax.jit`` on the
+same list). Their results come back as NumPy, as on the keyed path, and the entry also checks the NumPy
+dtypes (a new dtype, such as float64 the compiler would narrow, takes the keyed path and its checks).
+With ``has_aux``, the aux must be arrays only: other aux leaves (numbers, strings) are carried around a
+trace, which takes one trace per key, so a step whose aux holds them goes back to the keyed path.
 """
 
 from __future__ import annotations
@@ -51,14 +52,20 @@ def qualifies(plan: CallPlan, data_leaves: list[Any]) -> bool:
 
 def numpy_qualifies(plan: CallPlan, data_leaves: list[Any]) -> bool:
     """Whether a call planned as ``plan`` has NumPy params (and NumPy or the adapter's data) that the
-    compiler can take unconverted: it keys shapes itself, and no scope or placement is needed."""
+    compiler can take unconverted: it keys shapes itself, no placement is needed and no leaf has a
+    dtype the adapter scopes (64-bit on JAX). A matmul-precision scope (NumPy float32 into JAX on a
+    GPU) is entered around each run instead (see :class:`StructureEntry`)."""
     adapter = plan.adapter
+    scoped = adapter.scoped_dtypes
     return (
         adapter.compiler_keys_shapes
         and plan.origins is not None
-        and plan.scope is None
         and plan.place is None
         and all(origin.name == "numpy" for origin in plan.origins)
+        and not any(
+            origin.dtype_name(leaf) in scoped
+            for origin, leaf in zip(plan.origins, plan.originals, strict=True)
+        )
         and all(backend_name_of(leaf) in (adapter.name, "numpy") for leaf in data_leaves)
     )
 
@@ -114,9 +121,14 @@ class StructureEntry:
         if numpy_dtypes is None:
             self.run = compiled
         else:
+            scope = plan.scope
 
             def run_on_numpy(params: Any, data: Any) -> tuple[Any, Any]:
-                head, grads = compiled(params, data)
+                if scope is None:
+                    head, grads = compiled(params, data)
+                else:  # the matmul precision NumPy's float32 has (see numpy_qualifies)
+                    with scope():
+                        head, grads = compiled(params, data)
                 # As the keyed path hands them back: writable gradients of their own, the loss (and
                 # aux) as the framework's NumPy export.
                 grads = _tree.tree_map(np.array, grads)

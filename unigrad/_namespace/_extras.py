@@ -79,12 +79,23 @@ def _returning(result_type: type, function: Callable[..., Any], spread: bool = T
 def _torch_corrections(module: ModuleType) -> Functions:
     import torch
 
-    def asarray(obj: Any, /, *, dtype: Any = None, **kwargs: Any) -> Any:
+    def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None) -> Any:
+        if isinstance(obj, torch.Tensor):
+            # torch.asarray cuts a tensor from the graph before torch 2.13 (requires_grad=False: the
+            # gradient through xp.asarray(x) was 0 on torch 2.11) and warns from 2.13 on; .to() and
+            # .clone() are differentiable on every version.
+            out = obj.to(device=device, dtype=dtype)
+            if out is not obj and copy is False:
+                raise ValueError(
+                    f"asarray(copy=False): a {obj.dtype} tensor on {obj.device} needs a copy to become "
+                    f"dtype={dtype}, device={device}; pass copy=None to allow it"
+                )
+            return obj.clone() if copy and out is obj else out
         # torch.asarray keeps a NumPy array on the CPU; put new tensors on torch's default device
         # (a namespace pinned to a device passes its own).
-        if kwargs.get("device") is None and not isinstance(obj, torch.Tensor):
-            kwargs["device"] = torch.get_default_device()
-        return module.asarray(obj, dtype=dtype, **kwargs)
+        if device is None:
+            device = torch.get_default_device()
+        return module.asarray(obj, dtype=dtype, device=device, copy=copy)
 
     def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Any:
         # index_select wants a 1-D index and no negative entries; np.take takes any shape and counts
