@@ -29,6 +29,7 @@ import importlib.metadata
 
 import pytest
 
+import unigrad
 from unigrad.backends import BACKENDS, framework_backends, is_installed
 
 KNOWN_BACKENDS = tuple(framework_backends())
@@ -81,7 +82,8 @@ def pytest_report_header(config: pytest.Config) -> str:
         parts.append(f"{backend} {version}" if version else f"{backend} (not installed)")
     devices = config.getoption("--unigrad-devices")
     return (
-        f"unigrad {importlib.metadata.version('unigrad')}: {', '.join(parts)}; devices requested: {devices}"
+        # unigrad's own version, not its distribution's: a source tree on PYTHONPATH has none
+        f"unigrad {unigrad.__version__}: {', '.join(parts)}; devices requested: {devices}"
     )
 
 
