@@ -28,6 +28,33 @@ def test_torch_inputs_are_not_mutated() -> None:
     np.testing.assert_array_equal(grads["a"].numpy(), [2.0, 4.0])
 
 
+def test_torch_parameters_differentiated_as_they_are_each_occurrence_its_own() -> None:
+    """Parameters (leaves requiring grad) are differentiated without an alias per leaf; a tensor
+    that appears twice still gets one gradient per occurrence, and a non-leaf tensor that requires
+    grad is cut from the graph that made it."""
+    require("torch")
+    import torch
+
+    w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    seen = []
+
+    def loss(p):
+        seen.append(p["a"] is w)
+        return (p["a"] * 2.0 + p["b"] * 3.0).sum()
+
+    shared = ug.grad(loss, {"a": w, "b": w})
+    np.testing.assert_array_equal(shared["a"].numpy(), [2.0, 2.0])
+    np.testing.assert_array_equal(shared["b"].numpy(), [3.0, 3.0])
+    own = ug.grad(loss, {"a": w, "b": torch.nn.Parameter(torch.ones(2))})
+    np.testing.assert_array_equal(own["a"].numpy(), [2.0, 2.0])
+    assert seen == [False, True] and w.grad is None
+    upstream = torch.nn.Parameter(torch.tensor([1.0, -1.0]))
+    made = upstream * 5.0  # requires grad, not a leaf
+    grads = ug.grad(lambda p: (p**2).sum(), made)
+    np.testing.assert_array_equal(grads.numpy(), [10.0, -10.0])
+    assert upstream.grad is None and made.grad_fn is not None
+
+
 def test_torch_gradients_can_be_updated_in_place() -> None:
     # autograd.grad hands back the gradient of a sum expanded (stride 0), on which g.mul_ fails;
     # unigrad's are dense, like what loss.backward() leaves in .grad.
