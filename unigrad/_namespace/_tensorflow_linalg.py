@@ -158,6 +158,14 @@ def trace(x: Any, /, *, offset: int = 0, dtype: Any = None) -> Any:
     return total if dtype is None else tf.cast(total, dtype)
 
 
+def _squared_magnitude(x: Any) -> Any:
+    """|x|**2 without abs: TensorFlow's abs has gradient sign(x), 0 at 0, so square(abs(x)) had a
+    second derivative of 0 at x = 0 where it is 2 (a wrong Hessian-vector product of the norm)."""
+    if x.dtype.is_complex:
+        return tf.math.square(tf.math.real(x)) + tf.math.square(tf.math.imag(x))
+    return tf.math.square(x)
+
+
 def vector_norm(x: Any, /, *, axis: Axis = None, keepdims: bool = False, ord: float = 2) -> Any:
     magnitude = tf.math.abs(tensor(x))
     axes = axes_of(axis)
@@ -171,7 +179,8 @@ def vector_norm(x: Any, /, *, axis: Axis = None, keepdims: bool = False, ord: fl
     if ord == 1:
         return tf.math.reduce_sum(magnitude, axis=axes, keepdims=keepdims)
     if ord == 2:
-        return tf.math.sqrt(tf.math.reduce_sum(tf.math.square(magnitude), axis=axes, keepdims=keepdims))
+        squares = _squared_magnitude(tensor(x))
+        return tf.math.sqrt(tf.math.reduce_sum(squares, axis=axes, keepdims=keepdims))
     power = tf.cast(ord, magnitude.dtype)
     total = tf.math.reduce_sum(tf.math.pow(magnitude, power), axis=axes, keepdims=keepdims)
     return tf.math.pow(total, 1 / power)
@@ -180,7 +189,7 @@ def vector_norm(x: Any, /, *, axis: Axis = None, keepdims: bool = False, ord: fl
 def matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
     x = tensor(x)
     if ord == "fro":
-        norm = tf.math.sqrt(tf.math.reduce_sum(tf.math.square(tf.math.abs(x)), axis=[-2, -1]))
+        norm = tf.math.sqrt(tf.math.reduce_sum(_squared_magnitude(x), axis=[-2, -1]))
     elif ord in ("nuc", 2, -2):
         singular_values = tf.linalg.svd(x, compute_uv=False)
         reduce = {"nuc": tf.math.reduce_sum, 2: tf.math.reduce_max, -2: tf.math.reduce_min}[ord]

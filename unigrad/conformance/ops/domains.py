@@ -50,6 +50,16 @@ def _spread(rng: np.random.Generator, shape: Shape) -> np.ndarray:
     return rng.permutation(np.linspace(-1.5, 1.5, max(size, 1)) + 0.1234)[:size].reshape(shape)
 
 
+def _with_zeros(rng: np.random.Generator, shape: Shape) -> np.ndarray:
+    """Away from zero, except every third element (in a seeded order), which is exactly 0: where an
+    op is smooth (a 2-norm of a nonzero vector) but a rewrite through ``abs`` is not (TensorFlow's
+    ``abs`` has derivative 0 at 0, so ``square(abs(x))`` had second derivative 0 there)."""
+    values = _signed(0.5, 2.0)(rng, shape)
+    flat = values.reshape(-1)
+    flat[rng.permutation(flat.size)[: flat.size // 3]] = 0.0
+    return values
+
+
 def _fractional(rng: np.random.Generator, shape: Shape) -> np.ndarray:
     """Integers plus a fraction in [0.15, 0.35]: away from the jumps of floor/ceil/round/trunc."""
     return rng.integers(-3, 3, size=shape) + rng.uniform(0.15, 0.35, size=shape)
@@ -97,6 +107,7 @@ UNIT = Domain("open unit interval", _uniform(-0.8, 0.8))  # asin, acos, atanh: a
 ABOVE_ONE = Domain("above one", _uniform(1.3, 3.0))  # acosh
 TAN = Domain("away from poles", _uniform(-1.0, 1.0))
 DISTINCT = Domain("distinct values", _spread)
+WITH_ZEROS = Domain("nonzero, with exact zeros", _with_zeros)
 FRACTIONAL = Domain("away from integers", _fractional)
 COMPLEX = Domain("complex", _complex)
 WELL_CONDITIONED = Domain("well-conditioned matrix", _well_conditioned)

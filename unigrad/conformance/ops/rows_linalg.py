@@ -29,6 +29,7 @@ from unigrad.conformance.ops.domains import (
     SPREAD_SINGULAR,
     SPREAD_SPECTRUM,
     WELL_CONDITIONED,
+    WITH_ZEROS,
     Domain,
 )
 from unigrad.conformance.ops.table import FLOAT_DTYPES, Op, Special, Unavailable, call, samples
@@ -209,6 +210,7 @@ ROWS: list[Op] = [
             ),
         ),
     ),
+    _linalg("linalg.vector_norm", call("linalg.vector_norm"), (WITH_ZEROS,), (3, 4), label="with_zeros"),
     _linalg(
         "linalg.vector_norm",
         lambda xp, x: xp.linalg.vector_norm(x, ord=1, axis=1),
@@ -233,6 +235,14 @@ ROWS: list[Op] = [
         label="ord_3",
     ),
     _linalg("linalg.matrix_norm", call("linalg.matrix_norm"), (REAL,), (4, 4), gap={"ord": "fro"}),
+    _linalg(
+        "linalg.matrix_norm",
+        call("linalg.matrix_norm"),
+        (WITH_ZEROS,),
+        (4, 4),
+        label="with_zeros",
+        gap={"ord": "fro"},
+    ),
     _linalg(
         "linalg.matrix_norm",
         lambda xp, x: xp.linalg.matrix_norm(x, ord="nuc"),

@@ -1,25 +1,28 @@
-"""Host (Python) time of unigrad's eager PyTorch path against the hand-written native calls.
+"""Host (Python) time of unigrad's eager path against the hand-written native calls, per backend.
 
-On a launch-bound GPU step every µs of Python per call shows in the step time, so this measures it on
-the CPU, in one process, interleaved: a tiny loss (``{"w": 3 floats}``, sum of squares) whose native
-form is a detached alias and ``torch.autograd.grad``, and the MLP of the benchmarks (784-256-10,
-batch 128) against ``loss.backward()``. Each round times every contender once (the order rotating);
-the figures are medians of the per-round differences and ratios, with their IQR.
+On a launch-bound GPU step every µs of Python per call shows in the step time, so this measures it in
+one process, interleaved: a tiny loss (``{"w": 3 floats}``, sum of squares; on torch the native form
+is a detached alias and ``torch.autograd.grad``, elsewhere the benchmarks' native: a
+``tf.GradientTape``, ``jax.value_and_grad``), the MLP of the benchmarks (784-256-10, batch 128) and
+the pytree of 1,000 leaves (8 floats each; its row is per leaf) against the benchmarks' natives. Each
+round times every contender once (the order rotating); the figures are medians of the per-round
+differences and ratios, with their IQR. ``--backend`` picks the framework (default torch).
 
 ``--profile`` prints where a unigrad call's time goes (cProfile over many tiny calls).
 ``--callgrind`` counts instructions per call, which stay repeatable on a loaded machine: run under
 ``valgrind --tool=callgrind --dump-before=os_getppid``, the script calls ``os.getppid()`` around each
-contender's calls (``--calls`` tiny, ``--mlp-calls`` MLP), so callgrind writes one profile per
-contender; ``--read-callgrind`` then prints the instructions per call from those files (garbage
-collection is off while counting).
+contender's calls (``--calls`` tiny, ``--mlp-calls`` MLP, ``--tree-calls`` pytree), so callgrind
+writes one profile per contender; ``--read-callgrind`` then prints the instructions per call from
+those files (garbage collection is off while counting).
 
 Example:
-    python -m benchmarks.torch_host                  # the interleaved table (about a minute)
-    python -m benchmarks.torch_host --profile        # where unigrad's time goes
-    python -m benchmarks.torch_host --device cuda    # on a GPU: the host time its steps pay
+    python -m benchmarks.host                        # the interleaved table (about a minute)
+    python -m benchmarks.host --backend jax          # the same for JAX
+    python -m benchmarks.host --profile              # where unigrad's time goes
+    python -m benchmarks.host --device cuda          # on a GPU: the host time its steps pay
     valgrind --tool=callgrind --dump-before=os_getppid --callgrind-out-file=/tmp/cg.out \\
-        python -m benchmarks.torch_host --callgrind      # a few minutes: torch's import is counted too
-    python -m benchmarks.torch_host --read-callgrind /tmp/cg.out
+        python -m benchmarks.host --callgrind            # a few minutes: the framework's import too
+    python -m benchmarks.host --read-callgrind /tmp/cg.out
 """
 
 from __future__ import annotations
@@ -42,12 +45,29 @@ from benchmarks.workloads import build
 PAIRS = {
     "tiny": ("native_tiny", "unigrad_tiny"),
     "mlp": ("native_mlp", "unigrad_mlp"),
+    "pytree": ("native_pytree", "unigrad_pytree"),
 }
+#: The pytree's row is per leaf: its figures are divided by this.
+TREE_LEAVES = 1000
 
 
-def contenders(device: str = "cpu") -> dict[str, Callable[[], Any]]:
-    """The four steps: native and unigrad on the tiny loss, native and unigrad on the MLP, on
-    ``device`` (``"cuda"``: the host time a launch-bound GPU step pays)."""
+def contenders(backend: str = "torch", device: str = "cpu") -> dict[str, Callable[[], Any]]:
+    """The six steps: native and unigrad on the tiny loss, the MLP and the pytree, on ``backend`` and
+    ``device`` (``"cuda"`` or ``"gpu"``: the host time a launch-bound GPU step pays)."""
+    on = "gpu" if device in ("cuda", "gpu") else device
+    steps = {}
+    for case in PAIRS:
+        sizes = {"size": 3} if case == "tiny" else {"leaves": TREE_LEAVES} if case == "pytree" else {}
+        work = build(backend, case, device=on, **sizes)
+        steps[f"native_{case}"] = next(iter(work.natives.values()))
+        steps[f"unigrad_{case}"] = work.unigrad_step
+    if backend == "torch":
+        steps.update(_torch_tiny("cuda" if on == "gpu" else on))
+    return steps
+
+
+def _torch_tiny(device: str) -> dict[str, Callable[[], Any]]:
+    """torch's tiny pair: the native form a careful user writes for one call (no ``.grad`` to reset)."""
     import torch
 
     import unigrad as ug
@@ -66,13 +86,7 @@ def contenders(device: str = "cpu") -> dict[str, Callable[[], Any]]:
     def unigrad_tiny() -> tuple[Any, Any]:
         return ug.value_and_grad(tiny_loss, params)
 
-    mlp = build("torch", "mlp", device="gpu" if device == "cuda" else device)
-    return {
-        "native_tiny": native_tiny,
-        "unigrad_tiny": unigrad_tiny,
-        "native_mlp": mlp.natives["loss.backward()"],
-        "unigrad_mlp": mlp.unigrad_step,
-    }
+    return {"native_tiny": native_tiny, "unigrad_tiny": unigrad_tiny}
 
 
 def measure(
@@ -126,10 +140,12 @@ def report(times: dict[str, list[float]]) -> str:
         "|---|---|---|---|---|",
     ]
     for case, (native, unigrad) in PAIRS.items():
-        added = differences(times[unigrad], times[native]).scaled(1e6)
+        per = TREE_LEAVES if case == "pytree" else 1
+        added = differences(times[unigrad], times[native]).scaled(1e6 / per)
         ratio = ratios(times[unigrad], times[native])
+        label = f"{case} (added per leaf)" if per > 1 else case
         lines.append(
-            f"| {case} | {statistics.median(times[native]) * 1e6:.2f} µs "
+            f"| {label} | {statistics.median(times[native]) * 1e6:.2f} µs "
             f"| {statistics.median(times[unigrad]) * 1e6:.2f} µs | {_spread(added, '+.2f')} "
             f"| {_spread(ratio, '.4f')} |"
         )
@@ -181,9 +197,8 @@ def read_counts(prefix: str, calls: dict[str, int]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     """The command line: the interleaved table, ``--profile``, ``--callgrind`` or ``--read-callgrind``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.torch_host", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.host", description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("torch", "tensorflow", "jax"), default="torch")
     parser.add_argument("--rounds", type=int, default=61)
     parser.add_argument("--sample-ms", type=float, default=20.0, help="length of one timed sample")
     parser.add_argument(
@@ -191,24 +206,26 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--device", default="cpu", help="cpu, or cuda: the host time a GPU step pays")
     parser.add_argument(
-        "--profile", choices=("tiny", "mlp"), nargs="?", const="tiny", help="cProfile a unigrad call"
+        "--profile", choices=tuple(PAIRS), nargs="?", const="tiny", help="cProfile a unigrad call"
     )
     parser.add_argument("--callgrind", action="store_true", help="run under callgrind: see above")
     parser.add_argument("--read-callgrind", metavar="PREFIX", help="instructions per call from its files")
     parser.add_argument("--calls", type=int, default=300, help="tiny calls per step (modes above)")
     parser.add_argument("--mlp-calls", type=int, default=10, help="MLP calls per step (callgrind)")
+    parser.add_argument("--tree-calls", type=int, default=3, help="pytree calls per step (callgrind)")
     args = parser.parse_args(argv)
-    per_case = {"tiny": args.calls, "mlp": args.mlp_calls}
+    per_case = {"tiny": args.calls, "mlp": args.mlp_calls, "pytree": args.tree_calls}
     calls = {name: per_case[case] for case, pair in PAIRS.items() for name in pair}
     if args.read_callgrind:
         counts = read_counts(args.read_callgrind, calls)
         print("| case | native instr/call | unigrad instr/call | added | ratio |\n|---|---|---|---|---|")
         for case, (native, unigrad) in PAIRS.items():
             n, u = counts[native], counts[unigrad]
-            print(f"| {case} | {n:,.0f} | {u:,.0f} | {u - n:+,.0f} | {u / n:.4f} |")
+            per = f" ({(u - n) / TREE_LEAVES:+,.0f} a leaf)" if case == "pytree" else ""
+            print(f"| {case} | {n:,.0f} | {u:,.0f} | {u - n:+,.0f}{per} | {u / n:.4f} |")
         return
     limit_threads(1)
-    steps = contenders(args.device)
+    steps = contenders(args.backend, args.device)
     if args.callgrind:
         count_instructions(steps, calls)
     elif args.profile:
