@@ -125,3 +125,21 @@ def test_tensorflow_imports_aligned_numpy_without_copying_and_others_safely(offs
     np.testing.assert_allclose(grads["w"], want, rtol=1e-5)
     np.testing.assert_array_equal(params["w"], before[0])  # never written through the alias
     np.testing.assert_array_equal(data["x"], before[1])
+
+
+def test_torch_tensors_numpy_refuses_convert_to_numpy() -> None:
+    """Tensor.numpy() refuses a conjugate or negative bit (hfft's gradient, ihfft's tangent) and a
+    ZeroTensor (an unused input's tangent): the adapter resolves them."""
+    require("torch")
+    import torch
+
+    from unigrad.backends import get_adapter
+
+    adapter = get_adapter("torch")
+    conjugated = torch.tensor([1 + 2j, 3 - 1j]).conj()
+    negated = torch.tensor([1 + 2j]).conj().imag  # a view with the negative bit set
+    zeros = torch._efficientzerotensor(3)
+    assert conjugated.is_conj() and negated.is_neg()
+    np.testing.assert_array_equal(adapter.to_numpy(conjugated), [1 - 2j, 3 + 1j])
+    np.testing.assert_array_equal(adapter.to_numpy(negated), [-2.0])
+    np.testing.assert_array_equal(adapter.to_numpy(zeros), np.zeros(3, dtype=np.float32))

@@ -270,3 +270,22 @@ def test_keras_variables_in_transforms_match_plain_tensors() -> None:
     for got, want in pairs:
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_tensorflow_hvp_through_a_gather_is_dense() -> None:
+    """The tangent of a gradient that went through ``tf.gather`` is ``IndexedSlices``: ``ug.hvp``
+    hands back a dense tensor (NumPy in: it raised ``'IndexedSlices' object has no attribute
+    'numpy'``)."""
+    require("tensorflow")
+    import tensorflow as tf
+
+    def loss(p):
+        xp = ug.namespace(p)
+        return xp.sum(xp.take(p, xp.asarray([0, 2, 2]), axis=0) ** 3)
+
+    x, v = np.arange(6.0).reshape(3, 2), np.ones((3, 2))
+    want = [[0.0, 6.0], [0.0, 0.0], [48.0, 60.0]]  # 3 x^2 per use, differentiated: 6 x * uses
+    np.testing.assert_allclose(ug.hvp(loss, x, v, backend="tensorflow"), want)
+    native = ug.hvp(loss, tf.constant(x), tf.constant(v))
+    assert isinstance(native, tf.Tensor)
+    np.testing.assert_allclose(native.numpy(), want)

@@ -380,3 +380,23 @@ def test_tensorflow_per_example_falls_back_to_a_loop(monkeypatch: pytest.MonkeyP
             lambda w, e: tf.reduce_sum(w * e) ** 2, tf.constant([1.0, 1.0], tf.float64), tf.constant(x)
         )
     np.testing.assert_allclose(grads.numpy(), 2 * x.sum(axis=1, keepdims=True) * x)
+
+
+@pytest.mark.parametrize(
+    "view", [lambda p: p, lambda p: p[1:], lambda p: p.reshape(3, 1)], ids=["itself", "slice", "reshape"]
+)
+def test_numpy_reference_differentiates_outputs_that_are_views_of_params(view) -> None:
+    """The finite-difference reference moves the params in place: an output that is a view of them
+    moved with them, and its jvp, jacobian and vjp were all 0."""
+    x, tangent = np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 2.0])
+    # The exact Jacobian of a linear view, as a (outputs, 3) matrix: column j is view(e_j).
+    want_jac = np.stack([view(e).reshape(-1) for e in np.eye(3)], axis=1)
+    out, out_tangent = ug.jvp(view, x, tangent, backend="numpy")
+    np.testing.assert_allclose(out, view(x.copy()))
+    np.testing.assert_allclose(out_tangent.reshape(-1), want_jac @ tangent, atol=1e-8)
+    jac = ug.jacobian(view, x, backend="numpy")
+    np.testing.assert_allclose(jac.reshape(-1, 3), want_jac, atol=1e-8)
+    cotangent = np.ones_like(view(x.copy()))
+    _, pulled = ug.vjp(view, x, cotangent, backend="numpy")
+    np.testing.assert_allclose(pulled, want_jac.T @ cotangent.reshape(-1), atol=1e-8)
+    np.testing.assert_array_equal(x, [1.0, 2.0, 3.0])

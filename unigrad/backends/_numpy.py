@@ -236,7 +236,9 @@ def _joined_row(row: list[np.ndarray], is_complex: list[bool]) -> list[np.ndarra
 
 
 def _float64_outputs(fn: FlatFn, points: list[np.ndarray]) -> list[np.ndarray]:
-    return [np.asarray(o, dtype=np.float64) for o in fn(points)]
+    # Copies: an output may be a view of a point (fn returning p, p[1:], p.reshape(...)), which the
+    # differences move in place; as a view, f(x + h) and f(x - h) were the same array (derivative 0).
+    return [np.array(o, dtype=np.float64) for o in fn(points)]
 
 
 def _difference_jacobian(

@@ -166,7 +166,8 @@ class TensorFlowAdapter(Adapter):
         # Forward over reverse: the accumulator outside the tape pushes `vector` through the gradient.
         with tf.autodiff.ForwardAccumulator(_watchable(leaves), vector) as accumulator:
             grads = self._gradient(fn, leaves, finish)
-        return [accumulator.jvp(g, unconnected_gradients=_ZERO) for g in grads]
+        # The tangent of a gradient that went through a gather (take) is IndexedSlices too.
+        return _dense([accumulator.jvp(g, unconnected_gradients=_ZERO) for g in grads])
 
     def per_example_grads(
         self, fn: ExampleFn, leaves: list[Any], batch: list[Any], finish: OutputCheck

@@ -69,14 +69,13 @@ class TorchAdapter(Adapter):
     def to_numpy(self, x: Any) -> np.ndarray:
         try:  # the common case (a CPU tensor outside any graph): one call, no copy
             return x.numpy()
-        except (RuntimeError, TypeError):  # requires grad, on an accelerator, or bfloat16
-            pass
-        x = x.detach()
+        except (RuntimeError, TypeError):  # requires grad, on an accelerator, bfloat16, a conjugate
+            pass  # or negative bit set (hfft's gradient), a ZeroTensor (an unused input's tangent)
         if x.dtype == torch.bfloat16:
             import ml_dtypes  # shipped with JAX and TensorFlow; NumPy itself has no bfloat16
 
-            return x.cpu().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-        return x.cpu().numpy()
+            return x.detach().cpu().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        return x.numpy(force=True)  # detach, to the CPU, the conjugate and negative bits resolved
 
     def buffer_address(self, x: Any) -> int | None:
         return int(x.data_ptr())

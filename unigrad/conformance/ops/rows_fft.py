@@ -40,18 +40,6 @@ _MLX_SINGLE = Unavailable(
     "off by up to 2.8e-6 relative)",
     dtypes=("float64",),
 )
-_TORCH_CONJ = Unavailable(
-    "torch",
-    "unigrad's torch adapter cannot convert the gradient to NumPy: torch 2.13 returns it with the "
-    "conjugate bit set and Tensor.numpy() refuses it (needs resolve_conj)",
-    modes=("grad",),
-)
-_TORCH_NEG = Unavailable(
-    "torch",
-    "unigrad's torch adapter cannot convert the jvp tangent to NumPy: torch 2.13 returns it with the "
-    "negative bit set and Tensor.numpy() refuses it (needs resolve_neg)",
-    modes=("jvp",),
-)
 _MLX_ODD_JVP = Unavailable(
     "mlx",
     "MLX 0.32's jvp of irfft with an odd output length is wrong (inf, or a broadcast error of the "
@@ -101,17 +89,17 @@ ROWS: list[Op] = [
     ),
     _fft("fft.rfftn", call("fft.rfftn"), REAL, unavailable=(_MLX_SINGLE,), **_LINEAR),
     _fft("fft.irfftn", call("fft.irfftn"), COMPLEX, (3, 3), **_LINEAR),
-    _fft("fft.hfft", call("fft.hfft"), COMPLEX, (3, 3), unavailable=(_TORCH_CONJ,), **_LINEAR),
+    _fft("fft.hfft", call("fft.hfft"), COMPLEX, (3, 3), **_LINEAR),
     _fft(
         "fft.hfft",
         lambda xp, x: xp.fft.hfft(x, n=5, norm="ortho"),
         COMPLEX,
         (3, 3),
         label="odd_ortho",
-        unavailable=(_TORCH_CONJ, _MLX_ODD_JVP),
+        unavailable=(_MLX_ODD_JVP,),
         **_LINEAR,
     ),
-    _fft("fft.ihfft", call("fft.ihfft"), REAL, unavailable=(_MLX_SINGLE, _TORCH_NEG), **_LINEAR),
+    _fft("fft.ihfft", call("fft.ihfft"), REAL, unavailable=(_MLX_SINGLE,), **_LINEAR),
     _fft("fft.fftshift", call("fft.fftshift"), REAL, (3, 3), **_LINEAR),
     _fft("fft.ifftshift", lambda xp, x: xp.fft.ifftshift(x, axes=1), COMPLEX, (3, 3), **_LINEAR),
     _fft(
