@@ -21,7 +21,8 @@ from unigrad.conformance.results import ERROR, FAIL, KNOWN, PASS, UNSUPPORTED, R
 
 LEGEND = (
     "ok = agrees · known = another valid gradient or a declared difference · "
-    "n/a = unsupported at this dtype · err = raised · 3e-02! = disagrees (worst rel. error)"
+    "n/a = a declared gap (op or dtype; reason in the JSON) · err = raised · "
+    "3e-02! = disagrees (worst rel. error)"
 )
 
 _DTYPE_SHORT = {"float64": "f64", "float32": "f32", "float16": "f16", "bfloat16": "bf16"}
