@@ -67,6 +67,18 @@ MODULES = {
     "unigrad.distributed._job": [],
     "unigrad.distributed.cases": [],
     "unigrad.cli._data_parallel": [],
+    "unigrad.fuzz": ["torch"],  # and Hypothesis (the test extra)
+    "unigrad.fuzz.campaign": ["torch"],
+    "unigrad.fuzz.evaluate": ["torch"],
+    "unigrad.fuzz.generator": ["torch"],
+    "unigrad.fuzz.op_table": ["torch"],
+    "unigrad.fuzz.parallel": ["torch"],
+    "unigrad.fuzz.program": ["torch"],
+    "unigrad.fuzz.reference": ["torch"],
+    "unigrad.fuzz.report": ["torch"],
+    "unigrad.fuzz.reproducer": ["torch"],
+    "unigrad.fuzz.runner": ["torch"],
+    "unigrad.fuzz.shrink": ["torch"],
 }
 
 

@@ -255,3 +255,40 @@ def test_where_with_an_unsafe_branch_and_the_norm_at_zero_are_known():
     norm = Program(((3,),), (0.0, 0.0, 0.0), (Step("vector_norm", (0, 0, 0), 0, 0.0),))
     assert make_plan(norm).singular == ((0, "zero vector"),)
     assert _verdicts(norm)["reverse"][0] in ("pass", "known")
+
+
+def test_rounds_in_worker_processes_give_the_serial_report(tmp_path, monkeypatch):
+    """``--jobs 2``: the same programs, counts and causes as one process; the earlier round's
+    reproducer is kept, and no round folder is left behind. The workers are new interpreters: the
+    plant reaches them as a ``sitecustomize`` on ``PYTHONPATH``."""
+    from unigrad.fuzz.parallel import run_parallel
+
+    plant = _plant_module(tmp_path)
+    (tmp_path / "sitecustomize.py").write_text(
+        "import planted_sin, unigrad as ug\nug.namespace('torch').sin = planted_sin.WrongSin.apply\n",
+        encoding="utf-8",
+    )
+    import planted_sin  # type: ignore[import-not-found]
+
+    def config(out: Path) -> FuzzConfig:
+        return FuzzConfig(
+            backends=["torch"], programs=24, round_size=6, seed=1, ops=SMALL_OPS, extras=("jvp",),
+            out=str(out), verify=False,
+        )  # fmt: skip
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ug.namespace("torch"), "sin", planted_sin.WrongSin.apply)
+        serial = run_fuzz(config(tmp_path / "serial"))
+    monkeypatch.setenv("PYTHONPATH", f"{plant.parent}{':' + sys.path[0] if sys.path[0] else ''}")
+    parallel = run_parallel(config(tmp_path / "parallel"), jobs=2)
+
+    assert serial.exit_code() == parallel.exit_code() == 1
+    first, second = serial.to_dict(), parallel.to_dict()
+    for key in ("programs", "plans", "statuses", "known", "choices_at_kinks", "ops_generated"):
+        assert first[key] == second[key], key
+    assert {f.cause: f.count for f in serial.findings.values()} == {
+        f.cause: f.count for f in parallel.findings.values()
+    }
+    for finding in parallel.findings.values():
+        assert Path(finding.reproducer).parent == tmp_path / "parallel" and Path(finding.reproducer).exists()
+    assert not list((tmp_path / "parallel").glob(".round-*"))

@@ -8,6 +8,7 @@ finding exists, 2 on usage errors (unknown backend, dtype or check; both ``--min
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -64,6 +65,12 @@ def add_fuzz_parser(commands: Any) -> None:
     fuzz.add_argument("--no-shrink", action="store_true", help="write findings as found, unshrunk")
     fuzz.add_argument("--no-verify", action="store_true", help="do not run each reproducer once")
     fuzz.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fuzz.add_argument(
+        "--jobs",
+        type=int,
+        help="worker processes, each running whole rounds of programs (default: one per CPU core, at "
+        "most one per round; 1 runs in this process). The results do not depend on it",
+    )
     fuzz.add_argument(
         "--no-compile-cache",
         action="store_true",
@@ -133,11 +140,11 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
     programs = args.programs if args.programs is not None or args.minutes is not None else DEFAULT_PROGRAMS
     bar = _progress_bar(programs, not args.no_progress)
 
-    def on_program(report: Any) -> None:
+    def on_programs(report: Any, done: int = 1) -> None:
         if bar is not None:
             known = sum(sum(c.values()) for by_backend in report.known.values() for c in by_backend.values())
             bar.set_postfix(findings=len(report.findings), known=known, refresh=False)
-            bar.update(1)
+            bar.update(done)
 
     config = FuzzConfig(
         backends=backends,
@@ -153,8 +160,14 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         compile_cache=not args.no_compile_cache,
         ops=args.ops,
     )
+    jobs = _jobs(args.jobs, programs, config.round_size)
     try:
-        report = run_fuzz(config, on_program)
+        if jobs > 1:
+            from unigrad.fuzz.parallel import run_parallel
+
+            report = run_parallel(config, jobs, on_programs)
+        else:
+            report = run_fuzz(config, on_programs)
     finally:
         if bar is not None:
             bar.close()
@@ -162,3 +175,13 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
     if args.json:
         report.to_json(args.json)
     return report.exit_code()
+
+
+def _jobs(asked: int | None, programs: int | None, round_size: int) -> int:
+    """Worker processes: as asked, else one per core but no more than there are rounds."""
+    if asked is not None:
+        if asked < 1:
+            raise UsageError(f"--jobs must be at least 1, got {asked}")
+        return asked
+    rounds = None if programs is None else -(-programs // round_size)
+    return max(1, min(os.cpu_count() or 1, rounds or os.cpu_count() or 1))

@@ -58,6 +58,11 @@ class FuzzConfig:
     ops: Sequence[str] | None = None
 
 
+def round_seed(seed: int, round_index: int) -> int:
+    """The Hypothesis seed of round ``round_index`` of a campaign seeded ``seed``."""
+    return seed * 1_000_003 + round_index
+
+
 def enable_compile_cache() -> None:
     """Keep JAX's compiled operations between runs (as ``unigrad check`` does), unless configured."""
     if "JAX_COMPILATION_CACHE_DIR" in os.environ:
@@ -102,16 +107,30 @@ class Campaign:
         round_index = 0
         while not self._done():
             left = None if self.config.programs is None else self.config.programs - self.report.programs
-            self.round_count = self.config.round_size if left is None else min(self.config.round_size, left)
-            self.round_seed = self.config.seed * 1_000_003 + round_index
-            self.new = []
-            run_round(self.strategy, self.round_seed, self.round_count, self._body)
-            for finding, verdict in self.new:
-                self._finish(finding, verdict)
+            self.run_round(
+                round_index, self.config.round_size if left is None else min(self.config.round_size, left)
+            )
             round_index += 1
             self.report.seconds = time.monotonic() - start
         self.report.seconds = time.monotonic() - start
         return self.report
+
+    def run_round(self, round_index: int, count: int) -> None:
+        """Draw and evaluate round ``round_index`` (``count`` programs), then shrink and write out
+        the causes it found first."""
+        self.round_count = count
+        self.round_seed = round_seed(self.config.seed, round_index)
+        self.new = []
+        run_round(self.strategy, self.round_seed, self.round_count, self._body)
+        for finding, verdict in self.new:
+            self._finish(finding, verdict)
+
+    def fresh_report(self) -> FuzzReport:
+        """An empty report for this campaign's seed, backends, dtypes and versions."""
+        old = self.report
+        report = FuzzReport(old.seed, old.backends, old.dtypes, old.versions)
+        report.unlisted = old.unlisted
+        return report
 
     def _body(self, program: Program) -> None:
         if self._done():

@@ -84,6 +84,27 @@ class FuzzReport:
             for site, choice in verdict.choices.items():
                 self.choices.setdefault(site, {}).setdefault(verdict.backend, Counter())[choice] += 1
 
+    def merge(self, part: FuzzReport) -> list[Finding]:
+        """Add the counts of ``part`` (a round run elsewhere, see :mod:`unigrad.fuzz.parallel`) to
+        this report; returns the findings whose cause was new here (the others only add counts)."""
+        self.programs += part.programs
+        self.plans += part.plans
+        self.statuses.update(part.statuses)
+        self.ops.update(part.ops)
+        self.fuzzer_errors.extend(part.fuzzer_errors)
+        for mine, theirs in ((self.known, part.known), (self.choices, part.choices)):
+            for site, by_backend in theirs.items():
+                for backend, counts in by_backend.items():
+                    mine.setdefault(site, {}).setdefault(backend, Counter()).update(counts)
+        added = []
+        for cause, finding in part.findings.items():
+            if cause in self.findings:
+                self.findings[cause].count += finding.count
+            elif finding.count:
+                self.findings[cause] = finding
+                added.append(finding)
+        return added
+
     def to_dict(self) -> dict[str, Any]:
         data = {
             "seed": self.seed,
