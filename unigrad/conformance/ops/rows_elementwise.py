@@ -32,7 +32,7 @@ from unigrad.conformance.ops.domains import (
     TAN,
     UNIT,
 )
-from unigrad.conformance.ops.table import FLOAT_DTYPES, Op, Special, Unavailable, binary, unary, values
+from unigrad.conformance.ops.table import FLOAT_DTYPES, Op, Special, binary, unary, values
 from unigrad.conformance.subgradients import interval
 
 _INF = np.inf
@@ -70,10 +70,6 @@ _ZERO_DERIVATIVE = {"jvp": False, "hvp": False}
 
 # Differences found by these rows (measured on the pinned versions: torch 2.13, TensorFlow 2.21,
 # JAX 0.10.2, MLX 0.32.4, CPU).
-_MLX_COPYSIGN = (
-    "unigrad's MLX copysign selects with signbit(y), an mx.view of y's bits, and MLX 0.32 has no VJP for "
-    "View ('[Primitive::vjp] Not implemented for View int64'), though the sign needs no gradient"
-)
 _HYPOT_NAN = KnownDifference(
     ("torch", "mlx"),
     "hypot at (0, 0): x / hypot(x, y) is evaluated as 0 / 0 = nan (torch 2.13: torch.hypot's rule; "
@@ -177,7 +173,6 @@ ROWS: list[Op] = [
                 "d/dx copysign(x, ±0) = sign(x)·(±1): the sign bit of zero counts; d/dy = 0",
             ),
         ),
-        unavailable=(Unavailable("mlx", _MLX_COPYSIGN),),
         **_PIECEWISE_LINEAR,
     ),
     unary("cos"),
