@@ -73,6 +73,7 @@ def test_torch_transforms_and_compiled_steps_take_device() -> None:
         lambda: ug.vjp(fn, x, np.float32(1.0), backend="torch", device="meta"),
         lambda: ug.hvp(fn, x, x, backend="torch", device="meta"),
         lambda: ug.value_and_grad_fn(fn, backend="torch", device="meta")(x),
+        lambda: ug.hvp_fn(fn, backend="torch", jit=False, device="meta")(x, x),
     ]
     for call in calls:
         with pytest.raises(_Seen):
@@ -97,6 +98,8 @@ def test_device_errors_are_typed_and_say_what_to_do() -> None:
         ug.grad(lambda p: p.sum(), torch.ones(2), device="meta")
     with pytest.raises(ug.InvalidDeviceError, match="only with backend="):
         ug.value_and_grad_fn(lambda p: p.sum(), device="meta")
+    with pytest.raises(ug.InvalidDeviceError, match="only with backend="):
+        ug.hvp_fn(lambda p: p.sum(), device="meta")
     with pytest.raises(ug.InvalidDeviceError, match="'numpy' computes on the host only"):
         ug.grad(lambda p: (p["w"] ** 2).sum(), params, backend="numpy", device="gpu")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from unigrad import _tree
 from unigrad._compiled_by_structure import qualifies
-from unigrad._dispatch import CallPlan, _flatten_tree, plan_call, to_backend
+from unigrad._dispatch import CallPlan, _flatten_tree, plan_call
 from unigrad._errors import InvalidDataError, UnigradError
 from unigrad._loss import output_checker
 from unigrad._matching import like_params
@@ -88,8 +88,8 @@ class _HvpEntry(CompiledEntry):
         plan = self.plan if self.plan.origins is None else self.plan.rebind(leaves)
         params = leaves if plan.origins is None else plan.inputs
         adapter = plan.adapter
-        inputs = [to_backend(adapter, leaf) for leaf in vector_leaves]
-        inputs += [to_backend(adapter, data_leaves[index]) for index in self.positions]
+        inputs = [plan.to_backend(leaf) for leaf in vector_leaves]
+        inputs += [plan.to_backend(data_leaves[index]) for index in self.positions]
         run = self.run
         if run is None:
             _, aux, products = self._compile_and_run(params, inputs)
@@ -170,12 +170,25 @@ class HvpFn(ReusableFn):
         super().clear_cache()
         self._bare = None
 
+    def __init__(
+        self,
+        loss_fn: Callable[..., Any],
+        backend: str | None,
+        has_aux: bool,
+        jit: bool,
+        jit_options: Mapping[str, Any] | None,
+        device: Any = None,
+    ) -> None:
+        super().__init__(loss_fn, backend, has_aux, jit, jit_options)
+        self.device = device
+
     def __call__(self, params: Any, vector: Any, data: Any = None) -> Any:
         bare = self._bare
         if bare is not None and data is None and type(params) is bare[0] and type(vector) is bare[0]:
             return bare[1](params, vector)
         result = self._call(params, vector, data)
-        if data is None and type(params) is type(vector) and backend_name_of(params) is not None:
+        # device= places what is converted: every call takes the keyed path, which does that
+        if self.device is None and data is None and type(params) is type(vector) and backend_name_of(params):
             self._bare = (type(params), self._bare_route(params))
         return result
 
@@ -268,10 +281,11 @@ class HvpFn(ReusableFn):
         if entry is None:
             if _tree.register_container_leaves(leaves + vector_leaves + data_leaves):
                 return self._call(params, vector, data)  # dataclass containers are structure: key them
-            plan = plan_call(params, self.backend)
+            plan = plan_call(params, self.backend, device=self.device)
             with plan.scoped():
                 like_params(vector, "vector", params, plan)  # validated once per key
-            structural = self.jit and not self.has_aux and not self._structure_refused
+            # device= is placed by the plan's conversions: the structure path hands NumPy to jax.jit
+            structural = self.jit and not self.has_aux and not self._structure_refused and self.device is None
             if structural and qualifies(plan, vector_leaves + data_leaves):
                 structured = _StructureEntry(self, plan, params, vector, data)
                 if structured.result is not None:
@@ -288,6 +302,7 @@ def hvp_fn(
     has_aux: bool = False,
     jit: bool = True,
     jit_options: Mapping[str, Any] | None = None,
+    device: Any = None,
 ) -> HvpFn:
     """A reusable ``product(params, vector, data=None)`` computing :func:`unigrad.hvp`, compiled.
 
@@ -303,6 +318,8 @@ def hvp_fn(
         jit: compile each input signature. If compiling fails on the platform, the product warns
             once (:class:`~unigrad.CompileFallbackWarning`) and runs eagerly; it never raises for that.
         jit_options: keyword arguments for the compiler.
+        device: with ``backend=``, where converted leaves (params, vector and data) are placed (see
+            :func:`unigrad.hvp`); ``None``: the framework's default device.
 
     Returns:
         An :class:`HvpFn`: ``product(params, vector, data=None)`` returns a pytree like ``params``
@@ -318,4 +335,6 @@ def hvp_fn(
         >>> product(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.0]), torch.tensor(3.0))
         tensor([6., 6.])
     """
-    return HvpFn(loss_fn, backend, has_aux, jit, jit_options)
+    if device is not None and backend is None:
+        plan_call(None, None, device=device)  # raises the error that explains device= needs backend=
+    return HvpFn(loss_fn, backend, has_aux, jit, jit_options, device)
