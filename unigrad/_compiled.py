@@ -116,18 +116,6 @@ class ValueAndGradFn(ReusableFn):
     _entries: dict[Hashable, _Entry]
     _by_structure: dict[Hashable, StructureEntry]
 
-    def __init__(
-        self,
-        loss_fn: Callable[..., Any],
-        backend: str | None,
-        has_aux: bool,
-        jit: bool,
-        jit_options: Mapping[str, Any] | None,
-        device: Any = None,
-    ) -> None:
-        super().__init__(loss_fn, backend, has_aux, jit, jit_options)
-        self.device = device
-
     def __call__(self, params: Any, data: Any = None) -> tuple[Any, Any]:
         by_structure = self._by_structure
         if by_structure:

@@ -170,18 +170,6 @@ class HvpFn(ReusableFn):
         super().clear_cache()
         self._bare = None
 
-    def __init__(
-        self,
-        loss_fn: Callable[..., Any],
-        backend: str | None,
-        has_aux: bool,
-        jit: bool,
-        jit_options: Mapping[str, Any] | None,
-        device: Any = None,
-    ) -> None:
-        super().__init__(loss_fn, backend, has_aux, jit, jit_options)
-        self.device = device
-
     def __call__(self, params: Any, vector: Any, data: Any = None) -> Any:
         bare = self._bare
         if bare is not None and data is None and type(params) is bare[0] and type(vector) is bare[0]:

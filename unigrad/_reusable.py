@@ -157,9 +157,12 @@ class ReusableFn:
         has_aux: bool,
         jit: bool,
         jit_options: Mapping[str, Any] | None,
+        device: Any = None,
     ) -> None:
         _require_callable(loss_fn)
         self.loss_fn = loss_fn
+        #: with ``backend=``: where the leaves each call converts are placed (None: the default)
+        self.device = device
         self.backend = None if backend is None else canonical_name(backend)
         self.has_aux = has_aux
         self.jit = bool(jit)
