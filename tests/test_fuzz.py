@@ -263,7 +263,7 @@ def test_rounds_in_worker_processes_give_the_serial_report(tmp_path, monkeypatch
     plant reaches them as a ``sitecustomize`` on ``PYTHONPATH``."""
     from unigrad.fuzz.parallel import run_parallel
 
-    plant = _plant_module(tmp_path)
+    _plant_module(tmp_path)
     (tmp_path / "sitecustomize.py").write_text(
         "import planted_sin, unigrad as ug\nug.namespace('torch').sin = planted_sin.WrongSin.apply\n",
         encoding="utf-8",
@@ -279,7 +279,9 @@ def test_rounds_in_worker_processes_give_the_serial_report(tmp_path, monkeypatch
     with monkeypatch.context() as patch:
         patch.setattr(ug.namespace("torch"), "sin", planted_sin.WrongSin.apply)
         serial = run_fuzz(config(tmp_path / "serial"))
-    monkeypatch.setenv("PYTHONPATH", f"{plant.parent}{':' + sys.path[0] if sys.path[0] else ''}")
+    # tmp_path holds both files (the module ``import planted_sin`` gives here may be an earlier
+    # test's, from its own folder, without a sitecustomize beside it)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{':' + sys.path[0] if sys.path[0] else ''}")
     parallel = run_parallel(config(tmp_path / "parallel"), jobs=2)
 
     assert serial.exit_code() == parallel.exit_code() == 1
