@@ -42,7 +42,7 @@ from unigrad._validate import (
     raise_not_an_array,
     raise_on_dtype_problem,
 )
-from unigrad.backends import Adapter, backend_name_of, get_adapter
+from unigrad.backends import DTYPE_KEYS, Adapter, backend_name_of, get_adapter
 
 __all__ = ["CallPlan", "Route", "bare_native_adapter", "describe_leaf", "plan_call", "to_backend"]
 
@@ -144,7 +144,8 @@ def plan_call(
     key: Hashable | None = None
     if adapter is None:
         try:
-            key = (backend, tuple(map(type, leaves)), tuple(map(_get_dtype, leaves)))
+            types = tuple(map(type, leaves))
+            key = (backend, types, tuple(map(_dtype_key_of(types), leaves)))
         except AttributeError:  # a leaf without a dtype: planning names it
             key = None
         route = None if key is None else _routes.get(key)
@@ -156,6 +157,14 @@ def plan_call(
         if inferred and route.importers is None and len(leaves) == 1 and leaves[0] is params:
             _remember((type(params), params.dtype), route)
     return route.plan(params, leaves, treedef, device)
+
+
+def _dtype_key_of(types: tuple[type, ...]) -> Callable[[Any], Hashable]:
+    """How the leaves' dtypes are named in a route key: ``.dtype``, or their type's cheaper
+    :data:`~unigrad.backends.DTYPE_KEYS` function when every leaf has that one type."""
+    first = types[0]
+    fast = DTYPE_KEYS.get(first)
+    return fast if fast is not None and types.count(first) == len(types) else _get_dtype
 
 
 def _remember(key: Hashable, route: Route) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -85,6 +85,12 @@ _ALIASES = {"tf": "tensorflow", "pytorch": "torch", "np": "numpy"}
 
 
 _keras_types: tuple[type, ...] | None = None
+
+#: Array type -> a cheaper function naming an array's dtype than reading ``.dtype``, registered by an
+#: adapter whose arrays compute ``.dtype`` in Python (TensorFlow's ``EagerTensor.dtype`` is a property
+#: costing about 0.2 µs; its ``_datatype_enum()`` a C method). Calls key their remembered plan by the
+#: leaves' types and these names (``unigrad._dispatch``), so each must tell dtypes of its type apart.
+DTYPE_KEYS: dict[type, Callable[[Any], Hashable]] = {}
 
 
 def keras_tensorflow_variable_types() -> tuple[type, ...]:
