@@ -50,6 +50,15 @@ def _spread(rng: np.random.Generator, shape: Shape) -> np.ndarray:
     return rng.permutation(np.linspace(-1.5, 1.5, max(size, 1)) + 0.1234)[:size].reshape(shape)
 
 
+def _spread_between(rng: np.random.Generator, shape: Shape) -> np.ndarray:
+    """Like :func:`_spread`, each value halfway between two of its values: an array drawn from this
+    and one from ``DISTINCT`` differ elementwise by at least half the spacing, so no pair ties, not
+    even once rounded to bfloat16 (for maximum and minimum, whose ties are special points)."""
+    size = int(np.prod(shape))
+    half_step = 1.5 / max(size - 1, 1)
+    return rng.permutation(np.linspace(-1.5, 1.5, max(size, 1)) + 0.1234 + half_step)[:size].reshape(shape)
+
+
 def _with_zeros(rng: np.random.Generator, shape: Shape) -> np.ndarray:
     """Away from zero, except every third element (in a seeded order), which is exactly 0: where an
     op is smooth (a 2-norm of a nonzero vector) but a rewrite through ``abs`` is not (TensorFlow's
@@ -107,6 +116,7 @@ UNIT = Domain("open unit interval", _uniform(-0.8, 0.8))  # asin, acos, atanh: a
 ABOVE_ONE = Domain("above one", _uniform(1.3, 3.0))  # acosh
 TAN = Domain("away from poles", _uniform(-1.0, 1.0))
 DISTINCT = Domain("distinct values", _spread)
+BETWEEN_DISTINCT = Domain("distinct values, between DISTINCT's", _spread_between)
 WITH_ZEROS = Domain("nonzero, with exact zeros", _with_zeros)
 FRACTIONAL = Domain("away from integers", _fractional)
 COMPLEX = Domain("complex", _complex)

@@ -23,7 +23,9 @@ from unigrad.conformance.case import KnownDifference, Tolerance
 from unigrad.conformance.ops import valid
 from unigrad.conformance.ops.domains import (
     ABOVE_ONE,
+    BETWEEN_DISTINCT,
     COMPLEX,
+    DISTINCT,
     FRACTIONAL,
     NONZERO,
     POSITIVE,
@@ -235,6 +237,7 @@ ROWS: list[Op] = [
     ),
     binary(
         "maximum",
+        (DISTINCT, BETWEEN_DISTINCT),  # never a tie, even in bfloat16: ties are the special point
         special=(
             Special(
                 "ties",
@@ -248,6 +251,7 @@ ROWS: list[Op] = [
     ),
     binary(
         "minimum",
+        (DISTINCT, BETWEEN_DISTINCT),  # never a tie, even in bfloat16: ties are the special point
         special=(
             Special(
                 "ties",
