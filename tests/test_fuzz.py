@@ -258,9 +258,11 @@ def test_where_with_an_unsafe_branch_and_the_norm_at_zero_are_known():
 
 
 def test_rounds_in_worker_processes_give_the_serial_report(tmp_path, monkeypatch):
-    """``--jobs 2``: the same programs, counts and causes as one process; the earlier round's
+    """``--jobs 2``: the same programs, counts and causes as one worker; the earlier round's
     reproducer is kept, and no round folder is left behind. The workers are new interpreters: the
-    plant reaches them as a ``sitecustomize`` on ``PYTHONPATH``."""
+    plant reaches them as a ``sitecustomize`` on ``PYTHONPATH``. (Both runs are in fresh workers:
+    this process has run other tests, whose leftovers, such as cached namespaces, are not the
+    campaign's.)"""
     from unigrad.fuzz.parallel import run_parallel
 
     _plant_module(tmp_path)
@@ -268,7 +270,6 @@ def test_rounds_in_worker_processes_give_the_serial_report(tmp_path, monkeypatch
         "import planted_sin, unigrad as ug\nug.namespace('torch').sin = planted_sin.WrongSin.apply\n",
         encoding="utf-8",
     )
-    import planted_sin  # type: ignore[import-not-found]
 
     def config(out: Path) -> FuzzConfig:
         return FuzzConfig(
@@ -276,12 +277,10 @@ def test_rounds_in_worker_processes_give_the_serial_report(tmp_path, monkeypatch
             out=str(out), verify=False,
         )  # fmt: skip
 
-    with monkeypatch.context() as patch:
-        patch.setattr(ug.namespace("torch"), "sin", planted_sin.WrongSin.apply)
-        serial = run_fuzz(config(tmp_path / "serial"))
     # tmp_path holds both files (the module ``import planted_sin`` gives here may be an earlier
     # test's, from its own folder, without a sitecustomize beside it)
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{':' + sys.path[0] if sys.path[0] else ''}")
+    serial = run_parallel(config(tmp_path / "serial"), jobs=1)
     parallel = run_parallel(config(tmp_path / "parallel"), jobs=2)
 
     assert serial.exit_code() == parallel.exit_code() == 1
