@@ -111,6 +111,26 @@ def _copysign_grad(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.sign(x) * np.where(np.signbit(y), -1.0, 1.0), np.zeros_like(y)
 
 
+def _split_at_ties(name: str, larger: bool) -> Op:
+    """maximum or minimum: x from DISTINCT and y between its values, never a tie (not even rounded to
+    bfloat16), and the ties as the special point, where the gradient is split 1/2 and 1/2."""
+    wins = np.greater if larger else np.less
+    return binary(
+        name,
+        (DISTINCT, BETWEEN_DISTINCT),
+        special=(
+            Special(
+                "ties",
+                (values(0.0, 1.0, -1.0, 2.0), values(0.0, 1.0, 0.0, 3.0)),
+                lambda x, y: (np.where(x == y, 0.5, wins(x, y)), np.where(x == y, 0.5, wins(y, x))),
+                f"{name}(x, y) at x == y: the gradient is split 1/2 and 1/2",
+                lambda x, y: valid.tie_split(x, y, larger=larger),
+            ),
+        ),
+        **_PIECEWISE_LINEAR,
+    )
+
+
 ROWS: list[Op] = [
     unary(
         "abs",
@@ -235,34 +255,8 @@ ROWS: list[Op] = [
             ),
         ),
     ),
-    binary(
-        "maximum",
-        (DISTINCT, BETWEEN_DISTINCT),  # never a tie, even in bfloat16: ties are the special point
-        special=(
-            Special(
-                "ties",
-                (values(0.0, 1.0, -1.0, 2.0), values(0.0, 1.0, 0.0, 3.0)),
-                lambda x, y: (np.where(x == y, 0.5, x > y), np.where(x == y, 0.5, y > x)),
-                "maximum(x, y) at x == y: the gradient is split 1/2 and 1/2",
-                lambda x, y: valid.tie_split(x, y, larger=True),
-            ),
-        ),
-        **_PIECEWISE_LINEAR,
-    ),
-    binary(
-        "minimum",
-        (DISTINCT, BETWEEN_DISTINCT),  # never a tie, even in bfloat16: ties are the special point
-        special=(
-            Special(
-                "ties",
-                (values(0.0, 1.0, -1.0, 2.0), values(0.0, 1.0, 0.0, 3.0)),
-                lambda x, y: (np.where(x == y, 0.5, x < y), np.where(x == y, 0.5, y < x)),
-                "minimum(x, y) at x == y: the gradient is split 1/2 and 1/2",
-                lambda x, y: valid.tie_split(x, y, larger=False),
-            ),
-        ),
-        **_PIECEWISE_LINEAR,
-    ),
+    _split_at_ties("maximum", larger=True),
+    _split_at_ties("minimum", larger=False),
     binary("multiply"),
     unary("negative", **_PIECEWISE_LINEAR),
     unary("positive", **_PIECEWISE_LINEAR),
