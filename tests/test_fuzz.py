@@ -293,3 +293,14 @@ def test_rounds_in_worker_processes_give_the_serial_report(tmp_path, monkeypatch
     for finding in parallel.findings.values():
         assert Path(finding.reproducer).parent == tmp_path / "parallel" and Path(finding.reproducer).exists()
     assert not list((tmp_path / "parallel").glob(".round-*"))
+
+
+def test_worker_runs_refuse_bad_options_before_starting_workers():
+    """An unsupported backend or an unknown op is a ValueError in the caller, as in one process,
+    not an error inside a worker (a broken process pool)."""
+    from unigrad.fuzz.parallel import run_parallel
+
+    with pytest.raises(ValueError, match="not on mlx"):
+        run_parallel(FuzzConfig(backends=["mlx"], programs=2, out=None), jobs=2)
+    with pytest.raises(ValueError, match=r"unknown or unavailable ops \['no_such_op'\]"):
+        run_parallel(FuzzConfig(backends=["torch"], ops=["no_such_op"], programs=2, out=None), jobs=2)

@@ -28,6 +28,7 @@ from unigrad.fuzz.compare import EPS, FINDING, ROUNDING_FACTOR, Verdict
 from unigrad.fuzz.evaluate import error_signature, evaluate_plan, extra_of, localize, same_finding
 from unigrad.fuzz.generator import programs as program_strategy
 from unigrad.fuzz.op_table import available_ops, unlisted_names
+from unigrad.fuzz.ops import Op
 from unigrad.fuzz.program import Program, describe, make_plan, without_unused_inputs
 from unigrad.fuzz.report import Finding, FuzzReport, cause_of
 from unigrad.fuzz.reproducer import reproducer_source
@@ -75,23 +76,41 @@ def enable_compile_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
+def check_backends(config: FuzzConfig) -> None:
+    """Raise ``ValueError`` for a backend the fuzzer cannot write reproducers for."""
+    unknown = [b for b in config.backends if b not in SUPPORTED]
+    if unknown:
+        raise ValueError(f"unigrad fuzz runs on {', '.join(SUPPORTED)}; not on {', '.join(unknown)}")
+
+
+def selected_ops(config: FuzzConfig) -> dict[str, Op]:
+    """The ops of the table ``config`` generates (``ValueError`` for unknown or unavailable ones)."""
+    available = available_ops()
+    unknown = sorted(set(config.ops or ()) - set(available))
+    if unknown:
+        raise ValueError(f"unknown or unavailable ops {unknown}: choose from {', '.join(available)}")
+    return {name: op for name, op in available.items() if config.ops is None or name in config.ops}
+
+
+def empty_report(config: FuzzConfig) -> FuzzReport:
+    """A report with nothing counted yet, for ``config``'s seed, backends, dtypes and versions."""
+    versions = {b: framework_version(b) for b in config.backends}
+    report = FuzzReport(config.seed, list(config.backends), list(config.dtypes), versions)
+    report.unlisted = unlisted_names()
+    return report
+
+
 class Campaign:
     """The state of one run of the fuzzer."""
 
     def __init__(self, config: FuzzConfig, on_program: Callable[[FuzzReport], None] | None = None) -> None:
         self.config = config
         self.on_program = on_program
-        available = available_ops()
-        unknown = sorted(set(config.ops or ()) - set(available))
-        if unknown:
-            raise ValueError(f"unknown or unavailable ops {unknown}: choose from {', '.join(available)}")
-        self.ops = {name: op for name, op in available.items() if config.ops is None or name in config.ops}
+        self.ops = selected_ops(config)
         self.strategy = program_strategy(
             list(self.ops), list(config.dtypes), config.max_ops, [*list(config.extras), "none"]
         )
-        versions = {b: framework_version(b) for b in config.backends}
-        self.report = FuzzReport(config.seed, list(config.backends), list(config.dtypes), versions)
-        self.report.unlisted = unlisted_names()
+        self.report = empty_report(config)
         self.deadline = None if config.minutes is None else time.monotonic() + 60 * config.minutes
         self.new: list[tuple[Finding, Verdict]] = []
         self.round_seed = 0
@@ -124,13 +143,6 @@ class Campaign:
         run_round(self.strategy, self.round_seed, self.round_count, self._body)
         for finding, verdict in self.new:
             self._finish(finding, verdict)
-
-    def fresh_report(self) -> FuzzReport:
-        """An empty report for this campaign's seed, backends, dtypes and versions."""
-        old = self.report
-        report = FuzzReport(old.seed, old.backends, old.dtypes, old.versions)
-        report.unlisted = old.unlisted
-        return report
 
     def _body(self, program: Program) -> None:
         if self._done():
@@ -266,9 +278,7 @@ def run_fuzz(config: FuzzConfig, on_program: Callable[[FuzzReport], None] | None
         >>> report.programs, report.exit_code()
         (5, 0)
     """
-    unknown = [b for b in config.backends if b not in SUPPORTED]
-    if unknown:
-        raise ValueError(f"unigrad fuzz runs on {', '.join(SUPPORTED)}; not on {', '.join(unknown)}")
+    check_backends(config)
     if config.compile_cache and "jax" in config.backends:
         enable_compile_cache()
     return Campaign(config, on_program).run()

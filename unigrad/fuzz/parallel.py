@@ -35,9 +35,14 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from unigrad.conformance.subgradients import framework_version
-from unigrad.fuzz.campaign import Campaign, FuzzConfig, enable_compile_cache
-from unigrad.fuzz.op_table import unlisted_names
+from unigrad.fuzz.campaign import (
+    Campaign,
+    FuzzConfig,
+    check_backends,
+    empty_report,
+    enable_compile_cache,
+    selected_ops,
+)
 from unigrad.fuzz.report import Finding, FuzzReport
 
 #: Thread-pool variables each worker sizes to its share of the cores (unless already set).
@@ -52,11 +57,11 @@ def run_parallel(
 ) -> FuzzReport:
     """Run ``config``'s campaign over ``jobs`` worker processes; ``on_round(report, programs)`` is
     called after each round is merged (``programs``: how many it ran)."""
+    check_backends(config)
+    selected_ops(config)  # here, not in a worker: an unknown op is a clear error, not a broken pool
     start = time.monotonic()
     deadline = None if config.minutes is None else start + 60 * config.minutes
-    versions = {backend: framework_version(backend) for backend in config.backends}
-    report = FuzzReport(config.seed, list(config.backends), list(config.dtypes), versions)
-    report.unlisted = unlisted_names()
+    report = empty_report(config)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
     pending: deque[Future[FuzzReport]] = deque()
@@ -105,7 +110,7 @@ def _run_round(index: int, count: int, known: dict[str, Finding]) -> FuzzReport:
     """Round ``index`` of ``count`` programs; ``known`` causes are counted, not shrunk again."""
     campaign = _campaign
     assert campaign is not None, "_start_worker builds the campaign first"
-    campaign.report = campaign.fresh_report()
+    campaign.report = empty_report(campaign.config)
     campaign.report.findings = {cause: replace(finding, count=0) for cause, finding in known.items()}
     out = campaign.config.out
     if out is not None:
