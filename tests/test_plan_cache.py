@@ -100,3 +100,33 @@ def test_mode_dependent_signatures_are_planned_at_every_call(fresh_routes: dict)
         params = {"w": jnp.ones(2, dtype=jnp.float64)}
         ug.grad(_loss, params)
     assert not fresh_routes  # whether float64 is allowed depends on JAX's x64 flag at each call
+
+
+def test_a_route_is_keyed_as_later_calls_key_it(fresh_routes: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first call of a backend imports its adapter, which may register a cheaper dtype key while
+    the call is planned: the route is remembered under that key, not the one made before it (a
+    TensorFlow DType compares equal to its enum, so the old key was found, at one slow comparison
+    per leaf and call)."""
+    require("tensorflow")
+    import tensorflow as tf
+
+    from unigrad import backends
+
+    backends.get_adapter("tensorflow")  # imported: its dtype key is registered
+    params = {"a": tf.ones(2), "b": tf.ones(3)}
+    kind = type(params["a"])
+    registered = backends.DTYPE_KEYS.pop(kind)  # as before the adapter's first import
+    route_for = _dispatch._route_for
+
+    def importing_route_for(*args):
+        backends.DTYPE_KEYS[kind] = registered  # what importing the adapter does
+        return route_for(*args)
+
+    monkeypatch.setattr(_dispatch, "_route_for", importing_route_for)
+    try:
+        ug.grad(lambda p: tf.reduce_sum(p["a"]) + tf.reduce_sum(p["b"]), params)
+    finally:
+        backends.DTYPE_KEYS[kind] = registered
+    ((_, _, dtype_keys),) = fresh_routes
+    assert dtype_keys == (registered(params["a"]), registered(params["b"]))
+    assert all(type(key) is int for key in dtype_keys)  # the enums, not DTypes

@@ -162,8 +162,9 @@ class HvpFn(ReusableFn):
     _by_structure: dict[Hashable, _StructureEntry]
     # A solver's call: one bare array as params, one as vector, no data. The last such call's route,
     # so the next one skips flattening and keying (~40 us in a real call on a small product, measured
-    # by benchmarks/second_order.py): (array type, run). Set per instance by its calls.
-    _bare: tuple[type, Callable[[Any, Any], Any]] | None = None
+    # by benchmarks/second_order.py): (array type, the structure entry and its treedef, or None and
+    # the keyed route). Set per instance by its calls.
+    _bare: tuple[type, _StructureEntry | None, Any] | None = None
 
     def clear_cache(self) -> None:
         """Forget every planned and compiled signature (the next call of each plans it again)."""
@@ -173,20 +174,35 @@ class HvpFn(ReusableFn):
     def __call__(self, params: Any, vector: Any, data: Any = None) -> Any:
         bare = self._bare
         if bare is not None and data is None and type(params) is bare[0] and type(vector) is bare[0]:
-            return bare[1](params, vector)
+            entry = bare[1]
+            if entry is None:
+                return bare[2](params, vector)
+            # The compiled product is called from this frame: JAX records the Python stack of every
+            # dispatch, and each frame of ours between the caller and jax.jit costs about 1.5 us a
+            # call on the 2-core machine (benchmarks/host.py --frames).
+            try:
+                return entry.run(params, vector, None)
+            except UnigradError:
+                raise
+            except Exception:  # noqa: BLE001 - as in _call: the keyed path from now on
+                self._by_structure.pop(bare[2], None)
+                self._structure_refused = True
+                self._bare = None
+                return self._call(params, vector, None)
         result = self._call(params, vector, data)
         # device= places what is converted: every call takes the keyed path, which does that
         if self.device is None and data is None and type(params) is type(vector) and backend_name_of(params):
-            self._bare = (type(params), self._bare_route(params))
+            self._bare = (type(params), *self._bare_route(params))
         return result
 
-    def _bare_route(self, params: Any) -> Callable[[Any, Any], Any]:
-        """How the next bare call (params and vector arrays of ``params``' type, no data) runs."""
+    def _bare_route(self, params: Any) -> tuple[_StructureEntry | None, Any]:
+        """How the next bare call (params and vector arrays of ``params``' type, no data) runs: the
+        structure entry of such calls and its treedef, or ``None`` and the keyed route."""
         if self._by_structure:  # jax.jit keys shapes and dtypes itself
             structure = self._compiler_flatten((params, params, None))[1]
             entry = self._by_structure.get(structure)
             if entry is not None:
-                return lambda p, v: self._structured(entry, structure, p, v)
+                return entry, structure
         sign = signer(params)
         assert sign is not None  # params is an array
         # The key _call makes for such a call: the three treedefs, then the params' signature, None
@@ -214,18 +230,7 @@ class HvpFn(ReusableFn):
                     return entry([p], [v], [])
             return self._call(p, v, None)  # a new key, or a vector unlike the params: the full path
 
-        return keyed
-
-    def _structured(self, entry: _StructureEntry, structure: Hashable, params: Any, vector: Any) -> Any:
-        try:
-            return entry.run(params, vector, None)
-        except UnigradError:
-            raise
-        except Exception:  # noqa: BLE001 - as in _call: the keyed path from now on
-            self._by_structure.pop(structure, None)
-            self._structure_refused = True
-            self._bare = None
-            return self._call(params, vector, None)
+        return None, keyed
 
     def _call(self, params: Any, vector: Any, data: Any) -> Any:
         if self._by_structure:

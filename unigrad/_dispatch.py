@@ -153,6 +153,10 @@ def plan_call(
             return route.plan(params, leaves, treedef, device)
     route = _route_for(params, leaves, backend, adapter)
     if key is not None and _replayable(route, leaves):
+        # Planning may have imported the adapter, which registers its cheaper dtype key: the route is
+        # remembered under the key later calls make. (A TensorFlow DType hashes and compares equal to
+        # its enum, so a key of DTypes kept from before would still be found, one slow __eq__ a leaf.)
+        key = (backend, types, tuple(map(_dtype_key_of(types), leaves)))
         _remember(key, route)
         if inferred and route.importers is None and len(leaves) == 1 and leaves[0] is params:
             _remember((type(params), params.dtype), route)
