@@ -130,3 +130,44 @@ def test_a_remembered_flat_dict_is_not_confused_with_one_holding_a_container(bac
         grads = ug.grad(lambda p: ops.sum(optree.tree_leaves(p, namespace="unigrad")[0] ** 2), params)
         assert optree.tree_structure(grads) == optree.tree_structure(params)
         np.testing.assert_allclose(to_numpy(optree.tree_leaves(grads)[0]), [2.0, 4.0])
+
+
+def test_the_loss_gets_the_params_object_where_the_leaves_are_used_as_they_are(backend: str) -> None:
+    """TensorFlow's tape and torch's parameters requiring grad differentiate the params' own
+    tensors: the loss is then called on the params object itself, as in native code (no rebuilt
+    copy). Elsewhere it gets a rebuilt structure with the framework's traced or aliased leaves; the
+    gradients are the same either way."""
+    params = {"w": make(backend, [1.0, 2.0], "float32"), "b": make(backend, [0.5], "float32")}
+    if backend == "torch":
+        for leaf in params.values():
+            leaf.requires_grad_()
+    seen = []
+    ops = Ops(backend)
+
+    def loss(p):
+        seen.append(p)
+        return ops.sum(p["w"] * p["w"]) + ops.sum(p["b"])
+
+    for _ in range(2):  # the planned call and the replayed one
+        grads = ug.grad(loss, params)
+        np.testing.assert_allclose(to_numpy(grads["w"]), [2.0, 4.0])
+        np.testing.assert_allclose(to_numpy(grads["b"]), [1.0])
+    passed_as_is = backend in ("tensorflow", "torch")
+    assert all((p is params) == passed_as_is for p in seen)
+    assert all(list(p) == list(params) for p in seen)
+
+
+def test_torch_leaves_not_requiring_grad_are_aliased_and_the_structure_rebuilt() -> None:
+    require("torch")
+    import torch
+
+    params = {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([0.5], requires_grad=True)}
+    seen = []
+
+    def loss(p):
+        seen.append(p)
+        return (p["w"] ** 2).sum() + p["b"].sum()
+
+    grads = ug.grad(loss, params)
+    assert seen[0] is not params and seen[0]["b"] is params["b"] and seen[0]["w"] is not params["w"]
+    assert grads["w"].tolist() == [2.0, 4.0] and params["w"].grad is None and params["b"].grad is None

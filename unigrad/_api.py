@@ -38,24 +38,28 @@ def _value_and_grad(
     plan = plan_call(params, backend, adapter, device)
     if plan.scope is not None:  # float64 NumPy on JAX: the whole call keeps 64 bits, this thread only
         with plan.scope():
-            return _run(plan, loss_fn, data, has_aux, want_loss)
-    return _run(plan, loss_fn, data, has_aux, want_loss)
+            return _run(plan, params, loss_fn, data, has_aux, want_loss)
+    return _run(plan, params, loss_fn, data, has_aux, want_loss)
 
 
 def _run(
-    plan: CallPlan, loss_fn: Callable[..., Any], data: Any, has_aux: bool, want_loss: bool
+    plan: CallPlan, params: Any, loss_fn: Callable[..., Any], data: Any, has_aux: bool, want_loss: bool
 ) -> tuple[Any, Any]:
     finish = output_checker(plan.adapter, has_aux)
     rebuild = plan.rebuild
+    # An adapter that differentiates the params' own leaves (TensorFlow's tape watches them; torch's
+    # parameters requiring grad) calls the loss on the very list it was given: the loss then gets the
+    # params as the user passed them, as in native code, and no structure is rebuilt.
+    own = plan.inputs if plan.origins is None and plan.adapter.calls_loss_on_given_leaves else None
     if data is None:
 
         def call(leaves: list[Any]) -> Any:
-            return loss_fn(rebuild(leaves))
+            return loss_fn(params if leaves is own else rebuild(leaves))
     else:
         call_data = plan.prepare_data(data)
 
         def call(leaves: list[Any]) -> Any:
-            return loss_fn(rebuild(leaves), call_data)
+            return loss_fn(params if leaves is own else rebuild(leaves), call_data)
 
     loss, aux, grads = plan.adapter.value_and_grad(call, plan.inputs, finish)
     if plan.origins is not None:  # some leaves were converted: results go back to their frameworks
@@ -128,9 +132,9 @@ def value_and_grad(
         _require_callable(loss_fn)
     plan = plan_call(params, backend, None, device)
     if plan.scope is None:
-        return _run(plan, loss_fn, data, has_aux, True)
+        return _run(plan, params, loss_fn, data, has_aux, True)
     with plan.scope():  # float64 NumPy on JAX: the whole call keeps 64 bits, this thread only
-        return _run(plan, loss_fn, data, has_aux, True)
+        return _run(plan, params, loss_fn, data, has_aux, True)
 
 
 def grad(

@@ -54,6 +54,11 @@ class Adapter:
     #: compiler keys shapes, dtypes and placement itself (``jax.jit``), so compiled steps need no key
     #: of their own for them (see ``unigrad._compiled_by_structure``).
     compiler_keys_shapes: ClassVar[bool] = False
+    #: Whether :meth:`value_and_grad` calls ``fn`` on the very list of leaves it was given when it
+    #: differentiates those leaves as they are (TensorFlow's tape, torch's parameters requiring grad):
+    #: the loss then gets the params object itself. Never for an adapter whose framework calls ``fn``
+    #: on a list it may fill with tracers (JAX, MLX).
+    calls_loss_on_given_leaves: ClassVar[bool] = False
     #: dtype names this framework does not have at all (MLX: complex128); the conformance runner
     #: reports a case needing one as unsupported there (``n/a``), not as an error.
     missing_dtypes: ClassVar[frozenset[str]] = frozenset()

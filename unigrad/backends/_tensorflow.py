@@ -34,6 +34,7 @@ _ALIGNMENT = 64
 
 class TensorFlowAdapter(Adapter):
     name = "tensorflow"
+    calls_loss_on_given_leaves = True  # the tape watches the leaves themselves
 
     def is_array(self, x: Any) -> bool:
         return isinstance(x, (tf.Tensor, tf.Variable, *keras_tensorflow_variable_types()))

@@ -16,6 +16,7 @@ tensors, which autograd refuses) are differentiated or read through copies.
 from __future__ import annotations
 
 import functools
+import operator
 import types
 import warnings
 from collections.abc import Callable, Hashable, Mapping
@@ -40,6 +41,7 @@ from unigrad.backends._torch_devices import on_accelerator, placer
 
 class TorchAdapter(Adapter):
     name = "torch"
+    calls_loss_on_given_leaves = True  # parameters requiring grad are used as they are
 
     def is_array(self, x: Any) -> bool:
         return isinstance(x, torch.Tensor)
@@ -333,7 +335,9 @@ def _autograd_inputs(leaves: list[Any]) -> list[Any]:
     ]
     if len(inputs) > 1 and len(set(map(id, inputs))) < len(inputs):
         return [leaf.detach().requires_grad_() for leaf in leaves]
-    return inputs
+    # Every leaf used as it is: the list itself, so the loss is called on the params as passed
+    # (unigrad._api skips rebuilding their structure).
+    return leaves if all(map(operator.is_, inputs, leaves)) else inputs
 
 
 def _differentiable(leaf: Any) -> Any:
