@@ -126,7 +126,11 @@ class ValueAndGradFn(ReusableFn):
                 # the keyed path's flatten raises the typed error naming where it is.
                 return self._keyed_call(params, data)
             entry = by_structure.get(treedef)
-            if entry is not None and entry.leaf_types.issuperset(map(type, leaves)) and entry.accepts(leaves):
+            if (
+                entry is not None
+                and entry.leaf_types.issuperset(map(type, leaves))
+                and (entry.numpy_dtypes is None or entry.accepts(leaves))
+            ):
                 try:
                     return entry.run(params, data)
                 except UnigradError:
