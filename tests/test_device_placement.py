@@ -59,6 +59,33 @@ def test_torch_default_is_torchs_default_device() -> None:
     np.testing.assert_array_equal(grads["w"], np.ones(3, np.float32))  # back on the CPU default
 
 
+def test_torch_default_device_is_read_as_torch_reads_it() -> None:
+    """unigrad's cheap read of torch's default device agrees with torch.get_default_device() in every
+    state that changes it: nothing, torch.set_default_device, a ``with torch.device(...)`` block
+    (and NumPy params follow it there)."""
+    require("torch")
+    import torch
+
+    from unigrad.backends._torch_devices import default_device
+
+    assert default_device() == torch.get_default_device() == torch.device("cpu")
+    previous = torch.get_default_device()
+    torch.set_default_device("meta")
+    try:
+        assert default_device() == torch.get_default_device() and default_device().type == "meta"
+    finally:
+        torch.set_default_device(previous)
+    assert default_device() == torch.device("cpu")
+    seen: list[str] = []
+    with torch.device("meta"):
+        assert default_device() == torch.get_default_device() and default_device().type == "meta"
+        with pytest.raises(_Seen):
+            params, data = {"w": np.ones(3, np.float32)}, {"x": np.ones(3, np.float32)}
+            ug.grad(_device_recorder(seen), params, data, backend="torch")
+    assert {s.partition(":")[0] for s in seen} == {"meta"}
+    assert default_device() == torch.device("cpu")
+
+
 def test_torch_transforms_and_compiled_steps_take_device() -> None:
     require("torch")
     seen: list[str] = []
