@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from unigrad._errors import InvalidAuxError, InvalidLossError
-from unigrad.backends import FLOAT_DTYPES, Adapter, backend_name_of
+from unigrad.backends import FLOAT_DTYPES, LOSS_KEYS, Adapter, backend_name_of
 from unigrad.backends._base import OutputCheck
 
 
@@ -38,7 +38,11 @@ def check_loss(loss: Any, adapter: Adapter, remember: bool = True) -> None:
         _check_loss_in_full(loss, adapter)
         return
     try:
-        key: tuple[Any, ...] | None = (adapter.name, type(loss), loss.dtype, loss.shape)
+        kind = type(loss)
+        fast = LOSS_KEYS.get(kind)
+        key: tuple[Any, ...] | None = (
+            (adapter.name, kind, loss.dtype, loss.shape) if fast is None else (adapter.name, kind, fast(loss))
+        )
         if key in _valid_losses:
             return
     except (AttributeError, TypeError):  # no dtype or shape, or unhashable ones: check in full

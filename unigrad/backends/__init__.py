@@ -91,6 +91,10 @@ _keras_types: tuple[type, ...] | None = None
 #: costing about 0.2 µs; its ``_datatype_enum()`` a C method). Calls key their remembered plan by the
 #: leaves' types and these names (``unigrad._dispatch``), so each must tell dtypes of its type apart.
 DTYPE_KEYS: dict[type, Callable[[Any], Hashable]] = {}
+#: Array type -> a cheaper function naming an array's dtype and shape together, for the cache of
+#: losses found valid (``unigrad._loss``): TensorFlow's ``.shape`` builds a ``TensorShape`` in Python
+#: and hashes it in Python too; ``_shape_tuple()`` is a C method.
+LOSS_KEYS: dict[type, Callable[[Any], Hashable]] = {}
 
 
 def keras_tensorflow_variable_types() -> tuple[type, ...]:

@@ -22,12 +22,14 @@ import numpy as np
 import tensorflow as tf
 
 from unigrad._errors import InvalidDeviceError, UnigradError
-from unigrad.backends import DTYPE_KEYS, keras_tensorflow_variable_types
+from unigrad.backends import DTYPE_KEYS, LOSS_KEYS, keras_tensorflow_variable_types
 from unigrad.backends._base import Adapter, ExampleFn, FlatFn, OutputCheck, StepFn, split_arrays
 
 _ZERO = tf.UnconnectedGradients.ZERO
 # An eager tensor's dtype as a C call (its .dtype property goes through Python): route keys only.
 DTYPE_KEYS[type(tf.constant(0.0))] = operator.methodcaller("_datatype_enum")
+# An eager loss's dtype and shape for the cache of valid losses, as C calls.
+LOSS_KEYS[type(tf.constant(0.0))] = lambda loss: (loss._datatype_enum(), loss._shape_tuple())
 # Eigen's largest alignment requirement (EIGEN_MAX_ALIGN_BYTES with AVX-512), which TF's kernels check.
 _ALIGNMENT = 64
 
