@@ -180,17 +180,14 @@ class MlxAdapter(Adapter):
     ) -> tuple[Any, Any, list[Any]]:
         # The common case: one output, and a loss of shape () travels as it is (no second output).
         shape: list[Any] = []
-
-        def scalar_loss(diff_leaves: list[Any]) -> Any:
-            loss, _ = finish(fn(diff_leaves))
-            if loss.ndim:
-                shape.append(loss.shape)
-                return mx.reshape(loss, ())
-            return loss
-
-        with _stream_for(leaves):
-            loss, grads = mx.value_and_grad(scalar_loss)(leaves)
+        stream = _stream_for(leaves)
+        if stream is _NOTHING:  # no context to enter (a no-op one costs two Python calls)
+            loss, grads = _VALUE_AND_GRAD_NO_AUX(leaves, (fn, finish, shape))
             _evaluate(loss, grads)
+        else:
+            with stream:
+                loss, grads = _VALUE_AND_GRAD_NO_AUX(leaves, (fn, finish, shape))
+                _evaluate(loss, grads)
         return (mx.reshape(loss, shape[0]) if shape else loss), None, grads
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
@@ -322,6 +319,21 @@ def _stream_for(leaves: list[Any]) -> AbstractContextManager[Any]:
     ):
         return _NOTHING
     return mx.stream(mx.cpu)
+
+
+def _loss_only(leaves: list[Any], context: tuple[Callable[[list[Any]], Any], OutputCheck, list[Any]]) -> Any:
+    """``fn``'s loss as a scalar; a loss of shape ``(1,)``... leaves its shape in ``context[2]``."""
+    fn, finish, shape = context
+    loss, _ = finish(fn(leaves))
+    if loss.ndim:
+        shape.append(loss.shape)
+        return mx.reshape(loss, ())
+    return loss
+
+
+# Built once, with the function, checker and shape box as an argument it does not differentiate
+# (mx.value_and_grad differentiates the first): no call pays for building the transformation.
+_VALUE_AND_GRAD_NO_AUX = mx.value_and_grad(_loss_only)
 
 
 def _as_scalar(loss: Any) -> Any:
