@@ -229,3 +229,29 @@ def test_hvp_fn_bare_calls_keep_their_aux(backend: str, jit: bool) -> None:
         got, aux = product(adapter.from_numpy(x), adapter.from_numpy(v))
         np.testing.assert_allclose(adapter.to_numpy(got), 6 * x * v, **tolerance("float32"))
         np.testing.assert_allclose(adapter.to_numpy(aux["total"]), 9.0, **tolerance("float32"))
+
+
+def test_hvp_fn_bare_route_falls_back_when_the_compiler_refuses_a_later_call() -> None:
+    """JAX's bare calls go straight to the compiled product; when it raises for a later call (a new
+    shape the compiler refuses), that call and the later ones take the keyed path, which compiles
+    per signature or runs eagerly, and the product is still right."""
+    require("jax")
+    import jax.numpy as jnp
+
+    def cubes(p: Any) -> Any:
+        return jnp.sum(p**3)
+
+    product = ug.hvp_fn(cubes, jit=True)
+    short = jnp.array([1.0, 2.0])
+    for _ in range(2):  # the second call takes the bare route
+        np.testing.assert_allclose(np.asarray(product(short, short)), [6.0, 24.0])
+    (entry,) = product._by_structure.values()
+
+    def refused(*args: Any) -> Any:
+        raise RuntimeError("the compiler refuses this shape")
+
+    entry.run = refused
+    long = jnp.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(np.asarray(product(long, long)), [6.0, 24.0, 54.0])
+    assert product._structure_refused and not product._by_structure
+    np.testing.assert_allclose(np.asarray(product(short, short)), [6.0, 24.0])  # keyed from now on
