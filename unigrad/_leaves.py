@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 import optree
@@ -23,9 +25,9 @@ from unigrad.backends import backend_name_of
 
 # The treedef of a single leaf (the same for every leaf), made on first use.
 _leaf_spec: optree.PyTreeSpec | None = None
-# A flat dict of arrays (the commonest params): its keys in insertion order -> (its keys in optree's
-# order, its treedef).
-_flat_dicts: dict[tuple[Any, ...], tuple[list[Any], optree.PyTreeSpec]] = {}
+# A flat dict of arrays (the commonest params): its keys in insertion order -> (a function giving its
+# values in optree's key order, its treedef).
+_flat_dicts: dict[tuple[Any, ...], tuple[Callable[[dict[Any, Any]], tuple[Any, ...]], optree.PyTreeSpec]] = {}
 _FLAT_DICTS_LIMIT = 1024
 # Leaf types found to be some framework's arrays (see note_array_types).
 _array_types: set[type] = set()
@@ -56,8 +58,8 @@ def flatten_leaves(tree: Any, root: str = "params") -> tuple[list[Any], optree.P
     if type(tree) is dict:
         known = _flat_dicts.get(tuple(tree))
         if known is not None:
-            keys, treedef = known
-            leaves = [tree[key] for key in keys]
+            values, treedef = known
+            leaves = list(values(tree))
             if _array_types.issuperset(map(type, leaves)):
                 return leaves, treedef
     leaves, treedef = _tree.flatten(tree, root)
@@ -75,4 +77,13 @@ def _remember_flat_dict(tree: dict[Any, Any], treedef: optree.PyTreeSpec) -> Non
     if _array_types.issuperset(map(type, tree.values())):
         if len(_flat_dicts) >= _FLAT_DICTS_LIMIT:  # key sets made on the fly: do not grow forever
             _flat_dicts.clear()
-        _flat_dicts[tuple(tree)] = (list(treedef.entries()), treedef)
+        _flat_dicts[tuple(tree)] = (_values_in_order(list(treedef.entries())), treedef)
+
+
+def _values_in_order(keys: list[Any]) -> Callable[[dict[Any, Any]], tuple[Any, ...]]:
+    """A function giving a dict's values in the order of ``keys``, as a tuple built in C (a list
+    comprehension of lookups costs about 3 times as much a leaf)."""
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda tree: (tree[key],)
+    return itemgetter(*keys)
