@@ -129,7 +129,7 @@ class ValueAndGradFn(ReusableFn):
             if (
                 entry is not None
                 and entry.leaf_types.issuperset(map(type, leaves))
-                and (entry.numpy_dtypes is None or entry.accepts(leaves))
+                and (entry.numpy_dtypes is None or entry.accepts(leaves))  # no call for JAX arrays
             ):
                 try:
                     return entry.run(params, data)

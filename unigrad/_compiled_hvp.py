@@ -179,7 +179,7 @@ class HvpFn(ReusableFn):
                 return bare[2](params, vector)
             # The compiled product is called from this frame: JAX records the Python stack of every
             # dispatch, and each frame of ours between the caller and jax.jit costs about 1.5 us a
-            # call on the 2-core machine (benchmarks/host.py --frames).
+            # call on the 2-core machine (docs/design.md, "Why the number of frames on that path matters").
             try:
                 return entry.run(params, vector, None)
             except UnigradError:
