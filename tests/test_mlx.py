@@ -161,3 +161,24 @@ def test_complex128_is_refused_not_narrowed() -> None:
     require("mlx")
     with pytest.raises(ug.PrecisionError, match="MLX has no complex128"):
         get_adapter("mlx").from_numpy(np.ones(2, np.complex128))
+
+
+def test_first_compiled_step_of_a_process_is_traced_once(mx) -> None:
+    """MLX makes its default stream on first use; a step traced before that was traced again on its
+    next call. A fresh process (where nothing has used MLX yet) compiles its first step once."""
+    code = """
+import numpy as np, mlx.core as mx, unigrad as ug
+traces = []
+def loss(p, d):
+    traces.append(1)
+    return mx.mean((d["x"] @ p["w"] - d["y"]) ** 2)
+rng = np.random.default_rng(0)
+as_mx = lambda shape: mx.array(rng.normal(size=shape).astype(np.float32))
+params, data = {"w": as_mx((3, 2))}, {"x": as_mx((4, 3)), "y": as_mx((4, 2))}
+step = ug.value_and_grad_fn(loss, jit=True)
+for _ in range(5):
+    step(params, data)
+print(len(traces))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "1"

@@ -272,6 +272,10 @@ class MlxAdapter(Adapter):
             carried["positions"] = list(found)
             return loss, list(found.values()), grads
 
+        # The default stream made before the first trace: MLX makes it on first use, and a step first
+        # traced before it existed is traced again on its next call (a fresh process's first compiled
+        # step traced twice; tests/test_mlx.py).
+        mx.default_stream(mx.default_device())
         compiled = mx.compile(arrays_only, **options)
 
         def run(params: list[Any], data: list[Any]) -> tuple[Any, Any, list[Any]]:
