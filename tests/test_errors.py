@@ -127,8 +127,9 @@ def test_loss_fn_not_callable() -> None:
 
 @pytest.mark.parametrize("empty", [{}, [], (), {"a": None}, {"a": [None, {}]}])
 def test_empty_params(empty) -> None:
-    with pytest.raises(ug.EmptyParamsError, match="no array leaves"):
-        ug.grad(lambda p: np.zeros(()), empty, backend="numpy")
+    for _ in range(2):  # the second call meets what the first remembered (an empty flat dict)
+        with pytest.raises(ug.EmptyParamsError, match="no array leaves"):
+            ug.grad(lambda p: np.zeros(()), empty, backend="numpy")
 
 
 def test_errors_share_one_base_class() -> None:
