@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -84,6 +85,21 @@ def test_torch_default_device_is_read_as_torch_reads_it() -> None:
             ug.grad(_device_recorder(seen), params, data, backend="torch")
     assert {s.partition(":")[0] for s in seen} == {"meta"}
     assert default_device() == torch.device("cpu")
+    # torch's default is per thread: one set in another thread is not this one's
+    read: dict[str, object] = {}
+
+    def in_other_thread() -> None:
+        torch.set_default_device("meta")
+        try:
+            read["there"] = (default_device(), torch.get_default_device())
+        finally:
+            torch.set_default_device("cpu")
+
+    worker = threading.Thread(target=in_other_thread)
+    worker.start()
+    worker.join()
+    assert read["there"][0] == read["there"][1] and read["there"][0].type == "meta"
+    assert default_device() == torch.get_default_device() == torch.device("cpu")
 
 
 def test_torch_transforms_and_compiled_steps_take_device() -> None:
