@@ -156,7 +156,7 @@ def plan_call(
     if adapter is None:
         try:
             types = tuple(map(type, leaves))
-            key = (backend, types, tuple(map(_dtype_key_of(types), leaves)))
+            key = _route_key(backend, types, leaves)
         except AttributeError:  # a leaf without a dtype: planning names it
             key = None
         route = None if key is None else _routes.get(key)
@@ -167,11 +167,17 @@ def plan_call(
         # Planning may have imported the adapter, which registers its cheaper dtype key: the route is
         # remembered under the key later calls make. (A TensorFlow DType hashes and compares equal to
         # its enum, so a key of DTypes kept from before would still be found, one slow __eq__ a leaf.)
-        key = (backend, types, tuple(map(_dtype_key_of(types), leaves)))
+        key = _route_key(backend, types, leaves)
         _remember(key, route)
         if inferred and route.importers is None and len(leaves) == 1 and leaves[0] is params:
             _remember((type(params), params.dtype), route)
     return route.plan(params, leaves, treedef, device)
+
+
+def _route_key(backend: str | None, types: tuple[type, ...], leaves: list[Any]) -> Hashable:
+    """The key a call's route is remembered and looked up under: the backend asked for, each leaf's
+    type and its dtype's name (raises AttributeError for a leaf without a dtype)."""
+    return (backend, types, tuple(map(_dtype_key_of(types), leaves)))
 
 
 def _dtype_key_of(types: tuple[type, ...]) -> Callable[[Any], Hashable]:
