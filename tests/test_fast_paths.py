@@ -132,6 +132,46 @@ def test_a_remembered_flat_dict_is_not_confused_with_one_holding_a_container(bac
         np.testing.assert_allclose(to_numpy(optree.tree_leaves(grads)[0]), [2.0, 4.0])
 
 
+def test_remembered_flat_lists_and_tuples_keep_their_type_and_are_not_confused(backend: str) -> None:
+    # [x, y] and (x, y) are remembered as flat; [x, (y,)], [x, None] and [x, [y]] have the same
+    # length and must be flattened in full (and rebuilt as they are) whatever was seen before.
+    ops = Ops(backend)
+    x, y = make(backend, [1.0, 2.0], "float32"), make(backend, [3.0], "float32")
+    cases = ([x, y], (x, y), [x, (y,)], [x, None], [x, [y]], (x, y), [x, y])
+    for _ in range(2):
+        for params in cases:
+            grads = ug.grad(lambda p: ops.sum(optree.tree_leaves(p, namespace="unigrad")[0] ** 2), params)
+            assert optree.tree_structure(grads, namespace="unigrad") == optree.tree_structure(
+                params, namespace="unigrad"
+            )
+            assert type(grads) is type(params)
+            np.testing.assert_allclose(to_numpy(grads[0]), [2.0, 4.0])
+
+
+def test_rebuilder_gives_what_optree_unflatten_gives() -> None:
+    from unigrad import _tree
+
+    trees = [
+        {"w": 1.0, "b": 2.0},
+        {"a": 1.0, "c": 2.0, "b": 3.0},
+        {"only": 1.0},
+        {},
+        [1.0, 2.0],
+        (1.0, 2.0, 3.0),
+        [],
+        [1.0, None],
+        {"a": [1.0]},
+        1.0,
+    ]
+    for tree in trees:
+        leaves, treedef = _tree.flatten(tree)
+        new = [f"leaf{index}" for index in range(len(leaves))]
+        got, want = _tree.rebuilder(treedef)(list(new)), treedef.unflatten(list(new))
+        assert got == want and type(got) is type(want)
+        if isinstance(want, dict):
+            assert list(got) == list(want)  # the dict's own key order
+
+
 def test_the_loss_gets_the_params_object_where_the_leaves_are_used_as_they_are(backend: str) -> None:
     """TensorFlow's tape and torch's parameters requiring grad differentiate the params' own
     tensors: the loss is then called on the params object itself, as in native code (no rebuilt

@@ -97,8 +97,9 @@ class StructureEntry:
         self.traces = 0
         adapter = plan.adapter
         finish = output_checker(adapter, has_aux, remember=False)
-        # The params' treedef, recorded while tracing (one structure per entry: the same every time).
-        param_treedef: list[Any] = [None]
+        # How the params are rebuilt from their leaves, recorded while tracing (one structure per
+        # entry: the same every time; a flat list, tuple or dict by its constructor).
+        param_rebuild: list[Callable[[list[Any]], Any]] = []
 
         def step(params: Any, data: Any) -> tuple[Any, Any]:
             self.traces += 1  # Python in the body runs only while the compiler traces it
@@ -117,7 +118,7 @@ class StructureEntry:
 
             loss, aux, grads = adapter.value_and_grad(call, traced.inputs, finish)
             if numpy_dtypes is not None:  # flat: run_on_numpy converts them and rebuilds the tree
-                param_treedef[0] = treedef
+                param_rebuild[:] = [traced.rebuild]
                 grads_out: Any = grads
             else:
                 grads_out = treedef.unflatten(grads)
@@ -143,7 +144,7 @@ class StructureEntry:
                 # aux) as the framework's NumPy export. The step returns the gradients flat and the
                 # first conversion starts at once: a pytree walk over the fresh arrays first costs
                 # ~15 us a call on ten leaves (measured), more than the walk itself.
-                grads = param_treedef[0].unflatten([np.array(grad) for grad in flat])
+                grads = param_rebuild[0]([np.array(grad) for grad in flat])
                 if has_aux:
                     loss, aux = head
                     return (np.asarray(loss), _tree.tree_map(np.asarray, aux)), grads

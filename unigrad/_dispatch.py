@@ -31,7 +31,7 @@ from typing import Any
 import optree
 
 from unigrad._errors import EmptyParamsError, InvalidDeviceError
-from unigrad._leaves import flatten_leaves, leaf_spec, note_array_types
+from unigrad._leaves import flatten_leaves, flatten_params, leaf_spec, note_array_types
 from unigrad._plan import CallPlan, to_backend
 from unigrad._precision import ScopeFactory, matmul_scope
 from unigrad._validate import (
@@ -74,13 +74,20 @@ class Route:
     origins: tuple[Adapter, ...] | None = None
     x64: ScopeFactory | None = None
 
-    def plan(self, params: Any, leaves: list[Any], treedef: optree.PyTreeSpec, device: Any) -> CallPlan:
-        """The plan of a call with this route's signature."""
+    def plan(
+        self,
+        params: Any,
+        leaves: list[Any],
+        treedef: optree.PyTreeSpec,
+        device: Any,
+        rebuild: Callable[[list[Any]], Any] | None = None,
+    ) -> CallPlan:
+        """The plan of a call with this route's signature (``rebuild``: see ``CallPlan.rebuilder``)."""
         adapter, explicit, importers = self.adapter, self.explicit, self.importers
         place = adapter.placer(device) if explicit else None
         bare = leaves[0] is params
         if importers is None:
-            return CallPlan(adapter, treedef, leaves, leaves, None, explicit, bare, None, place)
+            return CallPlan(adapter, treedef, leaves, leaves, None, explicit, bare, None, place, rebuild)
         origins = list(self.origins or ())
         if self.x64 is None:  # the common case: no context to enter (a nullcontext costs ~0.5 us)
             inputs = _imported(leaves, importers, place)
@@ -90,7 +97,7 @@ class Route:
                 # whether the device keeps 64 bits can change (jax.default_device)
                 check_kept_dtypes(params, leaves, inputs, origins, adapter)
         scope = _both(self.x64, matmul_scope(adapter, origins))
-        return CallPlan(adapter, treedef, leaves, inputs, origins, explicit, bare, scope, place)
+        return CallPlan(adapter, treedef, leaves, inputs, origins, explicit, bare, scope, place, rebuild)
 
 
 def _imported(
@@ -116,7 +123,7 @@ def clear_routes() -> None:
 def bare_native_adapter(params: Any) -> Adapter | None:
     """The adapter of ``params`` when it is one array of a type and dtype planned natively before
     (so it needs no checks and no conversion), else ``None``."""
-    route = _routes.get((type(params), getattr(params, "dtype", None)))
+    route = _routes.get(_bare_key(params))
     return None if route is None else route.adapter
 
 
@@ -144,10 +151,10 @@ def plan_call(
                 f"arrays), which happens only with backend=: pass backend= too, or move the params to "
                 f"the device yourself (their gradients stay where they are)"
             )
-        route = _routes.get((type(params), getattr(params, "dtype", None)))
+        route = _routes.get(_bare_key(params))
         if route is not None:  # a bare array: no flatten at all
             return CallPlan(route.adapter, leaf_spec(params), [params], [params], None, False, True)
-    leaves, treedef = flatten_leaves(params)
+    leaves, treedef, rebuild = flatten_params(params)
     if not leaves:
         raise EmptyParamsError(
             f"params has no array leaves (structure {treedef}); pass at least one floating array"
@@ -161,7 +168,7 @@ def plan_call(
             key = None
         route = None if key is None else _routes.get(key)
         if route is not None:
-            return route.plan(params, leaves, treedef, device)
+            return route.plan(params, leaves, treedef, device, rebuild)
     route = _route_for(params, leaves, backend, adapter)
     if key is not None and _replayable(route, leaves):
         # Planning may have imported the adapter, which registers its cheaper dtype key: the route is
@@ -170,8 +177,17 @@ def plan_call(
         key = _route_key(backend, types, leaves)
         _remember(key, route)
         if inferred and route.importers is None and len(leaves) == 1 and leaves[0] is params:
-            _remember((type(params), params.dtype), route)
-    return route.plan(params, leaves, treedef, device)
+            _remember(_bare_key(params), route)
+    return route.plan(params, leaves, treedef, device, rebuild)
+
+
+def _bare_key(params: Any) -> Hashable:
+    """The key a bare array's route is remembered and looked up under: its type and its dtype's name
+    (:data:`~unigrad.backends.DTYPE_KEYS`: TensorFlow's ``.dtype`` runs Python), ``None`` for
+    anything without a dtype (no route is ever remembered under that)."""
+    kind = type(params)
+    fast = DTYPE_KEYS.get(kind)
+    return (kind, getattr(params, "dtype", None) if fast is None else fast(params))
 
 
 def _route_key(backend: str | None, types: tuple[type, ...], leaves: list[Any]) -> Hashable:

@@ -57,6 +57,9 @@ class CallPlan:
     # device=: moves what this call converts (NumPy, other frameworks' arrays) onto the device asked
     # for, or the framework's default one (Adapter.placer). None when they are made there already.
     place: Callable[[Any], Any] | None = None
+    # How the params' tree is rebuilt from leaves when cheaper than ``treedef.unflatten`` (a flat
+    # dict, list or tuple: :func:`unigrad._tree.rebuilder`); None: ``treedef.unflatten``.
+    rebuilder: Callable[[list[Any]], Any] | None = None
 
     def to_backend(self, leaf: Any) -> Any:
         """A leaf of any framework (a tangent, a vector, a data array) as this call's adapter needs it,
@@ -70,7 +73,9 @@ class CallPlan:
     @property
     def rebuild(self) -> Callable[[list[Any]], Any]:
         """Leaves back into the params' structure (for a bare array, simply the one leaf)."""
-        return _first if self.bare else self.treedef.unflatten
+        if self.bare:
+            return _first
+        return self.treedef.unflatten if self.rebuilder is None else self.rebuilder
 
     @property
     def home(self) -> Adapter | None:
@@ -119,7 +124,16 @@ class CallPlan:
                     x if origin is adapter else place(x) for x, origin in zip(inputs, origins, strict=True)
                 ]
         return CallPlan(
-            adapter, self.treedef, leaves, inputs, origins, self.explicit, self.bare, self.scope, place
+            adapter,
+            self.treedef,
+            leaves,
+            inputs,
+            origins,
+            self.explicit,
+            self.bare,
+            self.scope,
+            place,
+            self.rebuilder,
         )
 
     def bind(self, fn: Callable[..., Any], data: Any) -> Callable[[list[Any]], Any]:

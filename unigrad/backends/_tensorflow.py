@@ -284,9 +284,9 @@ def _unaliased(leaves: list[Any]) -> list[Any]:
 def _watchable(leaves: list[Any]) -> list[Any]:
     """``leaves`` with each Keras variable replaced by the ``tf.Variable`` it wraps: a tape watches
     and differentiates with respect to those (the loss reads them through the Keras variable)."""
-    keras_types = keras_tensorflow_variable_types()
-    if not keras_types or not _any_instance(leaves, keras_types):
+    if not _KERAS_VARIABLES.among(leaves):
         return leaves
+    keras_types = keras_tensorflow_variable_types()
     return [leaf.value if isinstance(leaf, keras_types) else leaf for leaf in leaves]
 
 
@@ -315,14 +315,37 @@ def _on_device_of(grad: Any, leaf: Any) -> Any:
         return tf.identity(grad)
 
 
-def _any_instance(items: list[Any], types: type | tuple[type, ...]) -> bool:
-    """Whether an item is an instance of ``types``, asked once per distinct type (a C-level pass over
-    the items): isinstance against TensorFlow's and Keras's classes costs 0.2-0.4 µs an item."""
-    return any(issubclass(kind, types) for kind in set(map(type, items)))
+class _KindTest:
+    """Whether a list holds an instance of some classes, decided once per item type.
+
+    ``isinstance`` against TensorFlow's and Keras's classes (ABCs) costs 0.2-0.4 µs an item, and
+    several µs a call once the framework's own work has left the caches cold; the answer for a type
+    never changes, so it is remembered in a dict (bounded by the number of array types in use).
+    """
+
+    def __init__(self, classes: Callable[[], tuple[type, ...]]) -> None:
+        self._classes = classes
+        self._known: dict[type, bool] = {}
+
+    def among(self, items: list[Any]) -> bool:
+        known = self._known
+        kinds = (type(items[0]),) if len(items) == 1 else set(map(type, items))
+        for kind in kinds:
+            found = known.get(kind)
+            if found is None:
+                found = known[kind] = issubclass(kind, self._classes())
+            if found:
+                return True
+        return False
+
+
+# Keras 3 variables (asked again for each new type: Keras may be imported after the first call).
+_KERAS_VARIABLES = _KindTest(keras_tensorflow_variable_types)
+_INDEXED_SLICES = _KindTest(lambda: (tf.IndexedSlices,))
 
 
 def _dense(grads: list[Any]) -> list[Any]:
-    if not _any_instance(grads, tf.IndexedSlices):
+    if not _INDEXED_SLICES.among(grads):
         return grads
     return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
 
