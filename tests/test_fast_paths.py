@@ -211,3 +211,39 @@ def test_torch_leaves_not_requiring_grad_are_aliased_and_the_structure_rebuilt()
     grads = ug.grad(loss, params)
     assert seen[0] is not params and seen[0]["b"] is params["b"] and seen[0]["w"] is not params["w"]
     assert grads["w"].tolist() == [2.0, 4.0] and params["w"].grad is None and params["b"].grad is None
+
+
+def test_the_loss_runs_few_unigrad_frames_below_the_caller(backend: str) -> None:
+    # Eager TensorFlow and JAX record the Python stack at every op: each frame of ours between the
+    # caller and the loss costs every op of it (backends/_loss_call.py). value_and_grad and grad
+    # call the adapter from their own frame, and TensorFlow, JAX and MLX call the loss from the
+    # adapter's (torch calls the LossCall; MLX's no-aux path is a method of its own).
+    import sys
+    from pathlib import Path
+
+    package = str(Path(ug.__file__).parent)
+    ops = Ops(backend)
+    depths: list[int] = []
+
+    def ours_above() -> int:
+        frame, count = sys._getframe(2), 0
+        while frame is not None and frame.f_code.co_name != "_call_under_test":
+            count += frame.f_code.co_filename.startswith(package)
+            frame = frame.f_back
+        return count
+
+    def loss(p: dict[str, object], data: object = None) -> object:
+        depths.append(ours_above())
+        return ops.sum(p["w"] ** 2)
+
+    def _call_under_test() -> None:
+        params = {"w": make(backend, [1.0, 2.0], "float32")}
+        ug.value_and_grad(loss, params)
+        ug.grad(loss, params)
+        ug.value_and_grad(loss, params, make(backend, [1.0], "float32"))
+
+    _call_under_test()
+    # value_and_grad (or grad), the adapter, and: nothing (TF); the function JAX differentiates;
+    # LossCall.__call__ (torch); the no-aux method and the function MLX differentiates.
+    most = {"tensorflow": 2, "jax": 3, "torch": 3, "mlx": 4}[backend]
+    assert len(depths) == 3 and max(depths) <= most, depths

@@ -36,41 +36,16 @@ def _value_and_grad(
     if not callable(loss_fn):
         _require_callable(loss_fn)
     plan = plan_call(params, backend, adapter, device)
-    if plan.scope is not None:  # float64 NumPy on JAX: the whole call keeps 64 bits, this thread only
-        with plan.scope():
-            return _run(plan, params, loss_fn, data, has_aux, want_loss)
-    return _run(plan, params, loss_fn, data, has_aux, want_loss)
+    with plan.scoped():
+        return _run(plan, params, loss_fn, data, has_aux, want_loss)
 
 
 def _run(
     plan: CallPlan, params: Any, loss_fn: Callable[..., Any], data: Any, has_aux: bool, want_loss: bool
 ) -> tuple[Any, Any]:
     finish = output_checker(plan.adapter, has_aux)
-    rebuild = plan.rebuild
-    # An adapter that differentiates the params' own leaves (TensorFlow's tape watches them; torch's
-    # parameters requiring grad) calls the loss on the very list it was given: the loss then gets the
-    # params as the user passed them, as in native code, and no structure is rebuilt.
-    own = plan.inputs if plan.origins is None and plan.adapter.calls_loss_on_given_leaves else None
-    if data is None:
-
-        def call(leaves: list[Any]) -> Any:
-            return loss_fn(params if leaves is own else rebuild(leaves))
-    else:
-        call_data = plan.prepare_data(data)
-
-        def call(leaves: list[Any]) -> Any:
-            return loss_fn(params if leaves is own else rebuild(leaves), call_data)
-
-    loss, aux, grads = plan.adapter.value_and_grad(call, plan.inputs, finish)
-    if plan.origins is not None:  # some leaves were converted: results go back to their frameworks
-        grads = plan.restore_grads(grads)
-        if want_loss:  # grad throws the loss away: no conversion for it
-            loss = plan.restore_output(loss)
-        if aux is not None:
-            aux = plan.restore_output(aux)
-    if has_aux:
-        return (loss, aux), rebuild(grads)
-    return loss, rebuild(grads)
+    out = plan.adapter.value_and_grad(plan.loss_call(loss_fn, params, data), plan.inputs, finish)
+    return plan.results(out, has_aux, want_loss)
 
 
 def value_and_grad(
@@ -126,15 +101,17 @@ def value_and_grad(
         >>> float(loss), float(grads["w"])
         (5.0, 10.0)
     """
-    # _value_and_grad written out: JAX records the Python stack at every dispatch, and each frame of
-    # ours under the loss costs about 2 us a call on the 2-core machine (docs/benchmarks.md).
+    # _run written out: eager TensorFlow and JAX record the Python stack at every op, so the adapter
+    # is called from this frame, and the loss from the adapter's (backends/_loss_call.py).
     if not callable(loss_fn):
         _require_callable(loss_fn)
     plan = plan_call(params, backend, None, device)
-    if plan.scope is None:
-        return _run(plan, params, loss_fn, data, has_aux, True)
-    with plan.scope():  # float64 NumPy on JAX: the whole call keeps 64 bits, this thread only
-        return _run(plan, params, loss_fn, data, has_aux, True)
+    if plan.scope is not None:  # float64 NumPy on JAX: the whole call keeps 64 bits, this thread only
+        with plan.scope():
+            return _run(plan, params, loss_fn, data, has_aux, True)
+    finish = output_checker(plan.adapter, has_aux)
+    out = plan.adapter.value_and_grad(plan.loss_call(loss_fn, params, data), plan.inputs, finish)
+    return plan.results(out, has_aux, True)
 
 
 def grad(
@@ -157,12 +134,21 @@ def grad(
         >>> ug.grad(lambda x: x ** 2, torch.tensor(3.0))
         tensor(6.)
     """
+    # As in value_and_grad: the adapter is called from this frame.
+    if not callable(loss_fn):
+        _require_callable(loss_fn)
+    plan = plan_call(params, backend, None, device)
+    if plan.scope is not None:
+        with plan.scope():
+            result = _run(plan, params, loss_fn, data, has_aux, False)
+    else:
+        finish = output_checker(plan.adapter, has_aux)
+        out = plan.adapter.value_and_grad(plan.loss_call(loss_fn, params, data), plan.inputs, finish)
+        result = plan.results(out, has_aux, False)
     if has_aux:
-        (_, aux), grads = _value_and_grad(
-            loss_fn, params, data, True, backend, want_loss=False, device=device
-        )
+        (_, aux), grads = result
         return grads, aux
-    return _value_and_grad(loss_fn, params, data, False, backend, want_loss=False, device=device)[1]
+    return result[1]
 
 
 def reference_grad(

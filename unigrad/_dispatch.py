@@ -151,7 +151,9 @@ def plan_call(
                 f"arrays), which happens only with backend=: pass backend= too, or move the params to "
                 f"the device yourself (their gradients stay where they are)"
             )
-        route = _routes.get(_bare_key(params))
+        kind = type(params)
+        # (A container has no dtype: asking it raises and catches an AttributeError, ~1 us.)
+        route = None if kind is dict or kind is list or kind is tuple else _routes.get(_bare_key(params))
         if route is not None:  # a bare array: no flatten at all
             return CallPlan(route.adapter, leaf_spec(params), [params], [params], None, False, True)
     leaves, treedef, rebuild = flatten_params(params)
@@ -192,16 +194,13 @@ def _bare_key(params: Any) -> Hashable:
 
 def _route_key(backend: str | None, types: tuple[type, ...], leaves: list[Any]) -> Hashable:
     """The key a call's route is remembered and looked up under: the backend asked for, each leaf's
-    type and its dtype's name (raises AttributeError for a leaf without a dtype)."""
-    return (backend, types, tuple(map(_dtype_key_of(types), leaves)))
-
-
-def _dtype_key_of(types: tuple[type, ...]) -> Callable[[Any], Hashable]:
-    """How the leaves' dtypes are named in a route key: ``.dtype``, or their type's cheaper
-    :data:`~unigrad.backends.DTYPE_KEYS` function when every leaf has that one type."""
-    first = types[0]
-    fast = DTYPE_KEYS.get(first)
-    return fast if fast is not None and types.count(first) == len(types) else _get_dtype
+    type and its dtype's name (raises AttributeError for a leaf without a dtype). The name is
+    ``.dtype``, or the type's cheaper :data:`~unigrad.backends.DTYPE_KEYS` function when every leaf
+    has that one type."""
+    fast = DTYPE_KEYS.get(types[0])
+    if fast is None or types.count(types[0]) != len(types):
+        fast = _get_dtype
+    return (backend, types, tuple(map(fast, leaves)))
 
 
 def _remember(key: Hashable, route: Route) -> None:

@@ -27,6 +27,7 @@ import optree
 from unigrad import _tree
 from unigrad._leaves import flatten_leaves
 from unigrad.backends import Adapter, backend_name_of, get_adapter
+from unigrad.backends._loss_call import LossCall
 
 _first = itemgetter(0)
 # Reusable and re-entrant: the context of every call that needs no precision scope.
@@ -135,6 +136,32 @@ class CallPlan:
             place,
             self.rebuilder,
         )
+
+    def loss_call(self, fn: Callable[..., Any], params: Any, data: Any) -> LossCall:
+        """``fn`` as the adapter calls it on this plan's leaves, its data prepared (see ``LossCall``).
+
+        An adapter that differentiates the leaves as they are (TensorFlow's tape, torch's parameters
+        requiring grad) calls the loss on the very list it was given: the loss then gets ``params``
+        as the user passed them, as in native code, and no structure is rebuilt.
+        """
+        given = self.inputs if self.origins is None and self.adapter.calls_loss_on_given_leaves else None
+        args = () if data is None else (self.prepare_data(data),)
+        return LossCall(fn, params, given, self.rebuild, args)
+
+    def results(self, out: tuple[Any, Any, list[Any]], has_aux: bool, want_loss: bool) -> tuple[Any, Any]:
+        """An adapter's ``(loss, aux, grads)`` as the API returns them: ``(loss, grads)``, or
+        ``((loss, aux), grads)`` with ``has_aux``; each in its parameter's framework when converted
+        (the loss only when ``want_loss``: ``grad`` throws it away)."""
+        loss, aux, grads = out
+        if self.origins is not None:  # some leaves were converted: results go back to their frameworks
+            grads = self.restore_grads(grads)
+            if want_loss:
+                loss = self.restore_output(loss)
+            if aux is not None:
+                aux = self.restore_output(aux)
+        if has_aux:
+            return (loss, aux), self.rebuild(grads)
+        return loss, self.rebuild(grads)
 
     def bind(self, fn: Callable[..., Any], data: Any) -> Callable[[list[Any]], Any]:
         """``fn`` as a function of this plan's flat leaves: ``fn(params)``, or ``fn(params, data)``."""

@@ -26,6 +26,7 @@ from unigrad.backends._base import (
     example_loss,
     split_arrays,
 )
+from unigrad.backends._loss_call import loss_parts
 
 
 class JaxAdapter(Adapter):
@@ -229,7 +230,8 @@ def _loss_with_aux(leaves: list[Any], context: _Context) -> tuple[Any, tuple[Any
     arrays) cannot depend on the parameters and is carried around it (``carried["rebuild"]``).
     """
     fn, finish, carried = context
-    loss, aux = finish(fn(leaves))
+    loss_fn, arguments = loss_parts(fn, leaves)
+    loss, aux = finish(loss_fn(*arguments))
     if aux is not None:
         aux, carried["rebuild"] = split_arrays(aux, ADAPTER.is_array)
     return _as_scalar(loss), (loss, aux)
@@ -242,7 +244,8 @@ def _loss_only(leaves: list[Any], context: _Context) -> Any:
     returning the loss as aux).
     """
     fn, finish, carried = context
-    loss, _ = finish(fn(leaves))
+    loss_fn, arguments = loss_parts(fn, leaves)  # called from here: one frame less at each dispatch
+    loss, _ = finish(loss_fn(*arguments))
     if loss.ndim:
         carried["shape"] = loss.shape
         return jnp.reshape(loss, ())

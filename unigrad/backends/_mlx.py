@@ -37,6 +37,7 @@ import numpy as np
 
 from unigrad._errors import InvalidDeviceError, PrecisionError
 from unigrad.backends._base import Adapter, ExampleFn, FlatFn, OutputCheck, StepFn, example_loss, split_arrays
+from unigrad.backends._loss_call import loss_parts
 
 #: NumPy dtype name -> MLX dtype, for every dtype MLX has (no complex128, no float128).
 DTYPES: dict[str, Any] = {
@@ -328,7 +329,8 @@ def _stream_for(leaves: list[Any]) -> AbstractContextManager[Any]:
 def _loss_only(leaves: list[Any], context: tuple[Callable[[list[Any]], Any], OutputCheck, list[Any]]) -> Any:
     """``fn``'s loss as a scalar; a loss of shape ``(1,)``... leaves its shape in ``context[2]``."""
     fn, finish, shape = context
-    loss, _ = finish(fn(leaves))
+    loss_fn, arguments = loss_parts(fn, leaves)  # the loss called from here, as on JAX
+    loss, _ = finish(loss_fn(*arguments))
     if loss.ndim:
         shape.append(loss.shape)
         return mx.reshape(loss, ())

@@ -23,6 +23,7 @@ import tensorflow as tf
 from unigrad._errors import InvalidDeviceError, UnigradError
 from unigrad.backends import DTYPE_KEYS, LOSS_KEYS, keras_tensorflow_variable_types
 from unigrad.backends._base import Adapter, ExampleFn, FlatFn, OutputCheck, StepFn, split_arrays
+from unigrad.backends._loss_call import loss_parts
 
 _ZERO = tf.UnconnectedGradients.ZERO
 _EagerTensor = type(tf.constant(0.0))
@@ -119,9 +120,10 @@ class TensorFlowAdapter(Adapter):
         # isinstance checks against a typing Protocol, which cost more than the rest of a small call.
         watched = _watchable(leaves)
         sources = watched[0] if len(leaves) == 1 else watched
+        loss_fn, arguments = loss_parts(fn, leaves)  # called from here: one frame less under each op
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(sources)
-            loss, aux = finish(fn(leaves))
+            loss, aux = finish(loss_fn(*arguments))
         grads = tape.gradient(loss, sources, unconnected_gradients=_ZERO)
         del tape  # release the recorded graph now rather than at the next garbage collection
         grads = _dense([grads] if len(leaves) == 1 else grads)
