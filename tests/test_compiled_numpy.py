@@ -112,3 +112,38 @@ def test_float64_numpy_keeps_float64_with_x64_off() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["float32", "float64", "float32"]
+
+
+def test_a_flat_list_seen_before_is_found_without_flattening(numpy_params: list[np.ndarray]) -> None:
+    """A flat list (or tuple) of arrays and no data is found by its type and length; anything else
+    of that length (a nested item, None, a tuple, new dtypes) still takes the full path."""
+    require("jax")
+    import jax
+
+    def chain_of_leaves(params):
+        return _chain(jax.tree_util.tree_leaves(params))
+
+    step = ug.value_and_grad_fn(chain_of_leaves, backend="jax", jit=True)
+    step(numpy_params)
+    flattened: list[object] = []
+    compiler_flatten = step._compiler_flatten
+    step._compiler_flatten = lambda tree: flattened.append(tree) or compiler_flatten(tree)
+    loss, grads = step([p + 1 for p in numpy_params])
+    assert flattened == [] and step.cache_size == 1
+    want_loss, want = jax.value_and_grad(_chain)([p + 1 for p in numpy_params])
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    assert type(grads) is list and len(grads) == len(numpy_params)
+    for got, expected in zip(grads, want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+    # The same length, another structure: flattened, and answered with its own structure.
+    nested = [numpy_params[0], [numpy_params[1]], *numpy_params[2:]]
+    _, nested_grads = step(nested)
+    assert len(flattened) == 1 and isinstance(nested_grads[1], list)
+    _, tuple_grads = step(tuple(numpy_params))
+    assert type(tuple_grads) is tuple
+    # New dtypes of the same flat list are planned and checked, as on the flattened path.
+    with pytest.raises(ug.InvalidParamsError, match=r"params\[0\] is a numpy ndarray of dtype int32"):
+        step([p.astype(np.int32) for p in numpy_params])
+    step.clear_cache()
+    assert step.cache_size == 0 and step._flat_structures is None

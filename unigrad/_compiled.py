@@ -17,6 +17,7 @@ lower, Python control flow on traced values...), that key runs eagerly from then
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
@@ -115,22 +116,36 @@ class ValueAndGradFn(ReusableFn):
     maker, runs = "value_and_grad_fn", "step"
     _entries: dict[Hashable, _Entry]
     _by_structure: dict[Hashable, StructureEntry]
+    # A flat list or tuple of arrays and no data (a client's commonest call, e.g. NumPy leaves into
+    # jax.jit): (its type, its length) -> the structure entry made for it, found without flattening
+    # (the compiler's flatten, the treedef's hash: about 5 us of a real call). Set by calls.
+    _flat_structures: dict[tuple[type, int], StructureEntry] | None = None
 
     def __call__(self, params: Any, data: Any = None) -> tuple[Any, Any]:
         by_structure = self._by_structure
         if by_structure:
-            try:
-                leaves, treedef = self._compiler_flatten((params, data))
-            except (RecursionError, SystemError):
-                # A cycle (JAX's C++ flatten reports it as a SystemError caused by a RecursionError):
-                # the keyed path's flatten raises the typed error naming where it is.
-                return self._keyed_call(params, data)
-            entry = by_structure.get(treedef)
-            if (
-                entry is not None
-                and entry.leaf_types.issuperset(map(type, leaves))
-                and (entry.numpy_dtypes is None or entry.accepts(leaves))  # no call for JAX arrays
-            ):
+            flat = self._flat_structures
+            kind = type(params)
+            entry = (
+                flat.get((kind, len(params)))
+                if flat is not None and data is None and (kind is list or kind is tuple)
+                else None
+            )
+            # Leaf types are the compiler's leaves: params whose items all have one of them are a
+            # flat sequence, with the structure the entry was made for.
+            if entry is None or not entry.leaf_types.issuperset(map(type, params)):
+                try:
+                    leaves, treedef = self._compiler_flatten((params, data))
+                except (RecursionError, SystemError):
+                    # A cycle (JAX's C++ flatten reports it as a SystemError caused by a
+                    # RecursionError): the keyed path's flatten raises the typed error naming where it is.
+                    return self._keyed_call(params, data)
+                entry = by_structure.get(treedef)
+                if entry is not None and not entry.leaf_types.issuperset(map(type, leaves)):
+                    entry = None
+            else:
+                leaves = params
+            if entry is not None and (entry.numpy_dtypes is None or entry.accepts(leaves)):
                 try:
                     return entry.run(params, data)
                 except UnigradError:
@@ -138,9 +153,19 @@ class ValueAndGradFn(ReusableFn):
                 except Exception:  # noqa: BLE001 - e.g. a new shape the compiler refused: from now on
                     # this structure takes the keyed path, which compiles per signature and falls
                     # back to eager with a warning
-                    del by_structure[treedef]
+                    self._forget_structure(entry)
                     self._structure_refused = True
         return self._keyed_call(params, data)
+
+    def clear_cache(self) -> None:
+        """Forget every planned and compiled signature (the next call of each plans it again)."""
+        super().clear_cache()
+        self._flat_structures = None
+
+    def _forget_structure(self, entry: StructureEntry) -> None:
+        for table in (self._by_structure, self._flat_structures or {}):
+            for key in [key for key, known in table.items() if known is entry]:
+                del table[key]
 
     def _keyed_call(self, params: Any, data: Any) -> tuple[Any, Any]:
         leaves, treedef = _tree.flatten(params)
@@ -195,6 +220,12 @@ class ValueAndGradFn(ReusableFn):
             return None
         self._by_structure[treedef] = entry
         self._compiler_flatten = plan.adapter.compiler_flatten
+        kind = type(params)
+        flat = data is None and (kind is list or kind is tuple) and len(leaves) == len(params)
+        if flat and all(map(operator.is_, leaves, params)):  # each item is a leaf itself
+            if self._flat_structures is None:
+                self._flat_structures = {}
+            self._flat_structures[(kind, len(params))] = entry
         return result
 
     def _unhashable(self, data: Any, data_leaves: list[Any]) -> InvalidDataError:
