@@ -25,7 +25,7 @@ import functools
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import optree
@@ -52,6 +52,7 @@ ROUTES_LIMIT = 1024
 # (backend asked for, the leaves' types, the leaves' dtypes).
 _routes: dict[Hashable, Route] = {}
 _get_dtype = attrgetter("dtype")
+_first = itemgetter(0)
 _NO_SCOPE = nullcontext()
 
 
@@ -82,12 +83,17 @@ class Route:
         device: Any,
         rebuild: Callable[[list[Any]], Any] | None = None,
     ) -> CallPlan:
-        """The plan of a call with this route's signature (``rebuild``: see ``CallPlan.rebuilder``)."""
+        """The plan of a call with this route's signature (``rebuild``: a cheaper function than
+        ``treedef.unflatten`` rebuilding the params, see ``CallPlan.rebuild``)."""
         adapter, explicit, importers = self.adapter, self.explicit, self.importers
         place = adapter.placer(device) if explicit else None
         bare = leaves[0] is params
+        rebuild = _first if bare else rebuild or treedef.unflatten
         if importers is None:
-            return CallPlan(adapter, treedef, leaves, leaves, None, explicit, bare, None, place, rebuild)
+            given = leaves if adapter.calls_loss_on_given_leaves else None
+            return CallPlan(
+                adapter, treedef, leaves, leaves, None, explicit, rebuild, bare, None, place, given
+            )
         origins = list(self.origins or ())
         if self.x64 is None:  # the common case: no context to enter (a nullcontext costs ~0.5 us)
             inputs = _imported(leaves, importers, place)
@@ -97,7 +103,7 @@ class Route:
                 # whether the device keeps 64 bits can change (jax.default_device)
                 check_kept_dtypes(params, leaves, inputs, origins, adapter)
         scope = _both(self.x64, matmul_scope(adapter, origins))
-        return CallPlan(adapter, treedef, leaves, inputs, origins, explicit, bare, scope, place, rebuild)
+        return CallPlan(adapter, treedef, leaves, inputs, origins, explicit, rebuild, bare, scope, place)
 
 
 def _imported(
@@ -155,7 +161,12 @@ def plan_call(
         # (A container has no dtype: asking it raises and catches an AttributeError, ~1 us.)
         route = None if kind is dict or kind is list or kind is tuple else _routes.get(_bare_key(params))
         if route is not None:  # a bare array: no flatten at all
-            return CallPlan(route.adapter, leaf_spec(params), [params], [params], None, False, True)
+            adapter = route.adapter
+            leaves = [params]
+            given = leaves if adapter.calls_loss_on_given_leaves else None
+            return CallPlan(
+                adapter, leaf_spec(params), leaves, leaves, None, False, _first, True, given=given
+            )
     leaves, treedef, rebuild = flatten_params(params)
     if not leaves:
         raise EmptyParamsError(

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 import optree
@@ -29,7 +28,6 @@ from unigrad._leaves import flatten_leaves
 from unigrad.backends import Adapter, backend_name_of, get_adapter
 from unigrad.backends._loss_call import LossCall
 
-_first = itemgetter(0)
 # Reusable and re-entrant: the context of every call that needs no precision scope.
 _NO_SCOPE = nullcontext()
 # (adapter, backend= given, whether this call prepares data leaves, the placer, the data's leaf types)
@@ -51,6 +49,9 @@ class CallPlan:
     inputs: list[Any]
     origins: list[Adapter] | None  # per-leaf origin, or None when every leaf is already native
     explicit: bool  # backend= was given: foreign data leaves are converted too
+    # Leaves back into the params' structure: the one leaf of a bare array, a flat dict, list or
+    # tuple's own constructor (unigrad._tree.rebuilder), else treedef.unflatten.
+    rebuild: Callable[[list[Any]], Any]
     bare: bool = False  # params is a single array, not a container: its treedef is a lone leaf
     # The adapter's precision_scope when this call converts leaves of its scoped dtypes (float64
     # NumPy on JAX): the whole call runs inside it. None when the call needs none (the common case).
@@ -58,9 +59,8 @@ class CallPlan:
     # device=: moves what this call converts (NumPy, other frameworks' arrays) onto the device asked
     # for, or the framework's default one (Adapter.placer). None when they are made there already.
     place: Callable[[Any], Any] | None = None
-    # How the params' tree is rebuilt from leaves when cheaper than ``treedef.unflatten`` (a flat
-    # dict, list or tuple: :func:`unigrad._tree.rebuilder`); None: ``treedef.unflatten``.
-    rebuilder: Callable[[list[Any]], Any] | None = None
+    # ``inputs`` when the adapter calls the loss on the very leaves it was given (see loss_call).
+    given: list[Any] | None = None
 
     def to_backend(self, leaf: Any) -> Any:
         """A leaf of any framework (a tangent, a vector, a data array) as this call's adapter needs it,
@@ -70,13 +70,6 @@ class CallPlan:
     def scoped(self) -> AbstractContextManager[Any]:
         """The context a call of this plan runs in (see ``scope``)."""
         return _NO_SCOPE if self.scope is None else self.scope()
-
-    @property
-    def rebuild(self) -> Callable[[list[Any]], Any]:
-        """Leaves back into the params' structure (for a bare array, simply the one leaf)."""
-        if self.bare:
-            return _first
-        return self.treedef.unflatten if self.rebuilder is None else self.rebuilder
 
     @property
     def home(self) -> Adapter | None:
@@ -124,6 +117,7 @@ class CallPlan:
                 inputs = [
                     x if origin is adapter else place(x) for x, origin in zip(inputs, origins, strict=True)
                 ]
+        given = inputs if origins is None and adapter.calls_loss_on_given_leaves else None
         return CallPlan(
             adapter,
             self.treedef,
@@ -131,10 +125,11 @@ class CallPlan:
             inputs,
             origins,
             self.explicit,
+            self.rebuild,
             self.bare,
             self.scope,
             place,
-            self.rebuilder,
+            given,
         )
 
     def loss_call(self, fn: Callable[..., Any], params: Any, data: Any) -> LossCall:
@@ -144,9 +139,9 @@ class CallPlan:
         requiring grad) calls the loss on the very list it was given: the loss then gets ``params``
         as the user passed them, as in native code, and no structure is rebuilt.
         """
-        given = self.inputs if self.origins is None and self.adapter.calls_loss_on_given_leaves else None
-        args = () if data is None else (self.prepare_data(data),)
-        return LossCall(fn, params, given, self.rebuild, args)
+        return LossCall(
+            fn, params, self.given, self.rebuild, () if data is None else (self.prepare_data(data),)
+        )
 
     def results(self, out: tuple[Any, Any, list[Any]], has_aux: bool, want_loss: bool) -> tuple[Any, Any]:
         """An adapter's ``(loss, aux, grads)`` as the API returns them: ``(loss, grads)``, or
