@@ -41,14 +41,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[Result]]]]:
     """The benchmark groups to run, sized for a full or a ``--quick`` run."""
-    from benchmarks import cold_start, compiled, eager, gpu, memory, peer, second_order
+    from benchmarks import cold_start, compiled, eager, gpu, memory, numpy_jit, peer, second_order
 
     quick, backends = args.quick, tuple(args.backends)
     rounds = 3 if quick else 41
     size = {"rows": 512, "hidden": 768} if quick else {}
     groups: dict[str, Callable[[], list[Result]]] = {
         "eager": lambda: eager.run(backends, rounds=rounds, quick=quick),
-        "compiled": lambda: compiled.run(backends, rounds=rounds),
+        "compiled": lambda: compiled.run(backends, rounds=rounds) + numpy_jit.run(backends, rounds=rounds),
         "cold": lambda: (
             cold_start.import_time(3 if quick else 21)
             + cold_start.first_call(backends, rounds=1 if quick else 3)

@@ -162,6 +162,8 @@ _MISSES = [
     "  imports and a mode-stack scan per call), read now without it when nothing changed the default.",
     "  NumPy params into a compiled JAX step come back as NumPy through a flat list converted as soon",
     "  as the step returns: a pytree walk over the fresh JAX arrays first cost about 15 µs on ten",
-    "  leaves (1.19× → 1.12× of `jax.jit` plus NumPy results).",
+    "  leaves (1.19× → 1.12× of `jax.jit` plus NumPy results). A flat list of them with no data is",
+    "  now found by its type and length, without `jax.tree_util`'s flatten (cold: 3.5 µs) and the",
+    "  treedef's hash: 1.14–1.19× → 1.04–1.12× in alternating runs (2026-12-05).",
     "",
 ]

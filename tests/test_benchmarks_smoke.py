@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:
 
 from conftest import FRAMEWORK_BACKENDS, require  # noqa: E402
 
-from benchmarks import cold_start, compiled, eager, memory, peer, report  # noqa: E402
+from benchmarks import cold_start, compiled, eager, memory, numpy_jit, peer, report  # noqa: E402
 from benchmarks._results import Result  # noqa: E402
 from benchmarks._timing import Spread, interleave, ratios  # noqa: E402
 from benchmarks.workloads import build, is_installed, to_numpy_tree  # noqa: E402
@@ -108,6 +108,20 @@ def test_compiled_path_matches_native_compiled(backend: str) -> None:
     result = compiled.measure(work, "compiled smoke", rounds=2, judged=True)
     assert_well_formed(result)
     assert result.target == compiled.TARGET
+
+
+def test_numpy_into_compiled_jax_agrees_with_native_and_gives_a_row() -> None:
+    require("jax")
+    steps = numpy_jit.contenders(leaves=3, size=4)
+    (native_loss, native_grads), (loss, grads) = (fn() for fn in steps.values())
+    np.testing.assert_allclose(loss, native_loss, rtol=1e-6)
+    assert type(grads) is list and all(type(g) is np.ndarray for g in grads)
+    for got, want in zip(grads, native_grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    (result,) = numpy_jit.run(("jax",), rounds=1)
+    assert_well_formed(result)
+    assert result.backend == "jax" and result.met in (True, False)
+    assert numpy_jit.run(("torch",), rounds=1) == []  # not asked for: no row
 
 
 def test_compiled_rows_say_pending_without_the_compiled_path(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,76 @@
+"""Case 11: NumPy params into a compiled JAX step, against handing the same list to ``jax.jit`` yourself.
+
+A real client (quimb's optimiser) keeps its parameters as a list of NumPy arrays and calls
+``ug.value_and_grad_fn(loss, jit=True, backend="jax")`` on it; the native form is
+``jax.jit(jax.value_and_grad(loss))`` on the same list, with its results turned into NumPy (as unigrad
+hands them back). Reduced here to ten 8×8 float32 leaves and a tanh-matmul chain, no data.
+Target: parity, read as the compiled steps' ``≤ 1.02×`` (a median within the same-run noise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks._results import Result, fmt_ratio, fmt_time, pending
+from benchmarks._timing import interleave, ratios
+from benchmarks.workloads import is_installed
+
+CASE = "11. NumPy params into a compiled JAX step, ten 8×8 float32 leaves"
+LIMIT = 1.02
+NATIVE = "jax.jit(jax.value_and_grad) on the NumPy list, NumPy results"
+
+
+def contenders(leaves: int = 10, size: int = 8) -> dict[str, Callable[[], Any]]:
+    """The native call and unigrad's, each returning ``(loss, grads)`` as NumPy."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import unigrad as ug
+
+    rng = np.random.default_rng(0)
+    params = [(rng.standard_normal((size, size)) * 0.3).astype(np.float32) for _ in range(leaves)]
+    start = rng.standard_normal((4, size)).astype(np.float32)
+
+    def chain(p: list[Any]) -> Any:
+        x = jnp.asarray(start)
+        for w in p:
+            x = jnp.tanh(x @ w)
+        return jnp.sum(x**2)
+
+    native_step = jax.jit(jax.value_and_grad(chain))
+
+    def native() -> Any:
+        loss, grads = native_step(params)
+        return np.asarray(loss), [np.array(g) for g in grads]
+
+    step = ug.value_and_grad_fn(chain, jit=True, backend="jax")
+    return {NATIVE: native, "unigrad": lambda: step(params)}
+
+
+def run(backends: tuple[str, ...], *, rounds: int = 31) -> list[Result]:
+    """One row on JAX (pending where JAX is not installed or not asked for)."""
+    if "jax" not in backends:
+        return []
+    if not is_installed("jax"):
+        return [pending(CASE, "jax", "jax is not installed", f"≤ {LIMIT:.2f}×")]
+    steps = contenders()
+    for fn in steps.values():  # compiles, outside the timed rounds
+        fn()
+    times = interleave(steps, rounds=rounds * 3)  # ~200 µs calls: more rounds, as eager.py does
+    spread = ratios(times["unigrad"], times[NATIVE])
+    median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+    return [
+        Result(
+            CASE,
+            "jax",
+            fmt_time(median[NATIVE]),
+            fmt_time(median["unigrad"]),
+            fmt_ratio(spread),
+            f"≤ {LIMIT:.2f}×",
+            spread.median <= LIMIT,
+            f"baseline: {NATIVE}; ug.value_and_grad_fn(jit=True, backend='jax'), gradients as NumPy",
+            {"ratio": spread.median, "native_s": median[NATIVE], "unigrad_s": median["unigrad"]},
+        )
+    ]
