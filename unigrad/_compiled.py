@@ -122,30 +122,10 @@ class ValueAndGradFn(ReusableFn):
     _flat_structures: dict[tuple[type, int], StructureEntry] | None = None
 
     def __call__(self, params: Any, data: Any = None) -> tuple[Any, Any]:
-        by_structure = self._by_structure
-        if by_structure:
-            flat = self._flat_structures
-            kind = type(params)
-            entry = (
-                flat.get((kind, len(params)))
-                if flat is not None and data is None and (kind is list or kind is tuple)
-                else None
-            )
-            # Leaf types are the compiler's leaves: params whose items all have one of them are a
-            # flat sequence, with the structure the entry was made for.
-            if entry is None or not entry.leaf_types.issuperset(map(type, params)):
-                try:
-                    leaves, treedef = self._compiler_flatten((params, data))
-                except (RecursionError, SystemError):
-                    # A cycle (JAX's C++ flatten reports it as a SystemError caused by a
-                    # RecursionError): the keyed path's flatten raises the typed error naming where it is.
-                    return self._keyed_call(params, data)
-                entry = by_structure.get(treedef)
-                if entry is not None and not entry.leaf_types.issuperset(map(type, leaves)):
-                    entry = None
-            else:
-                leaves = params
-            if entry is not None and (entry.numpy_dtypes is None or entry.accepts(leaves)):
+        found = self._structure_entry(params, data) if self._by_structure else None
+        if found is not None:
+            entry, leaves = found
+            if entry.numpy_dtypes is None or entry.accepts(leaves):
                 try:
                     return entry.run(params, data)
                 except UnigradError:
@@ -156,6 +136,27 @@ class ValueAndGradFn(ReusableFn):
                     self._forget_structure(entry)
                     self._structure_refused = True
         return self._keyed_call(params, data)
+
+    def _structure_entry(self, params: Any, data: Any) -> tuple[StructureEntry, Any] | None:
+        """The structure entry these inputs run on and the params' leaves, or ``None`` (keyed path)."""
+        kind = type(params)
+        flat = self._flat_structures
+        if flat is not None and data is None and (kind is list or kind is tuple):
+            entry = flat.get((kind, len(params)))
+            # The entry's leaf types are the compiler's leaves: a sequence whose items all have one
+            # of them is flat, like the one the entry was made for.
+            if entry is not None and entry.leaf_types.issuperset(map(type, params)):
+                return entry, params
+        try:
+            leaves, treedef = self._compiler_flatten((params, data))
+        except (RecursionError, SystemError):
+            # A cycle (JAX's C++ flatten reports it as a SystemError caused by a RecursionError):
+            # the keyed path's flatten raises the typed error naming where it is.
+            return None
+        entry = self._by_structure.get(treedef)
+        if entry is None or not entry.leaf_types.issuperset(map(type, leaves)):
+            return None
+        return entry, leaves
 
     def clear_cache(self) -> None:
         """Forget every planned and compiled signature (the next call of each plans it again)."""
