@@ -31,7 +31,7 @@ from typing import Any
 import optree
 
 from unigrad._errors import EmptyParamsError, InvalidDeviceError
-from unigrad._leaves import flatten_leaves, flatten_params, leaf_spec, note_array_types
+from unigrad._leaves import ARRAY_TYPES, flatten_leaves, flatten_params, leaf_spec, note_array_types
 from unigrad._plan import CallPlan, to_backend
 from unigrad._precision import ScopeFactory, matmul_scope
 from unigrad._validate import (
@@ -129,7 +129,7 @@ def clear_routes() -> None:
 def bare_native_adapter(params: Any) -> Adapter | None:
     """The adapter of ``params`` when it is one array of a type and dtype planned natively before
     (so it needs no checks and no conversion), else ``None``."""
-    route = _routes.get(_bare_key(params))
+    route = _routes.get(_bare_key(params)) if type(params) in ARRAY_TYPES else None
     return None if route is None else route.adapter
 
 
@@ -157,9 +157,9 @@ def plan_call(
                 f"arrays), which happens only with backend=: pass backend= too, or move the params to "
                 f"the device yourself (their gradients stay where they are)"
             )
-        kind = type(params)
-        # (A container has no dtype: asking it raises and catches an AttributeError, ~1 us.)
-        route = None if kind is dict or kind is list or kind is tuple else _routes.get(_bare_key(params))
+        # Only an array type planned before can have a bare route (asking a container for its dtype
+        # would raise and catch an AttributeError, ~1 us).
+        route = _routes.get(_bare_key(params)) if type(params) in ARRAY_TYPES else None
         if route is not None:  # a bare array: no flatten at all
             adapter = route.adapter
             leaves = [params]

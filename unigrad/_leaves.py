@@ -36,8 +36,9 @@ _flat_dicts: dict[tuple[Any, ...], tuple[_Values, optree.PyTreeSpec, _Rebuild]] 
 # A flat list or tuple of arrays: (its type, its length) -> its treedef.
 _flat_sequences: dict[tuple[type, int], optree.PyTreeSpec] = {}
 _FLAT_DICTS_LIMIT = 1024
-# Leaf types found to be some framework's arrays (see note_array_types).
-_array_types: set[type] = set()
+#: Leaf types found to be some framework's arrays (see note_array_types): every type planned as an
+#: array is among them, so a type that is not has no remembered route of its own.
+ARRAY_TYPES: set[type] = set()
 
 
 def leaf_spec(leaf: Any) -> optree.PyTreeSpec:
@@ -50,7 +51,7 @@ def leaf_spec(leaf: Any) -> optree.PyTreeSpec:
 
 def note_array_types(types: Any) -> None:
     """Remember ``types`` as array types: flat dicts of them are flattened without optree."""
-    _array_types.update(types)
+    ARRAY_TYPES.update(types)
 
 
 def flatten_leaves(tree: Any, root: str = "params") -> tuple[list[Any], optree.PyTreeSpec]:
@@ -72,11 +73,11 @@ def flatten_params(tree: Any, root: str = "params") -> tuple[list[Any], optree.P
         if known is not None:
             values, treedef, rebuild = known
             leaves = list(values(tree))
-            if _array_types.issuperset(map(type, leaves)):
+            if ARRAY_TYPES.issuperset(map(type, leaves)):
                 return leaves, treedef, rebuild
     elif kind is list or kind is tuple:
         sequence_def = _flat_sequences.get((kind, len(tree)))
-        if sequence_def is not None and _array_types.issuperset(map(type, tree)):
+        if sequence_def is not None and ARRAY_TYPES.issuperset(map(type, tree)):
             return list(tree), sequence_def, kind
     elif backend_name_of(tree) is not None:
         return [tree], leaf_spec(tree), _first
@@ -93,8 +94,8 @@ def _remember_flat(tree: Any, leaves: list[Any], treedef: optree.PyTreeSpec) -> 
     # Only when every value is itself an array leaf: {"a": (x,)} has one key and one leaf too, but
     # its value is a container (found by the property test in tests/test_structures.py).
     values = list(tree.values()) if type(tree) is dict else tree
-    _array_types.update(type(value) for value in values if backend_name_of(value) is not None)
-    if not _array_types.issuperset(map(type, values)):
+    ARRAY_TYPES.update(type(value) for value in values if backend_name_of(value) is not None)
+    if not ARRAY_TYPES.issuperset(map(type, values)):
         return treedef.unflatten
     rebuild = _tree.rebuilder(treedef)
     if len(_flat_dicts) + len(_flat_sequences) >= _FLAT_DICTS_LIMIT:  # key sets made on the fly
