@@ -145,7 +145,7 @@ _MISSES = [
     "  copy. Since 2026-12-05 `value_and_grad` and `grad` call the adapter from their own frame and",
     "  the TensorFlow, JAX and MLX adapters call the user's loss from theirs (the loss handed over in",
     "  parts): frames of unigrad's above the loss 4 → 2 on TensorFlow, 5 → 3 on JAX (5 → 2 and 6 → 3",
-    "  under `grad`); callgrind on the TensorFlow MLP step: 32k instructions per wrapper frame.",
+    "  under `grad`); one callgrind run of the TensorFlow MLP step: 32k instructions per wrapper frame.",
     "- **Cold steps.** Timed alone right after a native JAX call, `optree.tree_flatten` of a one-key",
     "  dict costs 11 µs (1.6 warm), `treedef.unflatten` 4.5 µs (`dict(zip(...))` 2), an `isinstance`",
     "  against TensorFlow's ABCs 3.3 µs: flat lists and tuples of arrays now skip optree like flat",
