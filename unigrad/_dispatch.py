@@ -25,13 +25,20 @@ import functools
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any
 
 import optree
 
 from unigrad._errors import EmptyParamsError, InvalidDeviceError
-from unigrad._leaves import ARRAY_TYPES, flatten_leaves, flatten_params, leaf_spec, note_array_types
+from unigrad._leaves import (
+    ARRAY_TYPES,
+    flatten_leaves,
+    flatten_params,
+    leaf_spec,
+    note_array_types,
+    only_leaf,
+)
 from unigrad._plan import CallPlan, to_backend
 from unigrad._precision import ScopeFactory, matmul_scope
 from unigrad._validate import (
@@ -52,7 +59,6 @@ ROUTES_LIMIT = 1024
 # (backend asked for, the leaves' types, the leaves' dtypes).
 _routes: dict[Hashable, Route] = {}
 _get_dtype = attrgetter("dtype")
-_first = itemgetter(0)
 _NO_SCOPE = nullcontext()
 
 
@@ -88,7 +94,7 @@ class Route:
         adapter, explicit, importers = self.adapter, self.explicit, self.importers
         place = adapter.placer(device) if explicit else None
         bare = leaves[0] is params
-        rebuild = _first if bare else rebuild or treedef.unflatten
+        rebuild = only_leaf if bare else rebuild or treedef.unflatten
         if importers is None:
             given = leaves if adapter.calls_loss_on_given_leaves else None
             return CallPlan(
@@ -161,12 +167,7 @@ def plan_call(
         # would raise and catch an AttributeError, ~1 us).
         route = _routes.get(_bare_key(params)) if type(params) in ARRAY_TYPES else None
         if route is not None:  # a bare array: no flatten at all
-            adapter = route.adapter
-            leaves = [params]
-            given = leaves if adapter.calls_loss_on_given_leaves else None
-            return CallPlan(
-                adapter, leaf_spec(params), leaves, leaves, None, False, _first, True, given=given
-            )
+            return route.plan(params, [params], leaf_spec(params), None)
     leaves, treedef, rebuild = flatten_params(params)
     if not leaves:
         raise EmptyParamsError(
@@ -196,8 +197,8 @@ def plan_call(
 
 def _bare_key(params: Any) -> Hashable:
     """The key a bare array's route is remembered and looked up under: its type and its dtype's name
-    (:data:`~unigrad.backends.DTYPE_KEYS`: TensorFlow's ``.dtype`` runs Python), ``None`` for
-    anything without a dtype (no route is ever remembered under that)."""
+    (:data:`~unigrad.backends.DTYPE_KEYS`: TensorFlow's ``.dtype`` runs Python); the name is ``None``
+    for anything without a dtype (no route is ever remembered under that)."""
     kind = type(params)
     fast = DTYPE_KEYS.get(kind)
     return (kind, getattr(params, "dtype", None) if fast is None else fast(params))

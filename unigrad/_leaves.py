@@ -25,7 +25,8 @@ import optree
 from unigrad import _tree
 from unigrad.backends import backend_name_of
 
-_first = itemgetter(0)
+#: The rebuilder of a bare array's params: its one leaf.
+only_leaf = itemgetter(0)
 # The treedef of a single leaf (the same for every leaf), made on first use.
 _leaf_spec: optree.PyTreeSpec | None = None
 _Rebuild = Callable[[list[Any]], Any]
@@ -80,7 +81,7 @@ def flatten_params(tree: Any, root: str = "params") -> tuple[list[Any], optree.P
         if sequence_def is not None and ARRAY_TYPES.issuperset(map(type, tree)):
             return list(tree), sequence_def, kind
     elif backend_name_of(tree) is not None:
-        return [tree], leaf_spec(tree), _first
+        return [tree], leaf_spec(tree), only_leaf
     leaves, treedef = _tree.flatten(tree, root)
     if _tree.register_container_leaves(leaves):
         leaves, treedef = _tree.flatten(tree, root)

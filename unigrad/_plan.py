@@ -117,6 +117,7 @@ class CallPlan:
                 inputs = [
                     x if origin is adapter else place(x) for x, origin in zip(inputs, origins, strict=True)
                 ]
+        # The rule Route.plan (unigrad._dispatch) applies when it makes a plan.
         given = inputs if origins is None and adapter.calls_loss_on_given_leaves else None
         return CallPlan(
             adapter,
