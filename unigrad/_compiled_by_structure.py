@@ -36,7 +36,7 @@ from unigrad._dispatch import CallPlan, plan_call
 from unigrad._loss import output_checker
 from unigrad.backends import backend_name_of
 
-_dtype_of = attrgetter("dtype")
+dtype_of = attrgetter("dtype")
 
 
 class AuxNotArraysOnly(Exception):
@@ -144,7 +144,7 @@ class StructureEntry:
                 # aux) as the framework's NumPy export. The step returns the gradients flat and the
                 # first conversion starts at once: a pytree walk over the fresh arrays first costs
                 # ~15 us a call on ten leaves (measured), more than the walk itself.
-                grads = param_rebuild[0]([np.array(grad) for grad in flat])
+                grads = param_rebuild[0](list(map(np.array, flat)))
                 if has_aux:
                     loss, aux = head
                     return (np.asarray(loss), _tree.tree_map(np.asarray, aux)), grads
@@ -156,4 +156,4 @@ class StructureEntry:
         """Whether leaves (of this entry's structure and leaf types) may run here: for NumPy params,
         only dtypes seen when it was made (any other is planned on the keyed path)."""
         numpy_dtypes = self.numpy_dtypes
-        return numpy_dtypes is None or numpy_dtypes.issuperset(map(_dtype_of, leaves))
+        return numpy_dtypes is None or numpy_dtypes.issuperset(map(dtype_of, leaves))

@@ -27,31 +27,6 @@ def _describe(value: Any) -> str:
 _valid_losses: set[tuple[Any, ...]] = set()
 
 
-def check_loss(loss: Any, adapter: Adapter, remember: bool = True) -> None:
-    """Raise :class:`InvalidLossError` unless ``loss`` is a one-element real floating array.
-
-    ``remember=False`` neither reads nor fills the cache of valid losses: for code that a compiler
-    traces (``torch.compile`` guards on the globals a traced function reads, and would recompile
-    each time the cache grew).
-    """
-    if not remember:
-        _check_loss_in_full(loss, adapter)
-        return
-    try:
-        kind = type(loss)
-        fast = LOSS_KEYS.get(kind)
-        key: tuple[Any, ...] | None = (
-            (adapter.name, kind, loss.dtype, loss.shape) if fast is None else (adapter.name, kind, fast(loss))
-        )
-        if key in _valid_losses:
-            return
-    except (AttributeError, TypeError):  # no dtype or shape, or unhashable ones: check in full
-        key = None
-    _check_loss_in_full(loss, adapter)
-    if key is not None:
-        _valid_losses.add(key)
-
-
 def _check_loss_in_full(loss: Any, adapter: Adapter) -> None:
     if not adapter.is_array(loss):
         raise InvalidLossError(
@@ -82,11 +57,15 @@ def _check_loss_in_full(loss: Any, adapter: Adapter) -> None:
 def output_checker(adapter: Adapter, has_aux: bool, remember: bool = True) -> OutputCheck:
     """A function that splits a loss function's output into ``(loss, aux)`` and validates it.
 
-    ``remember``: as for :func:`check_loss` (``False`` inside a compiled step).
+    ``remember=False`` neither reads nor fills the cache of valid losses: for code that a compiler
+    traces (``torch.compile`` guards on the globals a traced function reads, and would recompile each
+    time the cache grew). It is ``False`` inside a compiled step.
 
     It holds no per-call state, so one is made per adapter and ``has_aux`` and reused (bounded:
     reference_grad makes a NumPy adapter per call).
     """
+
+    name = adapter.name
 
     def finish(out: Any) -> tuple[Any, Any]:  # (an OutputCheck once has_aux is set below)
         if has_aux:
@@ -106,7 +85,22 @@ def output_checker(adapter: Adapter, has_aux: bool, remember: bool = True) -> Ou
                     f"pass has_aux=True to get (loss, aux), or return the loss alone"
                 )
             loss, aux = out, None
-        check_loss(loss, adapter, remember)
+        # A loss of a (backend, type, dtype, shape) found valid before is valid: the checks are
+        # skipped, in this frame (a GPU step pays its host time in full). ``remember=False`` neither
+        # reads nor fills that cache.
+        key: tuple[Any, ...] | None = None
+        if remember:
+            try:
+                kind = type(loss)
+                fast = LOSS_KEYS.get(kind)
+                key = (name, kind, loss.dtype, loss.shape) if fast is None else (name, kind, fast(loss))
+                if key in _valid_losses:
+                    return loss, aux
+            except (AttributeError, TypeError):  # no dtype or shape, or unhashable ones
+                key = None
+        _check_loss_in_full(loss, adapter)
+        if key is not None:
+            _valid_losses.add(key)
         return loss, aux
 
     finish.has_aux = has_aux  # type: ignore[attr-defined]

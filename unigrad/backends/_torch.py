@@ -16,6 +16,7 @@ tensors, which autograd refuses) are differentiated or read through copies.
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import types
 import warnings
@@ -146,11 +147,15 @@ class TorchAdapter(Adapter):
             grads = backward(loss, aliases)
             # An unused leaf's gradient is None: zeros instead. The gradient of a sum comes back
             # expanded (stride 0), and in-place updates of it (g.mul_, clipping) fail: hand back
-            # dense ones, as loss.backward() leaves in .grad.
-            grads = [
-                g if g is not None and g.is_contiguous() else dense(g, alias, leaf)
-                for g, alias, leaf in zip(grads, aliases, leaves, strict=True)
-            ]
+            # dense ones, as loss.backward() leaves in .grad. (The usual case asked in two C-level
+            # passes, without a list comprehension's frame: a GPU step pays host time in full.)
+            if not any(map(operator.is_, grads, _NONES)) and all(map(_is_contiguous, grads)):
+                grads = list(grads)
+            else:
+                grads = [
+                    g if g is not None and g.is_contiguous() else dense(g, alias, leaf)
+                    for g, alias, leaf in zip(grads, aliases, leaves, strict=True)
+                ]
         else:  # the loss never touched the parameters
             grads = [torch.zeros_like(leaf) for leaf in leaves]
         if aux is not None:  # the common case skips a pytree walk
@@ -321,6 +326,12 @@ def _own_code(fn: Any) -> Any:
     )
 
 
+_requires_grad = operator.attrgetter("requires_grad")
+_is_leaf = operator.attrgetter("is_leaf")
+_is_contiguous = torch.Tensor.is_contiguous
+_NONES = itertools.repeat(None)  # endless: the second sequence of map(operator.is_, grads, _NONES)
+
+
 def _autograd_inputs(leaves: list[Any]) -> list[Any]:
     """The tensors the loss is called on and differentiated with respect to.
 
@@ -330,6 +341,12 @@ def _autograd_inputs(leaves: list[Any]) -> list[Any]:
     largest per-leaf cost of a call) is not needed. A tensor that appears twice in the params gets
     aliases throughout, so that each occurrence has a gradient of its own, as in JAX.
     """
+    if (
+        all(map(_requires_grad, leaves))
+        and all(map(_is_leaf, leaves))
+        and (len(leaves) == 1 or len(set(map(id, leaves))) == len(leaves))
+    ):
+        return leaves  # parameters only, each once (the usual training step): asked at C level
     inputs = [
         leaf if leaf.requires_grad and leaf.is_leaf else leaf.detach().requires_grad_() for leaf in leaves
     ]

@@ -25,13 +25,13 @@ _engine_backward: Callable[..., Any] | None = _UNRESOLVED
 def backward(loss: Any, aliases: list[Any]) -> tuple[Any, ...]:
     """``torch.autograd.grad(loss, aliases, allow_unused=True)``: an unused alias's gradient is None.
 
-    For a loss that ``check_loss`` accepted (one element, real floating) and plain tensors, what that
-    call does reduces to seeding the loss with ones and running the engine; its Python wrapper
-    (argument normalisation, ``_make_grads``) costs about as much host time as the rest of a small
-    call, which a launch-bound GPU step shows in full. So the engine is called as the wrapper calls
-    it, through ``_engine_run_backward`` (which keeps its ``TORCH_LOGS=autograd`` hooks and the
-    context it hands the engine's device threads). That function is private: it is looked up and
-    tried on a small graph once, and the public call is used where it is missing or differs, and
+    For a loss that the output check (``unigrad._loss``) accepted (one element, real floating) and
+    plain tensors, what that call does reduces to seeding the loss with ones and running the engine;
+    its Python wrapper (argument normalisation, ``_make_grads``) costs about as much host time as the
+    rest of a small call, which a launch-bound GPU step shows in full. So the engine is called as the
+    wrapper calls it, through ``_engine_run_backward`` (which keeps its ``TORCH_LOGS=autograd`` hooks
+    and the context it hands the engine's device threads). That function is private: it is looked up
+    and tried on a small graph once, and the public call is used where it is missing or differs, and
     for tensor subclasses that override torch functions (the public call dispatches those).
     """
     run = _engine_backward if _engine_backward is not _UNRESOLVED else _find_engine_backward()
