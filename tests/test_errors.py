@@ -37,6 +37,7 @@ def test_backend_not_installed_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(backends, "_adapters", {})
     monkeypatch.setattr(_dispatch, "_routes", {})  # an earlier call's route holds the adapter
+    monkeypatch.setattr(_dispatch, "_flat_routes", {})
     monkeypatch.setattr(
         importlib.util,
         "find_spec",

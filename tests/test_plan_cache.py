@@ -15,8 +15,10 @@ from unigrad import _dispatch
 
 @pytest.fixture
 def fresh_routes(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """An empty cache of routes (returned), and of flat containers' signatures (their index)."""
     routes: dict = {}
     monkeypatch.setattr(_dispatch, "_routes", routes)
+    monkeypatch.setattr(_dispatch, "_flat_routes", {})
     return routes
 
 
@@ -130,3 +132,72 @@ def test_a_route_is_keyed_as_later_calls_key_it(fresh_routes: dict, monkeypatch:
     ((_, _, dtype_keys),) = fresh_routes
     assert dtype_keys == (registered(params["a"]), registered(params["b"]))
     assert all(type(key) is int for key in dtype_keys)  # the enums, not DTypes
+
+
+def test_a_flat_container_is_found_by_one_lookup(fresh_routes: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flat dict, list or tuple of arrays seen before skips the flatten and the tree's key: its
+    keys (or type) and its values' types and dtypes, in its own order, find route and structure."""
+    require("torch")
+    import torch
+
+    from unigrad import _leaves
+
+    # keys out of optree's (sorted) order: the gradients must still land under their own keys
+    trees = [
+        {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([3.0])},
+        [torch.tensor([1.0, 2.0]), torch.tensor([3.0])],
+        (torch.tensor([1.0, 2.0]), torch.tensor([3.0])),
+    ]
+
+    def loss(p):
+        values = list(p.values()) if isinstance(p, dict) else list(p)
+        return (values[0] ** 2).sum() + 3.0 * values[1].sum()
+
+    for tree in trees:
+        ug.grad(loss, tree)  # planned in full
+    flattened = []
+    flatten_params = _leaves.flatten_params
+    monkeypatch.setattr(_dispatch, "flatten_params", lambda *a: flattened.append(1) or flatten_params(*a))
+    for tree in trees:
+        grads = ug.grad(loss, tree)
+        values = list(grads.values()) if isinstance(grads, dict) else list(grads)
+        assert type(grads) is type(tree) and [v.tolist() for v in values] == [[2.0, 4.0], [3.0]]
+        if isinstance(grads, dict):
+            assert list(grads) == ["w", "b"]
+    assert not flattened
+    assert len(fresh_routes) == 1  # the three share one route: same types and dtypes
+
+
+def test_a_flat_container_that_changed_is_planned_again(fresh_routes: dict) -> None:
+    """Another key, another dtype, or a value that is no longer an array: not the remembered
+    signature, so the call is flattened and validated as a first call is."""
+    require("torch")
+    import torch
+
+    loss = lambda p: sum((v**2).sum() for v in p.values())  # noqa: E731
+    ug.grad(loss, {"a": torch.ones(2), "b": torch.ones(1)})
+    renamed = ug.grad(loss, {"a": torch.ones(2), "c": torch.full((1,), 2.0)})
+    assert list(renamed) == ["a", "c"] and renamed["c"].tolist() == [4.0]
+    wider = ug.grad(loss, {"a": torch.ones(2), "b": torch.ones(1, dtype=torch.float64)})
+    assert wider["b"].dtype == torch.float64
+    nested = ug.grad(
+        lambda p: (p["a"] ** 2).sum() + (p["b"]["c"] ** 2).sum(),
+        {"a": torch.ones(2), "b": {"c": torch.ones(1)}},
+    )
+    assert nested["b"]["c"].tolist() == [2.0]
+    with pytest.raises(ug.InvalidParamsError, match=r"params\['b'\].*int64"):
+        ug.grad(loss, {"a": torch.ones(2), "b": torch.ones(1, dtype=torch.int64)})
+
+
+def test_flat_signatures_are_bounded_with_the_routes(
+    monkeypatch: pytest.MonkeyPatch, fresh_routes: dict
+) -> None:
+    require("torch")
+    import torch
+
+    flat: dict = {}
+    monkeypatch.setattr(_dispatch, "_flat_routes", flat)
+    monkeypatch.setattr(_dispatch, "ROUTES_LIMIT", 4)
+    for size in range(1, 12):  # new keys each time: a new flat signature (and route) per call
+        ug.grad(lambda p: sum(v.sum() for v in p.values()), {f"k{i}": torch.ones(2) for i in range(size)})
+        assert len(flat) <= 4

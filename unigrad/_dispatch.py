@@ -5,9 +5,11 @@ is planned in full: every leaf is validated (:mod:`unigrad._validate`), the comp
 and for each leaf how it is converted into that adapter (NumPy, or another framework's arrays when
 ``backend=`` is given), plus the precision scope the call needs. That decision is remembered as a
 :class:`Route`. Every later call with the same signature replays it: flatten, look up, convert what
-the route converts, and hand the :class:`~unigrad._plan.CallPlan` to the API function. This cache is
-the only fast path of a call; it is bounded (:data:`ROUTES_LIMIT`) and shared safely between threads
-(a route is immutable, and dict lookups and stores are atomic).
+the route converts, and hand the :class:`~unigrad._plan.CallPlan` to the API function. A flat dict,
+list or tuple of arrays is also indexed by its keys (or its type) with its leaves' types and dtypes,
+in its own order, so that one lookup finds both its route and how it is flattened and rebuilt. This
+cache is the only fast path of a call; it is bounded (:data:`ROUTES_LIMIT`) and shared safely between
+threads (a route is immutable, and dict lookups and stores are atomic).
 
 Example:
     >>> import numpy as np
@@ -35,6 +37,7 @@ from unigrad._leaves import (
     ARRAY_TYPES,
     flatten_leaves,
     flatten_params,
+    known_flat,
     leaf_spec,
     note_array_types,
     only_leaf,
@@ -58,6 +61,11 @@ ROUTES_LIMIT = 1024
 # signature -> route. A bare array's signature is (its type, its dtype); a tree's is
 # (backend asked for, the leaves' types, the leaves' dtypes).
 _routes: dict[Hashable, Route] = {}
+# The same routes, for flat dicts, lists and tuples of arrays, found with their structure in one
+# lookup: (backend asked for, the dict's keys or the sequence's type, the values' types, the values'
+# dtypes), all in the container's own order -> (route, the function giving the values in optree's
+# order or None where that is the container's own, treedef, rebuilder). Bounded with _routes.
+_flat_routes: dict[Hashable, tuple[Route, Any, optree.PyTreeSpec, Callable[[list[Any]], Any]]] = {}
 _get_dtype = attrgetter("dtype")
 _NO_SCOPE = nullcontext()
 
@@ -130,6 +138,7 @@ def routes_cached() -> int:
 def clear_routes() -> None:
     """Forget every remembered signature (the next call of each is planned in full again)."""
     _routes.clear()
+    _flat_routes.clear()
 
 
 def bare_native_adapter(params: Any) -> Adapter | None:
@@ -168,6 +177,26 @@ def plan_call(
         route = _routes.get(_bare_key(params)) if type(params) in ARRAY_TYPES else None
         if route is not None:  # a bare array: no flatten at all
             return route.plan(params, [params], leaf_spec(params), None)
+    kind = type(params)
+    flat_key: Hashable | None = None
+    if adapter is None and (kind is dict or kind is list or kind is tuple):
+        # A flat dict, list or tuple of arrays: its container, keys and leaves' types and dtypes
+        # find its structure and route in one lookup, in this frame (each step of a call costs
+        # 3-10x its warm cost once the framework has left the caches cold: docs/design.md).
+        values = list(params.values()) if kind is dict else list(params)
+        if values:
+            types = tuple(map(type, values))
+            if ARRAY_TYPES.issuperset(types):
+                fast = DTYPE_KEYS.get(types[0])
+                if fast is None or types.count(types[0]) != len(types):
+                    fast = _get_dtype
+                names = tuple(params) if kind is dict else kind
+                flat_key = (backend, names, types, tuple(map(fast, values)))
+                known = _flat_routes.get(flat_key)
+                if known is not None:
+                    route, in_order, treedef, rebuild = known
+                    leaves = values if in_order is None else list(in_order(params))
+                    return route.plan(params, leaves, treedef, device, rebuild)
     leaves, treedef, rebuild = flatten_params(params)
     if not leaves:
         raise EmptyParamsError(
@@ -182,6 +211,8 @@ def plan_call(
             key = None
         route = None if key is None else _routes.get(key)
         if route is not None:
+            if flat_key is not None:
+                _remember_flat_route(flat_key, route, params)
             return route.plan(params, leaves, treedef, device, rebuild)
     route = _route_for(params, leaves, backend, adapter)
     if key is not None and _replayable(route, leaves):
@@ -190,6 +221,8 @@ def plan_call(
         # its enum, so a key of DTypes kept from before would still be found, one slow __eq__ a leaf.)
         key = _route_key(backend, types, leaves)
         _remember(key, route)
+        if flat_key is not None:
+            _remember_flat_route(flat_key, route, params)
         if inferred and route.importers is None and len(leaves) == 1 and leaves[0] is params:
             _remember(_bare_key(params), route)
     return route.plan(params, leaves, treedef, device, rebuild)
@@ -213,6 +246,16 @@ def _route_key(backend: str | None, types: tuple[type, ...], leaves: list[Any]) 
     if fast is None or types.count(types[0]) != len(types):
         fast = _get_dtype
     return (backend, types, tuple(map(fast, leaves)))
+
+
+def _remember_flat_route(flat_key: Hashable, route: Route, params: Any) -> None:
+    """Remember ``route`` under the flat signature of ``params`` (see ``_flat_routes``), with how its
+    values are put in optree's order and rebuilt, when ``params`` is a flat container of arrays."""
+    flat = known_flat(params)
+    if flat is not None:
+        if len(_flat_routes) >= ROUTES_LIMIT:
+            _flat_routes.clear()
+        _flat_routes[flat_key] = (route, *flat)
 
 
 def _remember(key: Hashable, route: Route) -> None:

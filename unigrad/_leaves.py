@@ -90,6 +90,23 @@ def flatten_params(tree: Any, root: str = "params") -> tuple[list[Any], optree.P
     return leaves, treedef, treedef.unflatten
 
 
+def known_flat(tree: Any) -> tuple[_Values | None, optree.PyTreeSpec, _Rebuild] | None:
+    """How :func:`flatten_params` flattens ``tree`` when it is a flat dict, list or tuple of arrays
+    it has met: the function giving its values in optree's order (``None`` when that is the
+    container's own order), its treedef and its rebuilder; ``None`` for any other tree."""
+    kind = type(tree)
+    if kind is dict:
+        known = _flat_dicts.get(tuple(tree))
+        if known is None:
+            return None
+        values, treedef, rebuild = known
+        return (None if values is dict.values else values), treedef, rebuild
+    if kind is list or kind is tuple:
+        sequence_def = _flat_sequences.get((kind, len(tree)))
+        return None if sequence_def is None else (None, sequence_def, kind)
+    return None
+
+
 def _remember_flat(tree: Any, leaves: list[Any], treedef: optree.PyTreeSpec) -> _Rebuild:
     """Remember ``tree``'s shape when it is a flat dict, list or tuple of arrays; its rebuilder."""
     # Only when every value is itself an array leaf: {"a": (x,)} has one key and one leaf too, but
