@@ -264,8 +264,14 @@ class TorchAdapter(Adapter):
 
         def run(params: list[Any], data: list[Any]) -> tuple[Any, Any, list[Any]]:
             nonlocal warm
-            # Detached inputs: the result must not hold a graph back to the caller's tensors.
-            params, data = _detached_list(params), _detached_list(data)
+            # Detached inputs: the result must not hold a graph back to the caller's tensors. (Asked
+            # at C level first: tensors that require no grad, the usual inputs, need no new lists.)
+            try:
+                plain = not any(map(_requires_grad, params)) and not any(map(_requires_grad, data))
+            except AttributeError:  # a leaf that is not a tensor
+                plain = False
+            if not plain:
+                params, data = _detached_list(params), _detached_list(data)
             if warm:
                 return compiled(params, data)
             # Dynamo guards on the Python state the traced code reads, lazy caches included
