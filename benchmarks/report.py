@@ -165,5 +165,13 @@ _MISSES = [
     "  leaves (1.19× → 1.12× of `jax.jit` plus NumPy results). A flat list of them with no data is",
     "  now found by its type and length, without `jax.tree_util`'s flatten (cold: 3.5 µs) and the",
     "  treedef's hash: 1.14–1.19× → 1.04–1.12× in alternating runs (2026-12-05).",
+    "- **The small MLP row** (32-16-10, batch 4) is host-bound on the CPU, as a small GPU step is:",
+    "  it shows on every run the share of a step that unigrad's host time takes, which the GPU group",
+    "  measures only where a GPU is lent. On torch, built up piece by piece in one run: the engine",
+    "  called directly is 14% faster than `loss.backward()`, and planning (+15 µs), the loss check",
+    "  and loss call (+5.5 µs) and the adapter's checks (+9 µs) spend that and more. A flat dict,",
+    "  list or tuple seen before now finds its route and structure in one lookup, the loss check",
+    "  runs in the output checker's frame, and torch's parameter and dense-gradient checks are",
+    "  C-level passes: 1.063–1.092× → 1.048–1.069× in alternating runs of this row (2026-12-05).",
     "",
 ]
