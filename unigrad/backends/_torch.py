@@ -16,7 +16,6 @@ tensors, which autograd refuses) are differentiated or read through copies.
 from __future__ import annotations
 
 import functools
-import itertools
 import operator
 import types
 import warnings
@@ -36,7 +35,15 @@ from unigrad.backends._base import (
     example_loss,
     split_arrays,
 )
-from unigrad.backends._torch_autograd import backward, dense
+from unigrad.backends._torch_autograd import (
+    NONES,
+    autograd_inputs,
+    backward,
+    dense,
+    differentiable,
+    is_contiguous,
+    requires_grad,
+)
 from unigrad.backends._torch_devices import on_accelerator, placer
 
 
@@ -139,9 +146,9 @@ class TorchAdapter(Adapter):
                 return self.value_and_grad(fn, leaves, finish)
         # (Grad mode is on: no enable_grad context, whose Python enter and exit cost a few us a call.)
         try:
-            aliases = _autograd_inputs(leaves)
-        except RuntimeError:  # an inference tensor cannot require grad: see _differentiable
-            aliases = [_differentiable(leaf) for leaf in leaves]
+            aliases = autograd_inputs(leaves)
+        except RuntimeError:  # an inference tensor cannot require grad: see differentiable
+            aliases = [differentiable(leaf) for leaf in leaves]
         loss, aux = finish(fn(aliases))
         if loss.requires_grad:
             grads = backward(loss, aliases)
@@ -149,7 +156,7 @@ class TorchAdapter(Adapter):
             # expanded (stride 0), and in-place updates of it (g.mul_, clipping) fail: hand back
             # dense ones, as loss.backward() leaves in .grad. (The usual case asked in two C-level
             # passes, without a list comprehension's frame: a GPU step pays host time in full.)
-            if not any(map(operator.is_, grads, _NONES)) and all(map(_is_contiguous, grads)):
+            if not any(map(operator.is_, grads, NONES)) and all(map(is_contiguous, grads)):
                 grads = list(grads)
             else:
                 grads = [
@@ -218,9 +225,9 @@ class TorchAdapter(Adapter):
             with torch.enable_grad():
                 return self.hvp(fn, leaves, vector, finish)
         try:
-            aliases = _autograd_inputs(leaves)
-        except RuntimeError:  # an inference tensor cannot require grad: see _differentiable
-            aliases = [_differentiable(leaf) for leaf in leaves]
+            aliases = autograd_inputs(leaves)
+        except RuntimeError:  # an inference tensor cannot require grad: see differentiable
+            aliases = [differentiable(leaf) for leaf in leaves]
         loss, _ = finish(fn(aliases))
         if not loss.requires_grad:
             return [torch.zeros_like(leaf) for leaf in leaves]
@@ -267,7 +274,7 @@ class TorchAdapter(Adapter):
             # Detached inputs: the result must not hold a graph back to the caller's tensors. (Asked
             # at C level first: tensors that require no grad, the usual inputs, need no new lists.)
             try:
-                plain = not any(map(_requires_grad, params)) and not any(map(_requires_grad, data))
+                plain = not any(map(requires_grad, params)) and not any(map(requires_grad, data))
             except AttributeError:  # a leaf that is not a tensor
                 plain = False
             if not plain:
@@ -330,46 +337,6 @@ def _own_code(fn: Any) -> Any:
     return types.FunctionType(
         fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
     )
-
-
-_requires_grad = operator.attrgetter("requires_grad")
-_is_leaf = operator.attrgetter("is_leaf")
-_is_contiguous = torch.Tensor.is_contiguous
-_NONES = itertools.repeat(None)  # endless: the second sequence of map(operator.is_, grads, _NONES)
-
-
-def _autograd_inputs(leaves: list[Any]) -> list[Any]:
-    """The tensors the loss is called on and differentiated with respect to.
-
-    A leaf that is already one of autograd's leaves requiring grad (a parameter) is used as it is, as
-    ``torch.autograd.grad(loss, params)`` uses it: the engine is asked not to accumulate, so its
-    ``.grad`` stays untouched, and the detached alias every other leaf gets (about 0.3 µs a leaf, the
-    largest per-leaf cost of a call) is not needed. A tensor that appears twice in the params gets
-    aliases throughout, so that each occurrence has a gradient of its own, as in JAX.
-    """
-    if (
-        all(map(_requires_grad, leaves))
-        and all(map(_is_leaf, leaves))
-        and (len(leaves) == 1 or len(set(map(id, leaves))) == len(leaves))
-    ):
-        return leaves  # parameters only, each once (the usual training step): asked at C level
-    inputs = [
-        leaf if leaf.requires_grad and leaf.is_leaf else leaf.detach().requires_grad_() for leaf in leaves
-    ]
-    if len(inputs) > 1 and len(set(map(id, inputs))) < len(inputs):
-        return [leaf.detach().requires_grad_() for leaf in leaves]
-    # Every leaf used as it is: the list itself, so the loss is called on the params as passed
-    # (unigrad._api skips rebuilding their structure).
-    return leaves if all(map(operator.is_, inputs, leaves)) else inputs
-
-
-def _differentiable(leaf: Any) -> Any:
-    """An alias of ``leaf`` that requires grad; a copy for an inference tensor (made under
-    ``torch.inference_mode()``), on which autograd can neither set ``requires_grad`` nor record ops.
-    Must run outside inference mode, where a copy of an inference tensor is a normal tensor."""
-    if leaf.is_inference():
-        return leaf.clone().requires_grad_()
-    return leaf.detach().requires_grad_()
 
 
 def _as_scalar(loss: Any) -> Any:
