@@ -169,6 +169,23 @@ def test_compiled_steps_transforms_and_namespace_load_on_first_use() -> None:
     assert out.splitlines() == ["[]", "module 'unigrad' has no attribute 'no_such_thing'"]
 
 
+def test_torch_forward_mode_shows_no_torch_jit_warning() -> None:
+    """torch's forward-mode AD scripts decompositions on first use, which warns that torch.jit.script
+    is deprecated (a DeprecationWarning up to torch 2.14, a FutureWarning every user sees from
+    2.15): unigrad's first jvp, hvp or hessian in a process shows neither."""
+    require("torch")
+    code = (
+        "import warnings, torch, unigrad\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    unigrad.jvp(lambda x: x ** 3, torch.tensor([1.0, 2.0]), torch.ones(2))\n"
+        "    unigrad.hvp(lambda x: (x ** 3).sum(), torch.tensor([1.0, 2.0]), torch.ones(2))\n"
+        "print([str(w.message) for w in caught if 'jit.script' in str(w.message)])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_using_one_backend_imports_only_that_one() -> None:
     require("torch")
     code = (

@@ -301,11 +301,13 @@ def _load_forward_mode() -> None:
     """Import what forward-mode AD loads on first use, without its ``torch.jit.script`` warning.
 
     ``fwAD.make_dual`` imports ``torch._decomp.decompositions_for_jvp``, which scripts a few
-    decompositions and so raises torch's own ``DeprecationWarning: torch.jit.script is deprecated``
-    once per process: noise for users who never called ``torch.jit``.
+    decompositions and so raises torch's own "torch.jit.script is deprecated" once per process
+    (a ``DeprecationWarning`` up to torch 2.14, a ``FutureWarning``, shown to every user, from
+    2.15): noise for users who never called ``torch.jit``.
     """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*torch.jit.script.* is deprecated", DeprecationWarning)
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", ".*torch.jit.script.* is deprecated", category)
         import torch._decomp.decompositions_for_jvp  # noqa: F401
 
 
