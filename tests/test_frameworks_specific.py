@@ -141,6 +141,11 @@ def test_jax_grads_are_jax_arrays_on_the_param_device() -> None:
     np.testing.assert_allclose(np.asarray(grads), np.cos([1.0, 2.0]), rtol=1e-6)
 
 
+def _fresh_process_output(code: str) -> str:
+    """What ``code`` prints in a new Python process (imports, caches and warnings start empty)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
 def test_import_unigrad_imports_no_framework() -> None:
     code = (
         "import sys, unigrad, numpy as np\n"
@@ -148,7 +153,7 @@ def test_import_unigrad_imports_no_framework() -> None:
         "unigrad.installed_backends()\n"
         "print(sorted(m for m in ('torch', 'tensorflow', 'jax') if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = _fresh_process_output(code)
     assert out.strip() == "[]"
 
 
@@ -165,7 +170,7 @@ def test_compiled_steps_transforms_and_namespace_load_on_first_use() -> None:
         "except AttributeError as err:\n"
         "    print(err)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = _fresh_process_output(code)
     assert out.splitlines() == ["[]", "module 'unigrad' has no attribute 'no_such_thing'"]
 
 
@@ -182,7 +187,7 @@ def test_torch_forward_mode_shows_no_torch_jit_warning() -> None:
         "    unigrad.hvp(lambda x: (x ** 3).sum(), torch.tensor([1.0, 2.0]), torch.ones(2))\n"
         "print([str(w.message) for w in caught if 'jit.script' in str(w.message)])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = _fresh_process_output(code)
     assert out.strip() == "[]"
 
 
@@ -193,7 +198,7 @@ def test_using_one_backend_imports_only_that_one() -> None:
         "unigrad.grad(lambda x: (x ** 2).sum(), torch.ones(2))\n"
         "print(sorted(m for m in ('tensorflow', 'jax') if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = _fresh_process_output(code)
     assert out.strip() == "[]"
 
 
