@@ -16,7 +16,6 @@ tensors, which autograd refuses) are differentiated or read through copies.
 from __future__ import annotations
 
 import functools
-import operator
 import types
 import warnings
 from collections.abc import Callable, Hashable, Mapping
@@ -36,7 +35,6 @@ from unigrad.backends._base import (
     split_arrays,
 )
 from unigrad.backends._torch_autograd import (
-    NONES,
     autograd_inputs,
     backward,
     dense,
@@ -154,9 +152,14 @@ class TorchAdapter(Adapter):
             grads = backward(loss, aliases)
             # An unused leaf's gradient is None: zeros instead. The gradient of a sum comes back
             # expanded (stride 0), and in-place updates of it (g.mul_, clipping) fail: hand back
-            # dense ones, as loss.backward() leaves in .grad. (The usual case asked in two C-level
-            # passes, without a list comprehension's frame: a GPU step pays host time in full.)
-            if not any(map(operator.is_, grads, NONES)) and all(map(is_contiguous, grads)):
+            # dense ones, as loss.backward() leaves in .grad. (The usual case asked in one C-level
+            # pass, without a list comprehension's frame: a GPU step pays host time in full. A None
+            # makes the unbound is_contiguous raise TypeError.)
+            try:
+                dense_already = all(map(is_contiguous, grads))
+            except TypeError:
+                dense_already = False
+            if dense_already:
                 grads = list(grads)
             else:
                 grads = [

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import operator
 import threading
 from collections.abc import Callable
@@ -95,7 +94,6 @@ def dense(grad: Any, alias: Any, leaf: Any) -> Any:
 requires_grad = operator.attrgetter("requires_grad")
 is_leaf = operator.attrgetter("is_leaf")
 is_contiguous = torch.Tensor.is_contiguous
-NONES = itertools.repeat(None)  # endless: the second sequence of map(operator.is_, grads, NONES)
 
 
 def autograd_inputs(leaves: list[Any]) -> list[Any]:
