@@ -22,7 +22,7 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from unigrad import _tree
-from unigrad._compiled_by_structure import StructureEntry, dtype_of, numpy_qualifies, qualifies
+from unigrad._compiled_by_structure import StructureEntry, numpy_qualifies, qualifies
 from unigrad._dispatch import CallPlan, plan_call, to_backend
 from unigrad._errors import InvalidDataError, UnigradError
 from unigrad._loss import output_checker
@@ -134,7 +134,7 @@ class ValueAndGradFn(ReusableFn):
             entry = flat.get((kind, len(params)))
             if entry is not None and not (
                 entry.leaf_types.issuperset(map(type, params))
-                and (entry.numpy_dtypes is None or entry.numpy_dtypes.issuperset(map(dtype_of, params)))
+                and (entry.numpy_dtypes is None or entry.accepts(params))  # no call for JAX arrays
             ):
                 entry = None
         if entry is None and self._by_structure:

@@ -36,7 +36,7 @@ from unigrad._dispatch import CallPlan, plan_call
 from unigrad._loss import output_checker
 from unigrad.backends import backend_name_of
 
-dtype_of = attrgetter("dtype")
+_dtype_of = attrgetter("dtype")
 
 
 class AuxNotArraysOnly(Exception):
@@ -156,4 +156,4 @@ class StructureEntry:
         """Whether leaves (of this entry's structure and leaf types) may run here: for NumPy params,
         only dtypes seen when it was made (any other is planned on the keyed path)."""
         numpy_dtypes = self.numpy_dtypes
-        return numpy_dtypes is None or numpy_dtypes.issuperset(map(dtype_of, leaves))
+        return numpy_dtypes is None or numpy_dtypes.issuperset(map(_dtype_of, leaves))

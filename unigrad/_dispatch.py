@@ -62,9 +62,9 @@ ROUTES_LIMIT = 1024
 # (backend asked for, the leaves' types, the leaves' dtypes).
 _routes: dict[Hashable, Route] = {}
 # The same routes, for flat dicts, lists and tuples of arrays, found with their structure in one
-# lookup: (backend asked for, the dict's keys or the sequence's type, the values' types, the values'
-# dtypes), all in the container's own order -> (route, the function giving the values in optree's
-# order or None where that is the container's own, treedef, rebuilder). Bounded with _routes.
+# lookup: (the dict's keys or the sequence's type, the route key of its values in the container's
+# own order) -> (route, the function giving the values in optree's order or None where that is the
+# container's own, treedef, rebuilder). Bounded with _routes.
 _flat_routes: dict[Hashable, tuple[Route, Any, optree.PyTreeSpec, Callable[[list[Any]], Any]]] = {}
 _get_dtype = attrgetter("dtype")
 _NO_SCOPE = nullcontext()
@@ -187,11 +187,7 @@ def plan_call(
         if values:
             types = tuple(map(type, values))
             if ARRAY_TYPES.issuperset(types):
-                fast = DTYPE_KEYS.get(types[0])
-                if fast is None or types.count(types[0]) != len(types):
-                    fast = _get_dtype
-                names = tuple(params) if kind is dict else kind
-                flat_key = (backend, names, types, tuple(map(fast, values)))
+                flat_key = (tuple(params) if kind is dict else kind, _route_key(backend, types, values))
                 known = _flat_routes.get(flat_key)
                 if known is not None:
                     route, in_order, treedef, rebuild = known
@@ -221,7 +217,9 @@ def plan_call(
         # its enum, so a key of DTypes kept from before would still be found, one slow __eq__ a leaf.)
         key = _route_key(backend, types, leaves)
         _remember(key, route)
-        if flat_key is not None:
+        if flat_key is not None:  # keyed after planning too, as the route
+            values = list(params.values()) if kind is dict else list(params)
+            flat_key = (flat_key[0], _route_key(backend, tuple(map(type, values)), values))
             _remember_flat_route(flat_key, route, params)
         if inferred and route.importers is None and len(leaves) == 1 and leaves[0] is params:
             _remember(_bare_key(params), route)

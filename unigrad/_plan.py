@@ -140,13 +140,9 @@ class CallPlan:
         requiring grad) calls the loss on the very list it was given: the loss then gets ``params``
         as the user passed them, as in native code, and no structure is rebuilt.
         """
-        if data is None:
-            prepared: tuple[Any, ...] = ()
-        elif not self.explicit and self.adapter.data_preparer() is None:
-            prepared = (data,)  # the common case, as prepare_data decides it, without its frame
-        else:
-            prepared = (self.prepare_data(data),)
-        return LossCall(fn, params, self.given, self.rebuild, prepared)
+        return LossCall(
+            fn, params, self.given, self.rebuild, () if data is None else (self.prepare_data(data),)
+        )
 
     def results(self, out: tuple[Any, Any, list[Any]], has_aux: bool, want_loss: bool) -> tuple[Any, Any]:
         """An adapter's ``(loss, aux, grads)`` as the API returns them: ``(loss, grads)``, or

@@ -274,14 +274,8 @@ class TorchAdapter(Adapter):
 
         def run(params: list[Any], data: list[Any]) -> tuple[Any, Any, list[Any]]:
             nonlocal warm
-            # Detached inputs: the result must not hold a graph back to the caller's tensors. (Asked
-            # at C level first: tensors that require no grad, the usual inputs, need no new lists.)
-            try:
-                plain = not any(map(requires_grad, params)) and not any(map(requires_grad, data))
-            except AttributeError:  # a leaf that is not a tensor
-                plain = False
-            if not plain:
-                params, data = _detached_list(params), _detached_list(data)
+            # Detached inputs: the result must not hold a graph back to the caller's tensors.
+            params, data = _detached_list(params), _detached_list(data)
             if warm:
                 return compiled(params, data)
             # Dynamo guards on the Python state the traced code reads, lazy caches included
@@ -353,7 +347,13 @@ def _detached(tensors: list[Any]) -> tuple[Any, ...]:
 
 
 def _detached_list(values: list[Any]) -> list[Any]:
-    # Only what requires grad: a detach costs ~1 us per tensor, a flag read a tenth of that.
+    # Only what requires grad: a detach costs ~1 us per tensor, a flag read a tenth of that. The
+    # usual inputs require none: asked at C level first, they are handed on without a new list.
+    try:
+        if not any(map(requires_grad, values)):
+            return values
+    except AttributeError:  # an item that is not a tensor
+        pass
     return [v.detach() if isinstance(v, torch.Tensor) and v.requires_grad else v for v in values]
 
 
