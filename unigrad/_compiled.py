@@ -139,7 +139,7 @@ class ValueAndGradFn(ReusableFn):
                 entry = None
         if entry is None and self._by_structure:
             found = self._structure_entry(params, data)
-            if found is not None and found[0].accepts(found[1]):
+            if found is not None and (found[0].numpy_dtypes is None or found[0].accepts(found[1])):
                 entry = found[0]
         if entry is not None:
             try:

@@ -185,9 +185,9 @@ def plan_call(
         # 3-10x its warm cost once the framework has left the caches cold: docs/design.md).
         values = list(params.values()) if kind is dict else list(params)
         if values:
-            types = tuple(map(type, values))
-            if ARRAY_TYPES.issuperset(types):
-                flat_key = (tuple(params) if kind is dict else kind, _route_key(backend, types, values))
+            value_types = tuple(map(type, values))
+            if ARRAY_TYPES.issuperset(value_types):
+                flat_key = (tuple(params) if kind is dict else kind, _route_key(backend, value_types, values))
                 known = _flat_routes.get(flat_key)
                 if known is not None:
                     route, in_order, treedef, rebuild = known
@@ -218,8 +218,7 @@ def plan_call(
         key = _route_key(backend, types, leaves)
         _remember(key, route)
         if flat_key is not None:  # keyed after planning too, as the route
-            values = list(params.values()) if kind is dict else list(params)
-            flat_key = (flat_key[0], _route_key(backend, tuple(map(type, values)), values))
+            flat_key = (flat_key[0], _route_key(backend, value_types, values))
             _remember_flat_route(flat_key, route, params)
         if inferred and route.importers is None and len(leaves) == 1 and leaves[0] is params:
             _remember(_bare_key(params), route)

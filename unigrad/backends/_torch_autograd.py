@@ -110,15 +110,15 @@ def autograd_inputs(leaves: list[Any]) -> list[Any]:
         and all(map(is_leaf, leaves))
         and (len(leaves) == 1 or len(set(map(id, leaves))) == len(leaves))
     ):
-        return leaves  # parameters only, each once (the usual training step): asked at C level
+        # Parameters only, each once (the usual training step), asked at C level: the list itself,
+        # so the loss is called on the params as passed (unigrad._api skips rebuilding them).
+        return leaves
     inputs = [
         leaf if leaf.requires_grad and leaf.is_leaf else leaf.detach().requires_grad_() for leaf in leaves
     ]
     if len(inputs) > 1 and len(set(map(id, inputs))) < len(inputs):
         return [leaf.detach().requires_grad_() for leaf in leaves]
-    # Every leaf used as it is: the list itself, so the loss is called on the params as passed
-    # (unigrad._api skips rebuilding their structure).
-    return leaves if all(map(operator.is_, inputs, leaves)) else inputs
+    return inputs  # at least one alias: every leaf used as it is was returned above
 
 
 def differentiable(leaf: Any) -> Any:
