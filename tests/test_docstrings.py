@@ -50,6 +50,7 @@ MODULES = {
     "unigrad._precision": [],
     "unigrad.backends._torch_devices": ["torch"],
     "unigrad.backends._torch_autograd": ["torch"],
+    "unigrad.backends._tensorflow_tape": ["tensorflow"],
     "unigrad._dispatch": ["torch"],
     "unigrad._plan": ["torch"],
     "unigrad._leaves": [],

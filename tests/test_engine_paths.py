@@ -1,0 +1,161 @@
+"""The private fast paths under the public differentiation calls give what the public calls give.
+
+TensorFlow's C tape functions (``unigrad.backends._tensorflow_tape``) and torch's autograd engine
+(``unigrad.backends._torch_autograd``) are used where a check on a small graph passed; each test
+runs the same calls with the fast path in place and with the public call forced, and compares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import optree
+import pytest
+from conftest import require
+
+import unigrad as ug
+
+
+@pytest.fixture
+def tensorflow_tape() -> Iterator[Any]:
+    """The TensorFlow tape module, restored after a test that forces its public fallback."""
+    require("tensorflow")
+    from unigrad.backends import _tensorflow_tape
+
+    before = _tensorflow_tape._engine
+    yield _tensorflow_tape
+    _tensorflow_tape._engine = before
+
+
+def _both_ways(tape_module: Any, call: Callable[[], Any]) -> tuple[Any, Any]:
+    """``call()`` with the C tape functions, then with ``tf.GradientTape`` forced."""
+    assert tape_module.engine() is not None, "the C tape functions failed their check on this TF"
+    fast = call()
+    tape_module._engine = None
+    public = call()
+    return fast, public
+
+
+def _as_numpy(tree: Any) -> Any:
+    import tensorflow as tf
+
+    return optree.tree_map(lambda x: x.numpy() if isinstance(x, (tf.Tensor, tf.Variable)) else x, tree)
+
+
+def _assert_same(fast: Any, public: Any) -> None:
+    fast_leaves, public_leaves = optree.tree_leaves(_as_numpy(fast)), optree.tree_leaves(_as_numpy(public))
+    assert len(fast_leaves) == len(public_leaves)
+    for a, b in zip(fast_leaves, public_leaves, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype and a.shape == b.shape
+
+
+def test_tensorflow_c_tape_gives_what_gradient_tape_gives(tensorflow_tape: Any) -> None:
+    import tensorflow as tf
+
+    x = tf.constant([[1.0, -2.0], [0.5, 3.0]], dtype=tf.float64)
+    table = tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    params = {"x": x, "same_x": x, "table": table, "unused": tf.constant([7.0])}
+
+    def loss(p: Any, data: Any) -> Any:
+        gathered = tf.gather(p["table"], data)  # its gradient is IndexedSlices
+        value = tf.reduce_sum(p["x"] ** 3) + 2.0 * tf.reduce_sum(p["same_x"])
+        return tf.cast(value, tf.float32) + tf.reduce_sum(gathered**2), {"rows": gathered}
+
+    fast, public = _both_ways(
+        tensorflow_tape, lambda: ug.value_and_grad(loss, params, tf.constant([0, 2, 0]), has_aux=True)
+    )
+    _assert_same(fast, public)
+    (_, _), grads = fast
+    assert all(type(g) is type(x) for g in grads.values())  # dense eager tensors, no IndexedSlices
+    np.testing.assert_array_equal(grads["unused"].numpy(), [0.0])
+    np.testing.assert_allclose(grads["x"].numpy(), 3 * x.numpy() ** 2)  # each occurrence its own part
+    np.testing.assert_array_equal(grads["same_x"].numpy(), np.full((2, 2), 2.0))
+
+
+def test_tensorflow_c_tape_stops_recording_when_the_loss_raises(tensorflow_tape: Any) -> None:
+    import tensorflow as tf
+    from tensorflow.python import pywrap_tfe
+
+    def broken(p: Any) -> Any:
+        tf.reduce_sum(p * 2.0)
+        raise ValueError("the loss failed")
+
+    with pytest.raises(ValueError, match="the loss failed"):
+        ug.grad(broken, tf.constant([1.0]))
+    assert pywrap_tfe.TFE_Py_TapeSetIsEmpty()  # no tape left recording on this thread
+    np.testing.assert_array_equal(ug.grad(lambda p: tf.reduce_sum(p**2), tf.constant([3.0])).numpy(), [6.0])
+
+
+def test_tensorflow_c_tape_is_seen_by_an_outer_tape(tensorflow_tape: Any) -> None:
+    """Second order through unigrad: a user's tape around the call records the gradient's ops."""
+    import tensorflow as tf
+
+    x = tf.constant([1.0, 2.0])
+
+    def second_order() -> Any:
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            grads = ug.grad(lambda p: tf.reduce_sum(p**3), x)  # 3 x^2
+            total = tf.reduce_sum(grads)
+        return outer.gradient(total, x)  # 6 x
+
+    fast, public = _both_ways(tensorflow_tape, second_order)
+    np.testing.assert_array_equal(fast.numpy(), [6.0, 12.0])
+    _assert_same(fast, public)
+
+
+def test_tensorflow_variables_and_mixed_params_use_gradient_tape(
+    tensorflow_tape: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only plain eager tensors take the C path: a variable among the params goes through
+    tf.GradientTape (a distribution strategy may redirect how variables are watched)."""
+    import tensorflow as tf
+
+    recorded: list[int] = []
+    real_record = tensorflow_tape.record
+    monkeypatch.setattr(
+        "unigrad.backends._tensorflow.record",
+        lambda sources: recorded.append(len(sources)) or real_record(sources),
+    )
+    params = {"v": tf.Variable([1.0, 2.0]), "t": tf.constant([3.0])}
+    grads = ug.grad(lambda p: tf.reduce_sum(p["v"] * p["t"]), params)
+    np.testing.assert_array_equal(grads["v"].numpy(), [3.0, 3.0])
+    np.testing.assert_array_equal(grads["t"].numpy(), [3.0])
+    assert recorded == []
+    ug.grad(lambda p: tf.reduce_sum(p["t"] ** 2), {"t": tf.constant([3.0])})
+    assert recorded == [1]
+
+
+def test_tensorflow_c_tape_check_fails_closed(tensorflow_tape: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TensorFlow whose C tape functions are missing or changed gets tf.GradientTape."""
+    import tensorflow as tf
+
+    monkeypatch.setattr(tensorflow_tape, "_pywrap", object())  # none of the functions
+    tensorflow_tape._engine = tensorflow_tape._UNRESOLVED
+    assert tensorflow_tape.engine() is None
+    np.testing.assert_array_equal(ug.grad(lambda p: tf.reduce_sum(p**2), tf.constant([2.0])).numpy(), [4.0])
+
+
+def test_torch_engine_gives_what_autograd_grad_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    require("torch")
+    import torch
+
+    from unigrad.backends import _torch_autograd
+
+    weight = torch.nn.Parameter(torch.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=torch.float64))
+    plain = torch.tensor([2.0, 1.0])
+    params = {"w": weight, "plain": plain, "unused": torch.ones(3)}
+
+    def loss(p: Any) -> Any:
+        return (p["w"] ** 3).sum() + (p["plain"] ** 2).sum().double()
+
+    fast = ug.value_and_grad(loss, params)
+    assert _torch_autograd._engine_backward is not None, "the engine failed its check on this torch"
+    monkeypatch.setattr(_torch_autograd, "_engine_backward", None)
+    public = ug.value_and_grad(loss, params)
+    for a, b in zip(optree.tree_leaves(fast), optree.tree_leaves(public), strict=True):
+        assert torch.equal(a, b) and a.dtype == b.dtype
+    assert weight.grad is None  # neither path writes .grad
