@@ -24,16 +24,17 @@ def tensorflow_tape() -> Iterator[Any]:
     require("tensorflow")
     from unigrad.backends import _tensorflow_tape
 
-    before = _tensorflow_tape._engine
+    before = dict(_tensorflow_tape._checked)
     yield _tensorflow_tape
-    _tensorflow_tape._engine = before
+    _tensorflow_tape._checked.clear()
+    _tensorflow_tape._checked.update(before)
 
 
 def _both_ways(tape_module: Any, call: Callable[[], Any]) -> tuple[Any, Any]:
     """``call()`` with the C tape functions, then with ``tf.GradientTape`` forced."""
-    assert tape_module.engine() is not None, "the C tape functions failed their check on this TF"
+    assert tape_module.engine(tape_module.SOURCE_TYPES), "the tape functions failed their check on this TF"
     fast = call()
-    tape_module._engine = None
+    tape_module._checked.update({False: False, True: False})  # as where the check failed
     public = call()
     return fast, public
 
@@ -56,8 +57,14 @@ def test_tensorflow_c_tape_gives_what_gradient_tape_gives(tensorflow_tape: Any) 
     import tensorflow as tf
 
     x = tf.constant([[1.0, -2.0], [0.5, 3.0]], dtype=tf.float64)
-    table = tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
-    params = {"x": x, "same_x": x, "table": table, "unused": tf.constant([7.0])}
+    table = tf.Variable([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    params = {
+        "x": x,
+        "same_x": x,
+        "table": table,
+        "unused": tf.constant([7.0]),
+        "unused_v": tf.Variable([1.0]),
+    }
 
     def loss(p: Any, data: Any) -> Any:
         gathered = tf.gather(p["table"], data)  # its gradient is IndexedSlices
@@ -71,6 +78,8 @@ def test_tensorflow_c_tape_gives_what_gradient_tape_gives(tensorflow_tape: Any) 
     (_, _), grads = fast
     assert all(type(g) is type(x) for g in grads.values())  # dense eager tensors, no IndexedSlices
     np.testing.assert_array_equal(grads["unused"].numpy(), [0.0])
+    np.testing.assert_array_equal(grads["unused_v"].numpy(), [0.0])
+    np.testing.assert_array_equal(grads["table"].numpy(), [[4.0, 8.0], [0.0, 0.0], [10.0, 12.0]])
     np.testing.assert_allclose(grads["x"].numpy(), 3 * x.numpy() ** 2)  # each occurrence its own part
     np.testing.assert_array_equal(grads["same_x"].numpy(), np.full((2, 2), 2.0))
 
@@ -107,35 +116,46 @@ def test_tensorflow_c_tape_is_seen_by_an_outer_tape(tensorflow_tape: Any) -> Non
     _assert_same(fast, public)
 
 
-def test_tensorflow_variables_and_mixed_params_use_gradient_tape(
+def test_tensorflow_c_tape_takes_variables_and_leaves_other_sources_to_gradient_tape(
     tensorflow_tape: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Only plain eager tensors take the C path: a variable among the params goes through
-    tf.GradientTape (a distribution strategy may redirect how variables are watched)."""
+    """Eager tensors and plain variables take the C path; a distributed variable (whose watching a
+    strategy redirects to its components) goes through tf.GradientTape, with the same gradients."""
     import tensorflow as tf
 
-    recorded: list[int] = []
+    recorded: list[list[str]] = []
     real_record = tensorflow_tape.record
-    monkeypatch.setattr(
-        "unigrad.backends._tensorflow.record",
-        lambda sources: recorded.append(len(sources)) or real_record(sources),
-    )
-    params = {"v": tf.Variable([1.0, 2.0]), "t": tf.constant([3.0])}
-    grads = ug.grad(lambda p: tf.reduce_sum(p["v"] * p["t"]), params)
-    np.testing.assert_array_equal(grads["v"].numpy(), [3.0, 3.0])
-    np.testing.assert_array_equal(grads["t"].numpy(), [3.0])
-    assert recorded == []
-    ug.grad(lambda p: tf.reduce_sum(p["t"] ** 2), {"t": tf.constant([3.0])})
-    assert recorded == [1]
+
+    def spy(sources: list[Any]) -> Any:
+        recorded.append([type(source).__name__ for source in sources])
+        return real_record(sources)
+
+    monkeypatch.setattr("unigrad.backends._tensorflow.record", spy)
+
+    def loss(p: Any) -> Any:
+        return tf.reduce_sum(p["v"] * p["t"]) + p["v"][0] ** 2
+
+    plain = {"v": tf.Variable([1.0, 2.0]), "t": tf.constant([3.0, 4.0])}
+    grads = ug.grad(loss, plain)
+    np.testing.assert_array_equal(grads["v"].numpy(), [5.0, 4.0])
+    np.testing.assert_array_equal(grads["t"].numpy(), [1.0, 2.0])
+    assert recorded == [["EagerTensor", "ResourceVariable"]]  # optree's key order: t, v
+
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        mirrored = {"v": tf.Variable([1.0, 2.0]), "t": tf.constant([3.0, 4.0])}
+    assert type(mirrored["v"]) not in tensorflow_tape.SOURCE_TYPES
+    grads = ug.grad(loss, mirrored)
+    np.testing.assert_array_equal(grads["v"].numpy(), [5.0, 4.0])
+    assert len(recorded) == 1  # not recorded by the C path
 
 
 def test_tensorflow_c_tape_check_fails_closed(tensorflow_tape: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A TensorFlow whose C tape functions are missing or changed gets tf.GradientTape."""
     import tensorflow as tf
 
-    monkeypatch.setattr(tensorflow_tape, "_pywrap", object())  # none of the functions
-    tensorflow_tape._engine = tensorflow_tape._UNRESOLVED
-    assert tensorflow_tape.engine() is None
+    monkeypatch.setattr(tensorflow_tape, "_tape_lib", object())  # none of the functions
+    tensorflow_tape._checked.clear()
+    assert tensorflow_tape.engine({tensorflow_tape.EagerTensor}) is False
     np.testing.assert_array_equal(ug.grad(lambda p: tf.reduce_sum(p**2), tf.constant([2.0])).numpy(), [4.0])
 
 

@@ -24,12 +24,11 @@ from unigrad._errors import InvalidDeviceError, UnigradError
 from unigrad.backends import DTYPE_KEYS, LOSS_KEYS, keras_tensorflow_variable_types
 from unigrad.backends._base import Adapter, ExampleFn, FlatFn, OutputCheck, StepFn, split_arrays
 from unigrad.backends._loss_call import loss_parts
+from unigrad.backends._tensorflow_tape import SOURCE_TYPES, gradient, record, stop
 from unigrad.backends._tensorflow_tape import EagerTensor as _EagerTensor
 from unigrad.backends._tensorflow_tape import engine as tape_engine
-from unigrad.backends._tensorflow_tape import gradient, record, stop
 
 _ZERO = tf.UnconnectedGradients.ZERO
-_ONLY_EAGER_TENSORS = {_EagerTensor}
 # An eager tensor's dtype as a C call (its .dtype property goes through Python): route keys only.
 # The method descriptor itself, mapped over the leaves: 45 ns a leaf here against 233 ns through
 # operator.methodcaller (which looks the method up on every tensor) and 477 ns for .dtype.
@@ -120,19 +119,20 @@ class TensorFlowAdapter(Adapter):
     ) -> tuple[Any, Any, list[Any]]:
         leaves = _unaliased(leaves)
         loss_fn, arguments = loss_parts(fn, leaves)  # called from here: one frame less under each op
-        if {*map(type, leaves)} == _ONLY_EAGER_TENSORS and tape_engine() is not None:
-            # Plain eager tensors: the C functions under tf.GradientTape, without its per-call and
-            # per-source Python (a quarter of a small call; see unigrad.backends._tensorflow_tape).
-            tape = record(leaves)
+        watched = _watchable(leaves)
+        kinds = {*map(type, watched)}
+        if kinds <= SOURCE_TYPES and tape_engine(kinds):
+            # Eager tensors and variables: the functions under tf.GradientTape, without its per-call
+            # and per-source Python (a quarter of a small call; unigrad.backends._tensorflow_tape).
+            tape = record(watched)
             try:
                 loss, aux = finish(loss_fn(*arguments))
             finally:
                 stop(tape)
-            grads = gradient(tape, loss, leaves)
+            grads = gradient(tape, loss, watched)
         else:
             # One source is passed bare, not in a list: TF's nest packing of a list result runs
             # isinstance checks against a typing Protocol, which cost more than the rest of a call.
-            watched = _watchable(leaves)
             sources = watched[0] if len(leaves) == 1 else watched
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(sources)

@@ -1,32 +1,33 @@
-"""Reverse mode on TensorFlow without ``tf.GradientTape``'s Python wrapper, for plain eager tensors.
+"""Reverse mode on TensorFlow without ``tf.GradientTape``'s per-call and per-source Python.
 
-``tf.GradientTape`` is a Python class over a handful of C functions (``pywrap_tfe``: make a tape,
-watch a tensor, stop recording, compute the gradient). Its ``watch`` and ``gradient`` run
-per-source Python on top (``nest`` flattening and packing, a trainable-dtype test, composite-tensor
-and variable unwrapping, each with ``isinstance`` checks against a ``typing`` protocol): about
+``tf.GradientTape`` is a Python class over TensorFlow's tape functions (make a tape, watch a tensor
+or a variable, stop recording, compute the gradient). Its ``watch`` and ``gradient`` run per-source
+Python on top (``nest`` flattening and packing, a trainable-dtype test that only logs,
+composite-tensor unwrapping, each with ``isinstance`` checks against a ``typing`` protocol): about
 215 µs a call on a one-element loss (a quarter of the whole call on the CPU) and 19 µs a watched
-tensor (measured in docs/design.md). For sources that are plain eager tensors none of that changes
-the result, so :func:`record` and :func:`gradient` call the C functions as the wrapper does.
+tensor (docs/design.md). For eager tensors and plain ``tf.Variable`` sources none of that changes
+the result, so :func:`record`, :func:`stop` and :func:`gradient` call the functions
+``tf.GradientTape`` calls, in the same order, with the same arguments.
 
-Those functions are private: they are looked up and tried on a small graph once (in a thread of
-its own, so that none of the caller's tapes or device scopes sees the check), and :func:`engine`
-answers ``None`` where they are missing or differ; the adapter then uses ``tf.GradientTape``.
-Variables (whose watching a distribution strategy may redirect) always go through
-``tf.GradientTape``.
+Those functions are TensorFlow's internals: they are looked up and tried once on a small graph (in
+a thread of its own, so that none of the caller's tapes or device scopes sees the check), and
+:func:`engine` answers ``False`` where they are missing or differ; the adapter then uses
+``tf.GradientTape``, as it does for any other source type (distributed and Keras variables' own
+types, symbolic tensors inside ``tf.function``).
 
 Example:
     >>> import tensorflow as tf
     >>> from unigrad.backends._tensorflow_tape import engine, gradient, record, stop
-    >>> x = tf.constant([1.0, 2.0])
-    >>> engine() is not None  # this TensorFlow's C tape functions passed the check
+    >>> x, v = tf.constant([1.0, 2.0]), tf.Variable([3.0])
+    >>> engine({type(x), type(v)})  # this TensorFlow's tape functions passed the check
     True
-    >>> tape = record([x])
+    >>> tape = record([x, v])
     >>> try:
-    ...     loss = tf.reduce_sum(x**2)
+    ...     loss = tf.reduce_sum(x**2) * v[0]
     ... finally:
     ...     stop(tape)
-    >>> [g.numpy().tolist() for g in gradient(tape, loss, [x])]
-    [[2.0, 4.0]]
+    >>> [g.numpy().tolist() for g in gradient(tape, loss, [x, v])]
+    [[6.0, 12.0], [5.0]]
 """
 
 from __future__ import annotations
@@ -38,78 +39,90 @@ import tensorflow as tf
 
 try:
     from tensorflow.python import pywrap_tfe as _pywrap
-except ImportError:  # pragma: no cover - a TensorFlow without it: tf.GradientTape is used
-    _pywrap = None
+    from tensorflow.python.eager import imperative_grad as _imperative_grad
+    from tensorflow.python.eager import tape as _tape_lib
+    from tensorflow.python.ops.resource_variable_ops import ResourceVariable
+except ImportError:  # pragma: no cover - a TensorFlow laid out otherwise: tf.GradientTape is used
+    _pywrap = _tape_lib = _imperative_grad = ResourceVariable = None
 
-_UNRESOLVED: Any = object()
-#: The C functions once they passed the check, None where they failed (or are missing).
-_engine: Any = _UNRESOLVED
 #: The type of TensorFlow's eager tensors (not public in ``tf``).
 EagerTensor = type(tf.constant(0.0))
+#: The source types :func:`record` watches: anything else goes through ``tf.GradientTape``.
+SOURCE_TYPES = frozenset({EagerTensor, ResourceVariable} - {None})
+_ZERO = tf.UnconnectedGradients.ZERO
+#: Whether the functions passed the check, without (False) and with (True) a variable among the
+#: sources: the variable check runs at the first variable (its first read costs ~8 ms in a process).
+_checked: dict[bool, bool] = {}
 
 
-def engine() -> Any:
-    """TensorFlow's C tape functions when this TensorFlow has them and they differentiate as
-    ``tf.GradientTape`` does, else ``None`` (checked once)."""
-    return _engine if _engine is not _UNRESOLVED else _check_engine()
+def engine(kinds: set[type]) -> bool:
+    """Whether sources of ``kinds`` (a subset of :data:`SOURCE_TYPES`) can be differentiated with
+    :func:`record` and :func:`gradient`: TensorFlow's tape functions did on a small graph what
+    ``tf.GradientTape`` does (checked once, and once more for variables)."""
+    with_variable = ResourceVariable in kinds
+    passed = _checked.get(with_variable)
+    if passed is None:
+        passed = _checked[with_variable] = _check(with_variable)
+    return passed
 
 
 def record(sources: list[Any]) -> Any:
-    """A new tape, recording on this thread and watching ``sources`` (plain eager tensors), as
+    """A new tape, recording on this thread and watching ``sources`` (of :data:`SOURCE_TYPES`), as
     ``tf.GradientTape(watch_accessed_variables=False)`` entered and told to watch them."""
-    tape = _engine.TFE_Py_TapeSetNew(False, False)  # not persistent; no variable watched by reading it
-    watch = _engine.TFE_Py_TapeWatch
+    tape = _tape_lib.push_new_tape(persistent=False, watch_accessed_variables=False)
+    watch, watch_variable = _tape_lib.watch, _tape_lib.watch_variable
     for source in sources:
-        watch(tape, source)
+        if type(source) is EagerTensor:
+            watch(tape, source)
+        else:  # a variable: through TensorFlow's resolver, which a distribution strategy may replace
+            watch_variable(tape, source)
     return tape
 
 
 def stop(tape: Any) -> None:
     """Stop ``tape`` recording (the exit of ``tf.GradientTape``'s context)."""
-    _engine.TFE_Py_TapeSetRemove(tape)
+    _tape_lib.pop_tape(tape)
 
 
 def gradient(tape: Any, loss: Any, sources: list[Any]) -> list[Any]:
     """``tape.gradient(loss, sources, unconnected_gradients=ZERO)`` of a stopped tape: zeros for an
     unused source, ``IndexedSlices`` where TensorFlow makes them (as the public call does)."""
-    # A variable as the loss is differentiated through its handle, as tf.GradientTape does.
+    # Variables (the loss too, if it is one) are differentiated through their handles, as there.
     target = loss if type(loss) is EagerTensor else getattr(loss, "handle", loss)
-    return list(_engine.TFE_Py_TapeGradient(tape, [target], sources, None, sources, "zero"))
+    flat = [source if type(source) is EagerTensor else source.handle for source in sources]
+    grads = _imperative_grad.imperative_grad(
+        tape, [target], flat, output_gradients=None, sources_raw=sources, unconnected_gradients=_ZERO
+    )
+    return list(grads)
 
 
-def _check_engine() -> Any:
-    """Resolve :data:`_engine`: the C functions if a two-source graph (one unused) gets the gradients
-    ``tf.GradientTape`` gives and leaves no tape recording, else ``None``."""
-    global _engine
+def _check(with_variable: bool) -> bool:
+    """Whether a graph of a tensor, an unused tensor (and a variable) gets the gradients
+    ``tf.GradientTape`` gives and leaves no tape recording, in a thread of its own."""
     passed: list[bool] = []
 
     def check() -> None:
         try:
             with tf.device("/cpu:0"):
                 x, unused = tf.constant([1.0, 2.0]), tf.constant([5.0])
-                tape = _pywrap.TFE_Py_TapeSetNew(False, False)
+                sources = [x, unused, tf.Variable([3.0])] if with_variable else [x, unused]
+                tape = record(sources)
                 try:
-                    _pywrap.TFE_Py_TapeWatch(tape, x)
-                    _pywrap.TFE_Py_TapeWatch(tape, unused)
                     loss = tf.reduce_sum(x * tf.constant([2.0, 3.0]))
+                    loss = loss * sources[2] if with_variable else loss
                 finally:
-                    _pywrap.TFE_Py_TapeSetRemove(tape)
-                got = _pywrap.TFE_Py_TapeGradient(tape, [loss], [x, unused], None, [x, unused], "zero")
-                passed.append(
-                    len(got) == 2
-                    and got[0].numpy().tolist() == [2.0, 3.0]
-                    and got[1].numpy().tolist() == [0.0]
-                    and bool(_pywrap.TFE_Py_TapeSetIsEmpty())
-                )
-        except Exception:  # noqa: BLE001 - any failure: the private calls are not what they were
+                    stop(tape)
+                got = [g.numpy().tolist() for g in gradient(tape, loss, sources)]
+                wanted = [[6.0, 9.0], [0.0], [8.0]] if with_variable else [[2.0, 3.0], [0.0]]
+                passed.append(got == wanted and bool(_pywrap.TFE_Py_TapeSetIsEmpty()))
+        except Exception:  # noqa: BLE001 - any failure: the internals are not what they were
             passed.append(False)
 
-    if _pywrap is not None:
+    if _tape_lib is not None:
         checker = threading.Thread(target=check, name="unigrad-tensorflow-tape-check", daemon=True)
         try:
             checker.start()
             checker.join()
         except RuntimeError:  # no thread to be had (at interpreter shutdown): the public tape
             passed.clear()
-    _engine = _pywrap if passed == [True] else None
-    return _engine
+    return passed == [True]
