@@ -1,5 +1,8 @@
-"""TensorFlow adapter: one non-persistent ``tf.GradientTape`` per call, watching exactly the params.
+"""TensorFlow adapter: one non-persistent gradient tape per call, watching exactly the params.
 
+Eager tensors and plain ``tf.Variable``s are recorded with the functions ``tf.GradientTape`` is made
+of, without its per-call and per-source Python (:mod:`unigrad.backends._tensorflow_tape`); other
+sources (distributed variables, symbolic tensors inside ``tf.function``) with ``tf.GradientTape``.
 ``watch_accessed_variables=False`` keeps variables the loss reads from elsewhere (a Keras layer
 captured by closure) out of the gradient, so the result matches the other backends: gradients with
 respect to ``params`` only. Unconnected leaves get zeros and ``IndexedSlices`` come back dense.
