@@ -4,7 +4,7 @@
 or a variable, stop recording, compute the gradient). Its ``watch`` and ``gradient`` run per-source
 Python on top (``nest`` flattening and packing, a trainable-dtype test that only logs,
 composite-tensor unwrapping, each with ``isinstance`` checks against a ``typing`` protocol): about
-about 220 µs a call on a one-element loss (a quarter of the whole call on the CPU) and 19 µs a watched
+220 µs a call on a one-element loss (a quarter of the whole call on the CPU) and 19 µs a watched
 tensor (docs/design.md). For eager tensors and plain ``tf.Variable`` sources none of that changes
 the result, so :func:`record`, :func:`stop` and :func:`gradient` call the functions
 ``tf.GradientTape`` calls, in the same order, with the same arguments.
