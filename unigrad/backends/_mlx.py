@@ -153,8 +153,23 @@ class MlxAdapter(Adapter):
     def value_and_grad(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> tuple[Any, Any, list[Any]]:
-        if not finish.has_aux:
-            return self._value_and_grad_no_aux(fn, leaves, finish)
+        if finish.has_aux:
+            return self._value_and_grad_with_aux(fn, leaves, finish)
+        # The common case: one output, and a loss of shape () travels as it is (no second output).
+        shape: list[Any] = []
+        stream = _stream_for(leaves) if _HAS_GPU else _NOTHING
+        if stream is _NOTHING:  # no context to enter (a no-op one costs two Python calls)
+            loss, grads = _VALUE_AND_GRAD_NO_AUX(leaves, (fn, finish, shape))
+            _evaluate(loss, grads)
+        else:
+            with stream:
+                loss, grads = _VALUE_AND_GRAD_NO_AUX(leaves, (fn, finish, shape))
+                _evaluate(loss, grads)
+        return (mx.reshape(loss, shape[0]) if shape else loss), None, grads
+
+    def _value_and_grad_with_aux(
+        self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
+    ) -> tuple[Any, Any, list[Any]]:
         carried: dict[str, Any] = {}
 
         def scalar_loss(diff_leaves: list[Any]) -> tuple[Any, Any, list[Any]]:
@@ -175,21 +190,6 @@ class MlxAdapter(Adapter):
         if "rebuild" in carried:
             aux = carried["rebuild"](dict(zip(carried["positions"], arrays, strict=True)))
         return loss, aux, list(grads)
-
-    def _value_and_grad_no_aux(
-        self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
-    ) -> tuple[Any, Any, list[Any]]:
-        # The common case: one output, and a loss of shape () travels as it is (no second output).
-        shape: list[Any] = []
-        stream = _stream_for(leaves)
-        if stream is _NOTHING:  # no context to enter (a no-op one costs two Python calls)
-            loss, grads = _VALUE_AND_GRAD_NO_AUX(leaves, (fn, finish, shape))
-            _evaluate(loss, grads)
-        else:
-            with stream:
-                loss, grads = _VALUE_AND_GRAD_NO_AUX(leaves, (fn, finish, shape))
-                _evaluate(loss, grads)
-        return (mx.reshape(loss, shape[0]) if shape else loss), None, grads
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
         with _stream_for(leaves):
@@ -322,6 +322,9 @@ def _evaluate(*trees: Any) -> None:
 
 
 _NOTHING = contextlib.nullcontext()
+#: Whether MLX has a GPU here (Apple silicon, a CUDA build). Without one the default device is always
+#: the CPU and no call needs a stream of its own, so the eager gradient does not ask (_stream_for).
+_HAS_GPU = bool(mx.is_available(mx.gpu))
 
 
 def _stream_for(leaves: list[Any]) -> AbstractContextManager[Any]:
