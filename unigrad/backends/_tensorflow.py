@@ -27,7 +27,7 @@ from unigrad._errors import InvalidDeviceError, UnigradError
 from unigrad.backends import DTYPE_KEYS, LOSS_KEYS, keras_tensorflow_variable_types
 from unigrad.backends._base import Adapter, ExampleFn, FlatFn, OutputCheck, StepFn, split_arrays
 from unigrad.backends._loss_call import loss_parts
-from unigrad.backends._tensorflow_tape import SOURCE_TYPES, gradient, record, stop
+from unigrad.backends._tensorflow_tape import SOURCE_TYPES, dense, gradient, record, stop, watchable
 from unigrad.backends._tensorflow_tape import EagerTensor as _EagerTensor
 from unigrad.backends._tensorflow_tape import engine as tape_engine
 
@@ -122,7 +122,7 @@ class TensorFlowAdapter(Adapter):
     ) -> tuple[Any, Any, list[Any]]:
         leaves = _unaliased(leaves)
         loss_fn, arguments = loss_parts(fn, leaves)  # called from here: one frame less under each op
-        watched = _watchable(leaves)
+        watched = watchable(leaves)
         kinds = {*map(type, watched)}
         if kinds <= SOURCE_TYPES and tape_engine(kinds):
             # Eager tensors and variables: the functions under tf.GradientTape, without its per-call
@@ -143,34 +143,34 @@ class TensorFlowAdapter(Adapter):
             grads = tape.gradient(loss, sources, unconnected_gradients=_ZERO)
             grads = [grads] if len(leaves) == 1 else grads
         del tape  # release the recorded graph now rather than at the next garbage collection
-        grads = _dense(grads)
+        grads = dense(grads)
         if _has_several_devices():
             grads = [_on_device_of(grad, leaf) for grad, leaf in zip(grads, leaves, strict=True)]
         return loss, aux, grads
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
         leaves = _unaliased(leaves)
-        with tf.autodiff.ForwardAccumulator(_watchable(leaves), tangents) as accumulator:
+        with tf.autodiff.ForwardAccumulator(watchable(leaves), tangents) as accumulator:
             out = fn(leaves)
         return out, [accumulator.jvp(o, unconnected_gradients=_ZERO) for o in out]
 
     def vjp(self, fn: FlatFn, leaves: list[Any]) -> tuple[list[Any], Callable[[list[Any]], list[Any]]]:
         leaves = _unaliased(leaves)
         tape = tf.GradientTape(watch_accessed_variables=False, persistent=True)
-        watched = _watchable(leaves)
+        watched = watchable(leaves)
         with tape:
             tape.watch(watched)
             out = fn(leaves)
 
         def pullback(cotangents: list[Any]) -> list[Any]:
             grads = tape.gradient(out, watched, output_gradients=cotangents, unconnected_gradients=_ZERO)
-            return _dense(grads)
+            return dense(grads)
 
         return out, pullback
 
     def jacobian(self, fn: FlatFn, leaves: list[Any]) -> list[list[Any]]:
         leaves = _unaliased(leaves)
-        watched = _watchable(leaves)
+        watched = watchable(leaves)
         with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
             tape.watch(watched)
             out = fn(leaves)
@@ -180,7 +180,7 @@ class TensorFlowAdapter(Adapter):
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> list[list[Any]]:
         leaves = _unaliased(leaves)
-        watched = _watchable(leaves)
+        watched = watchable(leaves)
         with tf.GradientTape(watch_accessed_variables=False, persistent=True) as outer:
             outer.watch(watched)
             grads = self._gradient(fn, leaves, finish)
@@ -191,10 +191,10 @@ class TensorFlowAdapter(Adapter):
     ) -> list[Any]:
         leaves = _unaliased(leaves)
         # Forward over reverse: the accumulator outside the tape pushes `vector` through the gradient.
-        with tf.autodiff.ForwardAccumulator(_watchable(leaves), vector) as accumulator:
+        with tf.autodiff.ForwardAccumulator(watchable(leaves), vector) as accumulator:
             grads = self._gradient(fn, leaves, finish)
         # The tangent of a gradient that went through a gather (take) is IndexedSlices too.
-        return _dense([accumulator.jvp(g, unconnected_gradients=_ZERO) for g in grads])
+        return dense([accumulator.jvp(g, unconnected_gradients=_ZERO) for g in grads])
 
     def per_example_grads(
         self, fn: ExampleFn, leaves: list[Any], batch: list[Any], finish: OutputCheck
@@ -245,11 +245,11 @@ class TensorFlowAdapter(Adapter):
 
     def _gradient(self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck) -> list[Any]:
         # (``leaves`` come unaliased from hessian, hvp and per_example_grads, which watch them too.)
-        watched = _watchable(leaves)
+        watched = watchable(leaves)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(watched)
             loss, _ = finish(fn(leaves))
-        return _dense(tape.gradient(loss, watched, unconnected_gradients=_ZERO))
+        return dense(tape.gradient(loss, watched, unconnected_gradients=_ZERO))
 
 
 # device name -> the function copying a tensor there (one per device: it keys unigrad's caches).
@@ -300,15 +300,6 @@ def _unaliased(leaves: list[Any]) -> list[Any]:
     return result
 
 
-def _watchable(leaves: list[Any]) -> list[Any]:
-    """``leaves`` with each Keras variable replaced by the ``tf.Variable`` it wraps: a tape watches
-    and differentiates with respect to those (the loss reads them through the Keras variable)."""
-    if not _KERAS_VARIABLES.among(leaves):
-        return leaves
-    keras_types = keras_tensorflow_variable_types()
-    return [leaf.value if isinstance(leaf, keras_types) else leaf for leaf in leaves]
-
-
 def _device(x: Any) -> str:
     """The TF device string of a tensor, ``tf.Variable`` or Keras variable ('' when unplaced)."""
     device = getattr(x, "device", None)
@@ -332,41 +323,6 @@ def _on_device_of(grad: Any, leaf: Any) -> Any:
         return grad
     with tf.device(device):
         return tf.identity(grad)
-
-
-class _KindTest:
-    """Whether a list holds an instance of some classes, decided once per item type.
-
-    ``isinstance`` against TensorFlow's and Keras's classes (ABCs) costs 0.2-0.4 µs an item, and
-    several µs a call once the framework's own work has left the caches cold; the answer for a type
-    never changes, so it is remembered in a dict (bounded by the number of array types in use).
-    """
-
-    def __init__(self, classes: Callable[[], tuple[type, ...]]) -> None:
-        self._classes = classes
-        self._known: dict[type, bool] = {}
-
-    def among(self, items: list[Any]) -> bool:
-        known = self._known
-        kinds = (type(items[0]),) if len(items) == 1 else set(map(type, items))
-        for kind in kinds:
-            found = known.get(kind)
-            if found is None:
-                found = known[kind] = issubclass(kind, self._classes())
-            if found:
-                return True
-        return False
-
-
-# Keras 3 variables (asked again for each new type: Keras may be imported after the first call).
-_KERAS_VARIABLES = _KindTest(keras_tensorflow_variable_types)
-_INDEXED_SLICES = _KindTest(lambda: (tf.IndexedSlices,))
-
-
-def _dense(grads: list[Any]) -> list[Any]:
-    if not _INDEXED_SLICES.among(grads):
-        return grads
-    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
 
 
 def _spec(x: Any) -> tf.TensorSpec:

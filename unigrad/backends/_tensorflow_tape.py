@@ -1,4 +1,6 @@
-"""Reverse mode on TensorFlow without ``tf.GradientTape``'s per-call and per-source Python.
+"""TensorFlow's gradient tapes: what a tape watches (:func:`watchable`), recording and differentiating
+without ``tf.GradientTape``'s per-call and per-source Python (:func:`record`, :func:`stop`,
+:func:`gradient`), and dense gradients (:func:`dense`).
 
 ``tf.GradientTape`` is a Python class over TensorFlow's tape functions (make a tape, watch a tensor
 or a variable, stop recording, compute the gradient). Its ``watch`` and ``gradient`` run per-source
@@ -33,9 +35,12 @@ Example:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
+
+from unigrad.backends import keras_tensorflow_variable_types
 
 try:
     from tensorflow.python import pywrap_tfe as _pywrap
@@ -126,3 +131,48 @@ def _check(with_variable: bool) -> bool:
         except RuntimeError:  # no thread to be had (at interpreter shutdown): the public tape
             passed.clear()
     return passed == [True]
+
+
+def watchable(leaves: list[Any]) -> list[Any]:
+    """``leaves`` with each Keras variable replaced by the ``tf.Variable`` it wraps: a tape watches
+    and differentiates with respect to those (the loss reads them through the Keras variable)."""
+    if not _KERAS_VARIABLES.among(leaves):
+        return leaves
+    keras_types = keras_tensorflow_variable_types()
+    return [leaf.value if isinstance(leaf, keras_types) else leaf for leaf in leaves]
+
+
+class _KindTest:
+    """Whether a list holds an instance of some classes, decided once per item type.
+
+    ``isinstance`` against TensorFlow's and Keras's classes (ABCs) costs 0.2-0.4 µs an item, and
+    several µs a call once the framework's own work has left the caches cold; the answer for a type
+    never changes, so it is remembered in a dict (bounded by the number of array types in use).
+    """
+
+    def __init__(self, classes: Callable[[], tuple[type, ...]]) -> None:
+        self._classes = classes
+        self._known: dict[type, bool] = {}
+
+    def among(self, items: list[Any]) -> bool:
+        known = self._known
+        kinds = (type(items[0]),) if len(items) == 1 else set(map(type, items))
+        for kind in kinds:
+            found = known.get(kind)
+            if found is None:
+                found = known[kind] = issubclass(kind, self._classes())
+            if found:
+                return True
+        return False
+
+
+# Keras 3 variables (asked again for each new type: Keras may be imported after the first call).
+_KERAS_VARIABLES = _KindTest(keras_tensorflow_variable_types)
+_INDEXED_SLICES = _KindTest(lambda: (tf.IndexedSlices,))
+
+
+def dense(grads: list[Any]) -> list[Any]:
+    """``grads`` with every ``IndexedSlices`` (the gradient through a gather) made a dense tensor."""
+    if not _INDEXED_SLICES.among(grads):
+        return grads
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
