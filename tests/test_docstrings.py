@@ -51,6 +51,7 @@ MODULES = {
     "unigrad.backends._torch_devices": ["torch"],
     "unigrad.backends._torch_autograd": ["torch"],
     "unigrad.backends._tensorflow_tape": ["tensorflow"],
+    "unigrad.backends._own_thread": [],
     "unigrad._dispatch": ["torch"],
     "unigrad._plan": ["torch"],
     "unigrad._leaves": [],

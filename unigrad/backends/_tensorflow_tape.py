@@ -34,13 +34,13 @@ Example:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
 
 from unigrad.backends import keras_tensorflow_variable_types
+from unigrad.backends._own_thread import passes
 
 try:
     from tensorflow.python import pywrap_tfe as _pywrap
@@ -104,33 +104,22 @@ def gradient(tape: Any, loss: Any, sources: list[Any]) -> list[Any]:
 def _check(with_variable: bool) -> bool:
     """Whether a graph of a tensor, an unused tensor (and a variable) gets the gradients
     ``tf.GradientTape`` gives and leaves no tape recording, in a thread of its own."""
-    passed: list[bool] = []
 
-    def check() -> None:
-        try:
-            with tf.device("/cpu:0"):
-                x, unused = tf.constant([1.0, 2.0]), tf.constant([5.0])
-                sources = [x, unused, tf.Variable([3.0])] if with_variable else [x, unused]
-                tape = record(sources)
-                try:
-                    loss = tf.reduce_sum(x * tf.constant([2.0, 3.0]))
-                    loss = loss * sources[2] if with_variable else loss
-                finally:
-                    stop(tape)
-                got = [g.numpy().tolist() for g in gradient(tape, loss, sources)]
-                wanted = [[6.0, 9.0], [0.0], [8.0]] if with_variable else [[2.0, 3.0], [0.0]]
-                passed.append(got == wanted and bool(_pywrap.TFE_Py_TapeSetIsEmpty()))
-        except Exception:  # noqa: BLE001 - any failure: the internals are not what they were
-            passed.append(False)
+    def check() -> bool:
+        with tf.device("/cpu:0"):
+            x, unused = tf.constant([1.0, 2.0]), tf.constant([5.0])
+            sources = [x, unused, tf.Variable([3.0])] if with_variable else [x, unused]
+            tape = record(sources)
+            try:
+                loss = tf.reduce_sum(x * tf.constant([2.0, 3.0]))
+                loss = loss * sources[2] if with_variable else loss
+            finally:
+                stop(tape)
+            got = [g.numpy().tolist() for g in gradient(tape, loss, sources)]
+        wanted = [[6.0, 9.0], [0.0], [8.0]] if with_variable else [[2.0, 3.0], [0.0]]
+        return got == wanted and bool(_pywrap.TFE_Py_TapeSetIsEmpty())
 
-    if _tape_lib is not None:
-        checker = threading.Thread(target=check, name="unigrad-tensorflow-tape-check", daemon=True)
-        try:
-            checker.start()
-            checker.join()
-        except RuntimeError:  # no thread to be had (at interpreter shutdown): the public tape
-            passed.clear()
-    return passed == [True]
+    return _tape_lib is not None and passes(check, "unigrad-tensorflow-tape-check")
 
 
 def watchable(leaves: list[Any]) -> list[Any]:

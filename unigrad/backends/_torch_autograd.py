@@ -13,12 +13,13 @@ Example:
 from __future__ import annotations
 
 import operator
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.overrides import has_torch_function, has_torch_function_unary
+
+from unigrad.backends._own_thread import passes
 
 _UNRESOLVED: Any = object()
 #: torch.autograd.graph._engine_run_backward once it passed the check, None where it failed.
@@ -56,29 +57,17 @@ def _find_engine_backward() -> Callable[..., Any] | None:
     """
     global _engine_backward
     run = getattr(getattr(torch.autograd, "graph", None), "_engine_run_backward", None)
-    passed: list[bool] = []
 
-    def check() -> None:
-        try:
-            x, unused = torch.ones(2, device="cpu").requires_grad_(), torch.ones(1, device="cpu")
-            loss = (x * torch.tensor([2.0, 3.0], device="cpu")).sum()
-            seed = torch.ones_like(loss, memory_format=torch.preserve_format)
-            inputs = (x, unused.requires_grad_())
-            got = run((loss,), (seed,), False, False, inputs, True, accumulate_grad=False)
-            passed.append(
-                len(got) == 2 and got[0].tolist() == [2.0, 3.0] and got[1] is None and x.grad is None
-            )
-        except Exception:  # noqa: BLE001 - any failure: the private call is not what it was
-            passed.append(False)
+    def check() -> bool:
+        x, unused = torch.ones(2, device="cpu").requires_grad_(), torch.ones(1, device="cpu")
+        loss = (x * torch.tensor([2.0, 3.0], device="cpu")).sum()
+        seed = torch.ones_like(loss, memory_format=torch.preserve_format)
+        inputs = (x, unused.requires_grad_())
+        got = run((loss,), (seed,), False, False, inputs, True, accumulate_grad=False)
+        return len(got) == 2 and got[0].tolist() == [2.0, 3.0] and got[1] is None and x.grad is None
 
-    if run is not None:
-        checker = threading.Thread(target=check, name="unigrad-torch-backward-check", daemon=True)
-        try:
-            checker.start()
-            checker.join()
-        except RuntimeError:  # no thread to be had (at interpreter shutdown): the public call
-            passed.clear()
-    _engine_backward = run if passed == [True] else None
+    passed = run is not None and passes(check, "unigrad-torch-backward-check")
+    _engine_backward = run if passed else None
     return _engine_backward
 
 
