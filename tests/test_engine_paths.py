@@ -159,11 +159,19 @@ def test_tensorflow_c_tape_check_fails_closed(tensorflow_tape: Any, monkeypatch:
     np.testing.assert_array_equal(ug.grad(lambda p: tf.reduce_sum(p**2), tf.constant([2.0])).numpy(), [4.0])
 
 
-def test_torch_engine_gives_what_autograd_grad_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def torch_autograd(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """unigrad's torch engine module; the engine it resolved is put back after the test."""
     require("torch")
-    import torch
-
     from unigrad.backends import _torch_autograd
+
+    monkeypatch.setattr(_torch_autograd, "_engine_backward", _torch_autograd._engine_backward)
+    return _torch_autograd
+
+
+def test_torch_engine_gives_what_autograd_grad_gives(torch_autograd: Any) -> None:
+    """The engine called as torch's wrapper calls it, the wrapper itself and the public call agree."""
+    import torch
 
     weight = torch.nn.Parameter(torch.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=torch.float64))
     plain = torch.tensor([2.0, 1.0])
@@ -172,10 +180,59 @@ def test_torch_engine_gives_what_autograd_grad_gives(monkeypatch: pytest.MonkeyP
     def loss(p: Any) -> Any:
         return (p["w"] ** 3).sum() + (p["plain"] ** 2).sum().double()
 
-    fast = ug.value_and_grad(loss, params)
-    assert _torch_autograd._engine_backward is not None, "the engine failed its check on this torch"
-    monkeypatch.setattr(_torch_autograd, "_engine_backward", None)
-    public = ug.value_and_grad(loss, params)
-    for a, b in zip(optree.tree_leaves(fast), optree.tree_leaves(public), strict=True):
-        assert torch.equal(a, b) and a.dtype == b.dtype
-    assert weight.grad is None  # neither path writes .grad
+    results = []
+    for run in (torch_autograd._run_engine, torch_autograd._WRAPPER, None):
+        torch_autograd._engine_backward = run
+        results.append(ug.value_and_grad(loss, params))
+    for other in results[1:]:
+        for a, b in zip(optree.tree_leaves(results[0]), optree.tree_leaves(other), strict=True):
+            assert torch.equal(a, b) and a.dtype == b.dtype
+    assert weight.grad is None  # no path writes .grad
+
+
+def test_torch_engine_is_resolved_from_the_wrapper_it_knows(
+    torch_autograd: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """unigrad repeats the steps of torch's wrapper only where the wrapper reads the names it is
+    known by (torch 2.13 to 2.15); any other wrapper is called as it is."""
+    import torch
+
+    torch_autograd._engine_backward = torch_autograd._UNRESOLVED
+    ug.grad(lambda x: (x**2).sum(), torch.ones(2, requires_grad=True))
+    assert torch_autograd._engine_backward is torch_autograd._run_engine, "torch's wrapper changed"
+    monkeypatch.setattr(torch_autograd, "_WRAPPER_NAMES", frozenset({"something", "else"}))
+    torch_autograd._engine_backward = torch_autograd._UNRESOLVED
+    grads = ug.grad(lambda x: (x**2).sum(), torch.ones(2, requires_grad=True))
+    assert torch_autograd._engine_backward is torch_autograd._WRAPPER
+    assert grads.tolist() == [2.0, 2.0]
+
+
+def test_torch_autograd_logging_goes_through_the_wrapper(
+    torch_autograd: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With TORCH_LOGS=autograd (the autograd logger at DEBUG), torch's wrapper runs: it attaches
+    its logging hooks to the graph."""
+    import logging
+
+    import torch
+
+    calls: list[int] = []
+    wrapper = torch_autograd._WRAPPER
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return wrapper(*args, **kwargs)
+
+    monkeypatch.setattr(torch_autograd, "_WRAPPER", spy)
+    torch_autograd._engine_backward = torch_autograd._run_engine
+    x = torch.ones(2, requires_grad=True)
+    ug.grad(lambda v: (v**2).sum(), x)
+    assert calls == []
+    log = torch.autograd.graph.log
+    level = log.level
+    log.setLevel(logging.DEBUG)
+    try:
+        assert ug.grad(lambda v: (v**3).sum(), x).tolist() == [3.0, 3.0]
+    finally:
+        log.setLevel(level)
+    assert calls == [1]

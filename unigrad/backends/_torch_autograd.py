@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +24,37 @@ from torch.overrides import has_torch_function, has_torch_function_unary
 from unigrad.backends._own_thread import passes
 
 _UNRESOLVED: Any = object()
-#: torch.autograd.graph._engine_run_backward once it passed the check, None where it failed.
+_DEBUG = logging.DEBUG
+#: The function running the engine once it passed the check (_run_engine, or torch's own wrapper),
+#: None where both failed.
 _engine_backward: Callable[..., Any] | None = _UNRESOLVED
+_graph = getattr(torch.autograd, "graph", None)
+#: torch's wrapper of the engine call, and what it calls (private; None in a torch without them).
+_WRAPPER: Callable[..., Any] | None = getattr(_graph, "_engine_run_backward", None)
+_AUTOGRAD_LOG: logging.Logger | None = getattr(_graph, "log", None)
+_ENGINE: Any = getattr(getattr(torch.autograd, "Variable", None), "_execution_engine", None)
+_stash_in_thread: Any = getattr(torch._C, "_stash_obj_in_tls", None)
+_remove_from_thread: Any = getattr(torch._C, "_remove_obj_from_tls", None)
+#: The names that wrapper reads in the torch versions whose steps _run_engine repeats (2.13 to 2.15,
+#: the same code): a wrapper reading any other name does something more, and is called as it is.
+_WRAPPER_NAMES = frozenset(
+    {
+        "DEBUG",
+        "Variable",
+        "_C",
+        "_execution_engine",
+        "_register_logging_hooks_on_whole_graph",
+        "_remove_obj_from_tls",
+        "_stash_obj_in_tls",
+        "contextvars",
+        "copy_context",
+        "getEffectiveLevel",
+        "log",
+        "logging",
+        "run_backward",
+        "torch",
+    }
+)
 
 
 def backward(loss: Any, aliases: list[Any]) -> tuple[Any, ...]:
@@ -33,10 +64,11 @@ def backward(loss: Any, aliases: list[Any]) -> tuple[Any, ...]:
     plain tensors, what that call does reduces to seeding the loss with ones and running the engine;
     its Python wrapper (argument normalisation, ``_make_grads``) costs about as much host time as the
     rest of a small call, which a launch-bound GPU step shows in full. So the engine is called as the
-    wrapper calls it, through ``_engine_run_backward`` (which keeps its ``TORCH_LOGS=autograd`` hooks
-    and the context it hands the engine's device threads). That function is private: it is looked up
-    and tried on a small graph once, and the public call is used where it is missing or differs, and
-    for tensor subclasses that override torch functions (the public call dispatches those).
+    wrapper calls it (:func:`_run_engine`: the steps of torch's ``_engine_run_backward``, which keeps
+    its ``TORCH_LOGS=autograd`` hooks and the context it hands the engine's device threads). Those
+    are private: they are tried on a small graph once, and the public call is used where they are
+    missing or differ, and for tensor subclasses that override torch functions (the public call
+    dispatches those).
     """
     run = _engine_backward if _engine_backward is not _UNRESOLVED else _find_engine_backward()
     inputs = tuple(aliases)
@@ -48,26 +80,74 @@ def backward(loss: Any, aliases: list[Any]) -> tuple[Any, ...]:
     return grads
 
 
+def _run_engine(
+    outputs: tuple[Any, ...],
+    seeds: tuple[Any, ...],
+    keep_graph: bool,
+    create_graph: bool,
+    inputs: tuple[Any, ...],
+    allow_unreachable: bool,
+    accumulate_grad: bool,
+) -> tuple[Any, ...]:
+    """What torch's ``_engine_run_backward`` does with these arguments (torch 2.13 to 2.15), with its
+    logger's level read through the logger's cache: its own walk up four loggers, the packing of
+    its ``*args`` and ``**kwargs`` and its frame cost ~7 µs of a 0.2 ms step, caches cold (measured
+    in docs/design.md). Where ``TORCH_LOGS=autograd`` is on, the wrapper runs: it attaches its
+    logging hooks to the graph."""
+    if _AUTOGRAD_LOG.isEnabledFor(_DEBUG):  # type: ignore[union-attr]
+        return _WRAPPER(  # type: ignore[misc]
+            outputs,
+            seeds,
+            keep_graph,
+            create_graph,
+            inputs,
+            allow_unreachable,
+            accumulate_grad=accumulate_grad,
+        )
+    # The caller's context, for the engine's device threads (torch.compile's configuration there).
+    _stash_in_thread("context", contextvars.copy_context())
+    try:
+        grads: tuple[Any, ...] = _ENGINE.run_backward(
+            outputs,
+            seeds,
+            keep_graph,
+            create_graph,
+            inputs,
+            allow_unreachable,
+            accumulate_grad=accumulate_grad,
+        )
+        return grads
+    finally:
+        _remove_from_thread("context")
+
+
 def _find_engine_backward() -> Callable[..., Any] | None:
-    """``_engine_run_backward`` if this torch has it and it differentiates a small graph as
-    ``torch.autograd.grad`` does (unused input: None; no ``.grad`` written), else ``None``.
+    """:func:`_run_engine` where torch's wrapper reads the names it is known by, else the wrapper
+    itself, if it differentiates a small graph as ``torch.autograd.grad`` does (unused input: None;
+    no ``.grad`` written); ``None`` where neither does.
 
     The check runs once, in a thread of its own: grad mode, inference mode and torch's function and
     dispatch modes are per thread, so none of the caller's sees its few CPU ops or changes them.
     """
     global _engine_backward
-    run = getattr(getattr(torch.autograd, "graph", None), "_engine_run_backward", None)
+    known = _WRAPPER is not None and frozenset(_WRAPPER.__code__.co_names) == _WRAPPER_NAMES
+    candidates = [_run_engine, _WRAPPER] if known else [_WRAPPER]
+    _engine_backward = None
+    for run in candidates:
+        if run is None:
+            continue
 
-    def check() -> bool:
-        x, unused = torch.ones(2, device="cpu").requires_grad_(), torch.ones(1, device="cpu")
-        loss = (x * torch.tensor([2.0, 3.0], device="cpu")).sum()
-        seed = torch.ones_like(loss, memory_format=torch.preserve_format)
-        inputs = (x, unused.requires_grad_())
-        got = run((loss,), (seed,), False, False, inputs, True, accumulate_grad=False)
-        return len(got) == 2 and got[0].tolist() == [2.0, 3.0] and got[1] is None and x.grad is None
+        def check(run: Callable[..., Any] = run) -> bool:
+            x, unused = torch.ones(2, device="cpu").requires_grad_(), torch.ones(1, device="cpu")
+            loss = (x * torch.tensor([2.0, 3.0], device="cpu")).sum()
+            seed = torch.ones_like(loss, memory_format=torch.preserve_format)
+            inputs = (x, unused.requires_grad_())
+            got = run((loss,), (seed,), False, False, inputs, True, accumulate_grad=False)
+            return len(got) == 2 and got[0].tolist() == [2.0, 3.0] and got[1] is None and x.grad is None
 
-    passed = run is not None and passes(check, "unigrad-torch-backward-check")
-    _engine_backward = run if passed else None
+        if passes(check, "unigrad-torch-backward-check"):
+            _engine_backward = run
+            break
     return _engine_backward
 
 
