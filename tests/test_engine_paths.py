@@ -181,7 +181,7 @@ def test_torch_engine_gives_what_autograd_grad_gives(torch_autograd: Any) -> Non
         return (p["w"] ** 3).sum() + (p["plain"] ** 2).sum().double()
 
     results = []
-    for run in (torch_autograd._run_engine, torch_autograd._WRAPPER, None):
+    for run in (torch_autograd._run_engine, torch_autograd._through_wrapper, None):
         torch_autograd._engine_backward = run
         results.append(ug.value_and_grad(loss, params))
     for other in results[1:]:
@@ -203,7 +203,7 @@ def test_torch_engine_is_resolved_from_the_wrapper_it_knows(
     monkeypatch.setattr(torch_autograd, "_WRAPPER_NAMES", frozenset({"something", "else"}))
     torch_autograd._engine_backward = torch_autograd._UNRESOLVED
     grads = ug.grad(lambda x: (x**2).sum(), torch.ones(2, requires_grad=True))
-    assert torch_autograd._engine_backward is torch_autograd._WRAPPER
+    assert torch_autograd._engine_backward is torch_autograd._through_wrapper
     assert grads.tolist() == [2.0, 2.0]
 
 

@@ -76,49 +76,35 @@ def backward(loss: Any, aliases: list[Any]) -> tuple[Any, ...]:
         return torch.autograd.grad(loss, inputs, allow_unused=True)
     # the seed torch.autograd.grad makes for a one-element output (in _make_grads)
     seed = torch.ones_like(loss, memory_format=torch.preserve_format)
-    grads: tuple[Any, ...] = run((loss,), (seed,), False, False, inputs, True, accumulate_grad=False)
+    grads: tuple[Any, ...] = run((loss,), (seed,), inputs)
     return grads
 
 
-def _run_engine(
-    outputs: tuple[Any, ...],
-    seeds: tuple[Any, ...],
-    keep_graph: bool,
-    create_graph: bool,
-    inputs: tuple[Any, ...],
-    allow_unreachable: bool,
-    accumulate_grad: bool,
-) -> tuple[Any, ...]:
-    """What torch's ``_engine_run_backward`` does with these arguments (torch 2.13 to 2.15), with its
-    logger's level read through the logger's cache: its own walk up four loggers, the packing of
-    its ``*args`` and ``**kwargs`` and its frame cost ~7 µs of a 0.2 ms step, caches cold (measured
-    in docs/design.md). Where ``TORCH_LOGS=autograd`` is on, the wrapper runs: it attaches its
-    logging hooks to the graph."""
+def _run_engine(outputs: tuple[Any, ...], seeds: tuple[Any, ...], inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What :func:`_through_wrapper` does (torch 2.13 to 2.15), with the wrapper's logger level read
+    through the logger's cache: the wrapper's own walk up four loggers, the packing of its ``*args``
+    and ``**kwargs`` and its frame cost ~7 µs of a 0.2 ms step, caches cold (docs/design.md).
+    Where ``TORCH_LOGS=autograd`` is on, the wrapper runs: it attaches its logging hooks."""
     if _AUTOGRAD_LOG.isEnabledFor(_DEBUG):  # type: ignore[union-attr]
-        return _WRAPPER(  # type: ignore[misc]
-            outputs,
-            seeds,
-            keep_graph,
-            create_graph,
-            inputs,
-            allow_unreachable,
-            accumulate_grad=accumulate_grad,
-        )
+        return _through_wrapper(outputs, seeds, inputs)
     # The caller's context, for the engine's device threads (torch.compile's configuration there).
     _stash_in_thread("context", contextvars.copy_context())
     try:
         grads: tuple[Any, ...] = _ENGINE.run_backward(
-            outputs,
-            seeds,
-            keep_graph,
-            create_graph,
-            inputs,
-            allow_unreachable,
-            accumulate_grad=accumulate_grad,
+            outputs, seeds, False, False, inputs, True, accumulate_grad=False
         )
         return grads
     finally:
         _remove_from_thread("context")
+
+
+def _through_wrapper(
+    outputs: tuple[Any, ...], seeds: tuple[Any, ...], inputs: tuple[Any, ...]
+) -> tuple[Any, ...]:
+    """torch's ``_engine_run_backward`` with what ``torch.autograd.grad`` passes it: keep no graph,
+    make none, allow unused inputs (their gradient is None), write no ``.grad``."""
+    grads: tuple[Any, ...] = _WRAPPER(outputs, seeds, False, False, inputs, True, accumulate_grad=False)  # type: ignore[misc]
+    return grads
 
 
 def _find_engine_backward() -> Callable[..., Any] | None:
@@ -130,19 +116,19 @@ def _find_engine_backward() -> Callable[..., Any] | None:
     dispatch modes are per thread, so none of the caller's sees its few CPU ops or changes them.
     """
     global _engine_backward
-    known = _WRAPPER is not None and frozenset(_WRAPPER.__code__.co_names) == _WRAPPER_NAMES
-    candidates = [_run_engine, _WRAPPER] if known else [_WRAPPER]
+    candidates: list[Callable[..., Any]] = []
+    if _WRAPPER is not None:
+        known = frozenset(_WRAPPER.__code__.co_names) == _WRAPPER_NAMES
+        candidates = [_run_engine, _through_wrapper] if known else [_through_wrapper]
     _engine_backward = None
     for run in candidates:
-        if run is None:
-            continue
 
         def check(run: Callable[..., Any] = run) -> bool:
             x, unused = torch.ones(2, device="cpu").requires_grad_(), torch.ones(1, device="cpu")
             loss = (x * torch.tensor([2.0, 3.0], device="cpu")).sum()
             seed = torch.ones_like(loss, memory_format=torch.preserve_format)
             inputs = (x, unused.requires_grad_())
-            got = run((loss,), (seed,), False, False, inputs, True, accumulate_grad=False)
+            got = run((loss,), (seed,), inputs)
             return len(got) == 2 and got[0].tolist() == [2.0, 3.0] and got[1] is None and x.grad is None
 
         if passes(check, "unigrad-torch-backward-check"):
