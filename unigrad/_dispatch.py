@@ -7,8 +7,7 @@ and for each leaf how it is converted into that adapter (NumPy, or another frame
 :class:`Route`. Every later call with the same signature replays it: flatten, look up, convert what
 the route converts, and hand the :class:`~unigrad._plan.CallPlan` to the API function. A flat dict,
 list or tuple of arrays is also indexed by its keys (or its type) with its leaves' types and dtypes,
-in its own order: one lookup finds its route's replay (:meth:`Route.replayer`), which knows how it
-is flattened and rebuilt and makes the plan. This
+in its own order, so that one lookup finds both its route and how it is flattened and rebuilt. This
 cache is the only fast path of a call; it is bounded (:data:`ROUTES_LIMIT`) and shared safely between
 threads (a route is immutable, and dict lookups and stores are atomic).
 
@@ -64,9 +63,9 @@ ROUTES_LIMIT = 1024
 _routes: dict[Hashable, Route] = {}
 # The same routes, for flat dicts, lists and tuples of arrays, found with their structure in one
 # lookup: (the dict's keys or the sequence's type, the route key of its values in the container's
-# own order) -> the function making the call's plan from (params, its values in its own order,
-# device) (Route.replayer). Bounded with _routes.
-_flat_routes: dict[Hashable, Callable[[Any, list[Any], Any], CallPlan]] = {}
+# own order) -> (route, the function giving the values in optree's order or None where that is the
+# container's own, treedef, rebuilder). Bounded with _routes.
+_flat_routes: dict[Hashable, tuple[Route, Any, optree.PyTreeSpec, Callable[[list[Any]], Any]]] = {}
 _get_dtype = attrgetter("dtype")
 _NO_SCOPE = nullcontext()
 
@@ -89,33 +88,6 @@ class Route:
     importers: tuple[Callable[[Any], Any] | None, ...] | None = None
     origins: tuple[Adapter, ...] | None = None
     x64: ScopeFactory | None = None
-
-    def replayer(
-        self,
-        in_order: Callable[[Any], Any] | None,
-        treedef: optree.PyTreeSpec,
-        rebuild: Callable[[list[Any]], Any],
-    ) -> Callable[[Any, list[Any], Any], CallPlan]:
-        """For a flat dict, list or tuple of arrays with this route: a function making a call's plan
-        from ``(params, its values in its own order, device)``. ``in_order`` gives the values in
-        optree's order (``None``: the container's own); ``treedef`` and ``rebuild`` are its own.
-
-        A route of native leaves without ``backend=`` (the commonest call) gets its plan made in
-        one frame, without :meth:`plan`'s tests: nothing to convert, place or scope."""
-        adapter = self.adapter
-        native = self.importers is None and not self.explicit
-        given = adapter.calls_loss_on_given_leaves  # plan's rule (see CallPlan.given)
-
-        def replay(params: Any, values: list[Any], device: Any) -> CallPlan:
-            leaves = values if in_order is None else list(in_order(params))
-            if native:
-                given_leaves = leaves if given else None
-                return CallPlan(
-                    adapter, treedef, leaves, leaves, None, False, rebuild, False, None, None, given_leaves
-                )
-            return self.plan(params, leaves, treedef, device, rebuild)
-
-        return replay
 
     def plan(
         self,
@@ -216,9 +188,11 @@ def plan_call(
             value_types = tuple(map(type, values))
             if ARRAY_TYPES.issuperset(value_types):
                 flat_key = (tuple(params) if kind is dict else kind, _route_key(backend, value_types, values))
-                replay = _flat_routes.get(flat_key)
-                if replay is not None:
-                    return replay(params, values, device)
+                known = _flat_routes.get(flat_key)
+                if known is not None:
+                    route, in_order, treedef, rebuild = known
+                    leaves = values if in_order is None else list(in_order(params))
+                    return route.plan(params, leaves, treedef, device, rebuild)
     leaves, treedef, rebuild = flatten_params(params)
     if not leaves:
         raise EmptyParamsError(
@@ -278,7 +252,7 @@ def _remember_flat_route(flat_key: Hashable, route: Route, params: Any) -> None:
     if flat is not None:
         if len(_flat_routes) >= ROUTES_LIMIT:
             _flat_routes.clear()
-        _flat_routes[flat_key] = route.replayer(*flat)
+        _flat_routes[flat_key] = (route, *flat)
 
 
 def _remember(key: Hashable, route: Route) -> None:
