@@ -122,8 +122,11 @@ class TensorFlowAdapter(Adapter):
     ) -> tuple[Any, Any, list[Any]]:
         leaves = _unaliased(leaves)
         loss_fn, arguments = loss_parts(fn, leaves)  # called from here: one frame less under each op
-        watched = watchable(leaves)
-        kinds = {*map(type, watched)}
+        kinds = {*map(type, leaves)}
+        watched = leaves  # what the tape watches: a Keras variable's own tf.Variable for it
+        if not kinds <= SOURCE_TYPES:
+            watched = watchable(leaves)
+            kinds = {*map(type, watched)}
         if kinds <= SOURCE_TYPES and tape_engine(kinds):
             # Eager tensors and variables: the functions under tf.GradientTape, without its per-call
             # and per-source Python (a quarter of a small call; unigrad.backends._tensorflow_tape).
