@@ -236,3 +236,36 @@ def test_torch_autograd_logging_goes_through_the_wrapper(
     finally:
         log.setLevel(level)
     assert calls == [1]
+
+
+def test_torch_engine_hands_the_callers_context_to_its_threads(torch_autograd: Any) -> None:
+    """On a GPU the backward pass runs in the engine's device threads, which read the caller's
+    context (torch.compile's configuration) from where torch's wrapper stashes it; unigrad's engine
+    call stashes it too, and removes it after (CPU-side stand-in: the stash seen from a backward)."""
+    import contextvars
+
+    import torch
+
+    marker: contextvars.ContextVar[str | None] = contextvars.ContextVar("unigrad_test_marker", default=None)
+    seen: list[Any] = []
+
+    class Probe(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: Any) -> Any:
+            return x * 2
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            stashed = torch._C._is_key_in_tls("context")
+            seen.append(torch._C._get_obj_in_tls("context").get(marker) if stashed else "nothing stashed")
+            return grad * 2
+
+    torch_autograd._engine_backward = torch_autograd._run_engine
+    token = marker.set("the caller's")
+    try:
+        grads = ug.grad(lambda x: Probe.apply(x).sum(), torch.ones(2, requires_grad=True))
+    finally:
+        marker.reset(token)
+    assert grads.tolist() == [2.0, 2.0]
+    assert seen == ["the caller's"]
+    assert not torch._C._is_key_in_tls("context")  # removed after the call, as torch does
