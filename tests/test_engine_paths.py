@@ -269,3 +269,110 @@ def test_torch_engine_hands_the_callers_context_to_its_threads(torch_autograd: A
     assert grads.tolist() == [2.0, 2.0]
     assert seen == ["the caller's"]
     assert not torch._C._is_key_in_tls("context")  # removed after the call, as torch does
+
+
+# --- JAX: jax.vjp with a cached cotangent of ones, where jax.value_and_grad makes one per call ---
+
+
+def _jax_native(loss_fn: Callable[..., Any], params: Any, *args: Any) -> tuple[Any, Any]:
+    """``jax.value_and_grad`` on ``loss_fn``, its loss reshaped to ``()`` as JAX requires."""
+    import jax
+
+    shape: list[Any] = []
+
+    def scalar(p: Any) -> Any:
+        loss = loss_fn(p, *args)
+        shape.append(loss.shape)
+        return loss.reshape(())
+
+    loss, grads = jax.value_and_grad(scalar)(params)
+    return loss.reshape(shape[0]), grads
+
+
+def _assert_same_jax(ours: Any, native: Any) -> None:
+    ours_leaves, native_leaves = optree.tree_leaves(ours), optree.tree_leaves(native)
+    assert len(ours_leaves) == len(native_leaves)
+    for a, b in zip(ours_leaves, native_leaves, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        assert (a.dtype, a.shape, a.weak_type, a.sharding) == (b.dtype, b.shape, b.weak_type, b.sharding)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["weak-typed param", "loss of shape (1,)", "bfloat16", "two leaves", "loss is the param itself"],
+)
+def test_jax_value_and_grad_gives_what_jax_value_and_grad_gives(case: str) -> None:
+    require("jax")
+    import jax.numpy as jnp
+
+    params, loss_fn = {
+        "weak-typed param": ({"w": jnp.asarray(1.5)}, lambda p: p["w"] * p["w"]),
+        "loss of shape (1,)": ({"w": jnp.arange(3.0)}, lambda p: (p["w"] ** 2).sum(keepdims=True)),
+        "bfloat16": ({"w": jnp.ones(3, jnp.bfloat16)}, lambda p: (p["w"] ** 3).sum()),
+        "two leaves": ({"a": jnp.arange(2.0), "b": jnp.ones((2, 2))}, lambda p: (p["b"] @ p["a"]).sum()),
+        "loss is the param itself": ({"w": jnp.asarray(2.0)}, lambda p: p["w"]),
+    }[case]
+    for _ in range(2):  # the second call uses the cotangent the first one cached
+        _assert_same_jax(ug.value_and_grad(loss_fn, params), _jax_native(loss_fn, params))
+
+
+def test_jax_gradient_never_hands_out_the_cached_cotangent() -> None:
+    """A loss that is a parameter itself gets the cotangent back as its gradient: the user gets a
+    copy, so deleting (or donating) it leaves later calls working."""
+    require("jax")
+    import jax.numpy as jnp
+
+    from unigrad.backends import _jax
+
+    params = {"w": jnp.asarray(2.0)}
+    first = ug.grad(lambda p: p["w"], params)["w"]
+    assert all(first is not ones for ones in _jax._ONES.values())
+    first.delete()
+    assert float(ug.grad(lambda p: p["w"], params)["w"]) == 1.0
+
+
+def test_jax_cotangent_cache_is_bounded() -> None:
+    require("jax")
+    import jax.numpy as jnp
+
+    from unigrad.backends import _jax
+
+    def loss_of_rank(rank: int) -> Callable[[Any], Any]:
+        return lambda p: (p["w"] ** 2).sum().reshape((1,) * rank)  # a new loss shape per rank
+
+    for rank in range(1, _jax._ONES_LIMIT + 10):
+        ug.grad(loss_of_rank(rank), {"w": jnp.ones(2)})
+    assert 0 < len(_jax._ONES) <= _jax._ONES_LIMIT
+
+
+def test_jax_value_and_grad_inside_the_callers_jit_and_vmap() -> None:
+    """Under the caller's own transformation the loss is a tracer: the ones are part of the trace."""
+    require("jax")
+    import jax
+    import jax.numpy as jnp
+
+    def loss_fn(p: Any, x: Any) -> Any:
+        return (jnp.tanh(p["w"] * x) ** 2).sum()
+
+    params, x = {"w": jnp.arange(3.0)}, jnp.linspace(0.0, 1.0, 3)
+    _assert_same_jax(
+        jax.jit(lambda p: ug.value_and_grad(loss_fn, p, x))(params),
+        jax.jit(lambda p: _jax_native(loss_fn, p, x))(params),
+    )
+    batch = jnp.stack([x, 2 * x])
+    ours = jax.vmap(lambda b: ug.grad(loss_fn, params, b))(batch)
+    native = jax.vmap(lambda b: jax.grad(loss_fn)(params, b))(batch)
+    _assert_same_jax(ours, native)
+
+
+def test_jax_value_and_grad_with_aux_that_jax_cannot_trace() -> None:
+    require("jax")
+    import jax.numpy as jnp
+
+    def loss_fn(p: Any) -> Any:
+        loss = (p["w"] ** 2).sum()
+        return loss, {"label": "step", "twice": 2 * loss, "count": 3}
+
+    (loss, aux), grads = ug.value_and_grad(loss_fn, {"w": jnp.arange(3.0)}, has_aux=True)
+    assert (float(loss), aux["label"], float(aux["twice"]), aux["count"]) == (5.0, "step", 10.0, 3)
+    np.testing.assert_array_equal(np.asarray(grads["w"]), [0.0, 2.0, 4.0])

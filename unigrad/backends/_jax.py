@@ -1,4 +1,4 @@
-"""JAX adapter: ``jax.value_and_grad`` over the flat list of leaves.
+"""JAX adapter: ``jax.vjp`` over the flat list of leaves, pulled back from a cached ones array.
 
 Auxiliary outputs that JAX cannot trace (strings, arbitrary objects) are carried around the
 transformation so ``has_aux`` accepts the same things on JAX as on PyTorch and TensorFlow.
@@ -7,6 +7,7 @@ transformation so ``has_aux`` accepts the same things on JAX as on PyTorch and T
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Hashable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
@@ -118,16 +119,38 @@ class JaxAdapter(Adapter):
     def value_and_grad(
         self, fn: Callable[[list[Any]], Any], leaves: list[Any], finish: OutputCheck
     ) -> tuple[Any, Any, list[Any]]:
-        carried: dict[str, Any] = {}
-        # One argument for the three undifferentiated ones: JAX wraps each such argument per call.
-        # The gradients come back as a list, the container the leaves went in.
-        if not finish.has_aux:
-            loss, grads = _VALUE_AND_GRAD_NO_AUX(leaves, (fn, finish, carried))
-            shape = carried.get("shape")
-            return (loss if shape is None else jnp.reshape(loss, shape)), None, _conjugated(grads)
-        (_, (loss, traced)), grads = _VALUE_AND_GRAD(leaves, (fn, finish, carried))
-        rebuild = carried.get("rebuild")
-        return loss, traced if rebuild is None else rebuild(traced), _conjugated(grads)
+        # jax.vjp and a cotangent of ones, as jax.value_and_grad does, without what it adds per call
+        # and unigrad has already done: argument and output dtype checks (the plan validated the
+        # params, ``finish`` the loss) and a fresh ``ones`` array each call (an eager op: ~80 us on a
+        # CPU, a kernel launch on a GPU). The loss keeps its shape (``(1,)`` is fine for a VJP).
+        rebuild: list[Callable[[Any], Any]] = []
+
+        def loss_of(leaves: list[Any]) -> Any:
+            loss_fn, arguments = loss_parts(fn, leaves)  # the user's loss called from this frame
+            loss, aux = finish(loss_fn(*arguments))
+            if not finish.has_aux:
+                return loss
+            if aux is not None:
+                aux, carry = split_arrays(aux, ADAPTER.is_array)
+                rebuild.append(carry)
+            return loss, aux
+
+        # jax.vjp reads the function's signature for its debug names (inspect.signature: ~10 us).
+        loss_of.__signature__ = _LOSS_OF_SIGNATURE  # type: ignore[attr-defined]
+        if finish.has_aux:
+            loss, pullback, aux = jax.vjp(loss_of, leaves, has_aux=True)
+            if rebuild:
+                aux = rebuild[0](aux)
+        else:
+            loss, pullback = jax.vjp(loss_of, leaves)
+            aux = None
+        ones = _ones_like(loss)
+        grads = pullback(ones)[0]
+        for grad in grads:  # an identity loss hands the cotangent itself back: never share it
+            if grad is ones:
+                grads = [jnp.copy(g) if g is ones else g for g in grads]
+                break
+        return loss, aux, _conjugated(grads)
 
     def jvp(self, fn: FlatFn, leaves: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
         out, out_tangents = jax.jvp(fn, (leaves,), (tangents,))
@@ -220,42 +243,31 @@ def _on_accelerator() -> bool:
     return jax.default_backend() != "cpu"
 
 
-_Context = tuple[Callable[[list[Any]], Any], OutputCheck, dict[str, Any]]  # (fn, finish, carried)
+# What jax.vjp's debug names read of ``loss_of`` (every one has this signature).
+_LOSS_OF_SIGNATURE = inspect.signature(lambda leaves: None)
+
+# (aval, sharding) of a loss -> a ones array like it: the cotangent a gradient starts from. JAX
+# arrays are immutable, so one per kind of loss serves every call; bounded like any cache here.
+_ONES: dict[tuple[Any, Any], Any] = {}
+_ONES_LIMIT = 64
 
 
-def _loss_with_aux(leaves: list[Any], context: _Context) -> tuple[Any, tuple[Any, Any]]:
-    """``fn``'s loss as a scalar, with ``(loss as returned, aux arrays)`` as JAX's aux output.
+def _ones_like(loss: Any) -> Any:
+    """A ones array like ``loss`` (its dtype, shape, weak type and sharding), made once per kind.
 
-    Only JAX arrays travel through the transformation; every other aux leaf (numbers, strings, NumPy
-    arrays) cannot depend on the parameters and is carried around it (``carried["rebuild"]``).
+    Inside the caller's own trace (``jax.jit``, ``vmap``, ``grad`` around unigrad) ``loss`` is a
+    tracer without a sharding, and the ones are part of that trace, as in ``jax.value_and_grad``.
     """
-    fn, finish, carried = context
-    loss_fn, arguments = loss_parts(fn, leaves)
-    loss, aux = finish(loss_fn(*arguments))
-    if aux is not None:
-        aux, carried["rebuild"] = split_arrays(aux, ADAPTER.is_array)
-    return _as_scalar(loss), (loss, aux)
-
-
-def _loss_only(leaves: list[Any], context: _Context) -> Any:
-    """``fn``'s loss as a scalar; a loss of shape ``(1,)``... leaves its shape in ``carried["shape"]``.
-
-    Without aux, JAX has no auxiliary output to trace out (measured: about 7 us less per call than
-    returning the loss as aux).
-    """
-    fn, finish, carried = context
-    loss_fn, arguments = loss_parts(fn, leaves)  # called from here: one frame less at each dispatch
-    loss, _ = finish(loss_fn(*arguments))
-    if loss.ndim:
-        carried["shape"] = loss.shape
-        return jnp.reshape(loss, ())
-    return loss
-
-
-# Built once: the function, checker and carrier are arguments that are not differentiated, so
-# no call pays for jax.value_and_grad's wrapping and signature inspection (about 10 us).
-_VALUE_AND_GRAD = jax.value_and_grad(_loss_with_aux, has_aux=True)
-_VALUE_AND_GRAD_NO_AUX = jax.value_and_grad(_loss_only)
+    try:
+        key = (loss.aval, loss.sharding)
+    except AttributeError:  # a tracer
+        return jax.lax.full_like(loss, 1)
+    ones = _ONES.get(key)
+    if ones is None:
+        if len(_ONES) >= _ONES_LIMIT:
+            _ONES.clear()
+        ones = _ONES.setdefault(key, jax.lax.full_like(loss, 1))
+    return ones
 
 
 # Whether a complex parameter has been planned for JAX in this process (see _conjugated).
