@@ -131,8 +131,10 @@ def test_compiled_rows_say_pending_without_the_compiled_path(monkeypatch: pytest
 
 
 def test_import_time_and_no_framework_imported() -> None:
-    timing, frameworks = cold_start.import_time(rounds=1)
+    timing, own, frameworks = cold_start.import_time(rounds=1)
     assert_well_formed(timing)
+    assert_well_formed(own)
+    assert 0 < own.figures["own_import_ms"] < timing.figures["unigrad_s"] * 1e3
     assert_well_formed(frameworks)
     assert frameworks.unigrad == "none" and frameworks.met is True
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
@@ -70,7 +69,6 @@ _get_dtype = attrgetter("dtype")
 _NO_SCOPE = nullcontext()
 
 
-@dataclass(frozen=True, slots=True)
 class Route:
     """What planning decided for one signature, replayed by every later call with it.
 
@@ -83,11 +81,22 @@ class Route:
         x64: the adapter's precision scope, when a converted leaf has one of its scoped dtypes.
     """
 
-    adapter: Adapter
-    explicit: bool
-    importers: tuple[Callable[[Any], Any] | None, ...] | None = None
-    origins: tuple[Adapter, ...] | None = None
-    x64: ScopeFactory | None = None
+    # A plain class: making a dataclass costs about 1 ms of ``import unigrad`` (measured).
+    __slots__ = ("adapter", "explicit", "importers", "origins", "x64")
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        explicit: bool,
+        importers: tuple[Callable[[Any], Any] | None, ...] | None = None,
+        origins: tuple[Adapter, ...] | None = None,
+        x64: ScopeFactory | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.explicit = explicit
+        self.importers = importers
+        self.origins = origins
+        self.x64 = x64
 
     def plan(
         self,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import optree
@@ -39,28 +38,61 @@ _dict_converters: dict[_DataKey, list[Callable[[Any], Any] | None]] = {}
 _CONVERTERS_LIMIT = 256
 
 
-@dataclass(slots=True)
 class CallPlan:
-    """How one call runs: the computing adapter and the conversions around it."""
+    """How one call runs: the computing adapter and the conversions around it.
 
-    adapter: Adapter
-    treedef: optree.PyTreeSpec
-    originals: list[Any]
-    inputs: list[Any]
-    origins: list[Adapter] | None  # per-leaf origin, or None when every leaf is already native
-    explicit: bool  # backend= was given: foreign data leaves are converted too
-    # Leaves back into the params' structure: the one leaf of a bare array, a flat dict, list or
-    # tuple's own constructor (unigrad._tree.rebuilder), else treedef.unflatten.
-    rebuild: Callable[[list[Any]], Any]
-    bare: bool = False  # params is a single array, not a container: its treedef is a lone leaf
-    # The adapter's precision_scope when this call converts leaves of its scoped dtypes (float64
-    # NumPy on JAX): the whole call runs inside it. None when the call needs none (the common case).
-    scope: Callable[[], AbstractContextManager[Any]] | None = None
-    # device=: moves what this call converts (NumPy, other frameworks' arrays) onto the device asked
-    # for, or the framework's default one (Adapter.placer). None when they are made there already.
-    place: Callable[[Any], Any] | None = None
-    # ``inputs`` when the adapter calls the loss on the very leaves it was given (see loss_call).
-    given: list[Any] | None = None
+    Attributes:
+        adapter: the computing backend's adapter.
+        treedef: the params' structure.
+        originals: the params' leaves as given.
+        inputs: the leaves as ``adapter`` takes them (``originals`` itself when none is converted).
+        origins: per leaf, the adapter of its own framework; ``None`` when every leaf is native.
+        explicit: ``backend=`` was given: foreign data leaves are converted too.
+        rebuild: leaves back into the params' structure: the one leaf of a bare array, a flat
+            dict, list or tuple's own constructor (``unigrad._tree.rebuilder``), else
+            ``treedef.unflatten``.
+        bare: params is a single array, not a container (its treedef is a lone leaf).
+        scope: the adapter's ``precision_scope`` when this call converts leaves of its scoped
+            dtypes (float64 NumPy on JAX): the whole call runs inside it; ``None`` when the call
+            needs none (the common case).
+        place: ``device=``: moves what this call converts (NumPy, other frameworks' arrays) onto
+            the device asked for, or the framework's default one (``Adapter.placer``); ``None``
+            when they are made there already.
+        given: ``inputs`` when the adapter calls the loss on the very leaves it was given (see
+            ``loss_call``).
+    """
+
+    # A plain class: making a dataclass costs about 1 ms of ``import unigrad`` (measured).
+    __slots__ = (
+        "adapter", "bare", "explicit", "given", "inputs", "originals", "origins", "place", "rebuild",
+        "scope", "treedef",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        treedef: optree.PyTreeSpec,
+        originals: list[Any],
+        inputs: list[Any],
+        origins: list[Adapter] | None,
+        explicit: bool,
+        rebuild: Callable[[list[Any]], Any],
+        bare: bool = False,
+        scope: Callable[[], AbstractContextManager[Any]] | None = None,
+        place: Callable[[Any], Any] | None = None,
+        given: list[Any] | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.treedef = treedef
+        self.originals = originals
+        self.inputs = inputs
+        self.origins = origins
+        self.explicit = explicit
+        self.rebuild = rebuild
+        self.bare = bare
+        self.scope = scope
+        self.place = place
+        self.given = given
 
     def to_backend(self, leaf: Any) -> Any:
         """A leaf of any framework (a tangent, a vector, a data array) as this call's adapter needs it,
