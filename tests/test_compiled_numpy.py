@@ -142,6 +142,10 @@ def test_a_flat_list_seen_before_is_found_without_flattening(numpy_params: list[
     assert len(flattened) == 1 and isinstance(nested_grads[1], list)
     _, tuple_grads = step(tuple(numpy_params))
     assert type(tuple_grads) is tuple
+    # A JAX array among them is not this entry's (NumPy's dtype getter refuses it): its gradient
+    # comes back in JAX, the others' in NumPy, as on the full path.
+    _, mixed_grads = step([jax.numpy.asarray(numpy_params[0]), *numpy_params[1:]])
+    assert isinstance(mixed_grads[0], jax.Array) and type(mixed_grads[1]) is np.ndarray
     # New dtypes of the same flat list are planned and checked, as on the flattened path.
     with pytest.raises(ug.InvalidParamsError, match=r"params\[0\] is a numpy ndarray of dtype int32"):
         step([p.astype(np.int32) for p in numpy_params])

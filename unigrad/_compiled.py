@@ -21,6 +21,8 @@ import operator
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
+import numpy as np
+
 from unigrad import _tree
 from unigrad._compiled_by_structure import StructureEntry, numpy_qualifies, qualifies
 from unigrad._dispatch import CallPlan, plan_call, to_backend
@@ -34,6 +36,10 @@ from unigrad._reusable import (
     param_signature,
 )
 from unigrad.backends._base import StepFn
+
+#: A NumPy array's dtype, read by the C getter itself: it raises TypeError for anything that is not an
+#: ndarray, so one pass over a flat list checks the leaves' type and dtype together.
+_NDARRAY_DTYPE = np.ndarray.dtype.__get__
 
 
 class _Entry(CompiledEntry):
@@ -132,11 +138,17 @@ class ValueAndGradFn(ReusableFn):
             # have one of them is flat, like the one the entry was made for; NumPy leaves must
             # have a dtype the entry was made for (any other takes the keyed path and its checks).
             entry = flat.get((kind, len(params)))
-            if entry is not None and not (
-                entry.leaf_types.issuperset(map(type, params))
-                and (entry.numpy_dtypes is None or entry.accepts(params))  # no call for JAX arrays
-            ):
-                entry = None
+            if entry is not None:
+                dtypes = entry.numpy_dtypes
+                if dtypes is None:  # the compiler's own arrays: it keys their dtypes itself
+                    fits = entry.leaf_types.issuperset(map(type, params))
+                else:  # NumPy: type and dtype in one C-level pass (the getter refuses non-arrays)
+                    try:
+                        fits = dtypes.issuperset(map(_NDARRAY_DTYPE, params))
+                    except TypeError:  # not all NumPy arrays: the general lookup below decides
+                        fits = False
+                if not fits:
+                    entry = None
         if entry is None and self._by_structure:
             found = self._structure_entry(params, data)
             if found is not None and (found[0].numpy_dtypes is None or found[0].accepts(found[1])):
