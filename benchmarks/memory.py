@@ -252,10 +252,12 @@ def _hot_path_shares(work: Any) -> tuple[bool, str]:
     if work.backend == "tensorflow":
         shared = all(seen[k] is v for k, v in work.params.items())
         return shared, "loss sees the params' own tensors"
-    # JAX and MLX hand the loss tracers: check that the leaves given to value_and_grad are the params.
+    # JAX and MLX hand the loss tracers: check that the leaves given to the transformation are the
+    # params themselves.
     inputs = plan_call(work.params, None).inputs
     shared = {id(x) for x in inputs} == {id(v) for v in work.params.values()}
-    return shared, f"{'jax' if work.backend == 'jax' else 'mx'}.value_and_grad gets the params' own arrays"
+    transformation = "jax.vjp" if work.backend == "jax" else "mx.value_and_grad"
+    return shared, f"{transformation} gets the params' own arrays"
 
 
 # Copies that are decisions, not misses: the reason is printed in the row.
