@@ -15,6 +15,7 @@ nox.options.sessions = [
     "tests-torch",
     "tests-tensorflow",
     "tests-jax",
+    "tests-jax-oldest",
     "tests-mlx",
     "tests-all",
     "lint",
@@ -69,6 +70,28 @@ def tests_tensorflow(session: nox.Session) -> None:
 def tests_jax(session: nox.Session) -> None:
     """Unit tests with JAX only."""
     _run_tests(session, FRAMEWORKS["jax"])
+
+
+def _lowest(extra: str, name: str) -> str:
+    """The oldest version of ``name`` that pyproject.toml's ``extra`` allows (its ``>=`` bound)."""
+    import tomllib
+
+    project = tomllib.loads((pathlib.Path(__file__).parent / "pyproject.toml").read_text())["project"]
+    for requirement in project["optional-dependencies"][extra]:
+        package, _, version = requirement.partition(">=")
+        if package.strip() == name:
+            return version.split(";")[0].strip()
+    raise LookupError(f"pyproject.toml's [{extra}] extra gives no '{name}>=' bound")
+
+
+@nox.session(name="tests-jax-oldest")
+def tests_jax_oldest(session: nox.Session) -> None:
+    """Unit tests with the oldest JAX pyproject.toml allows: users keep older releases than CI pins
+    (JAX 0.10.2 alone had ``jax.tree_util.flatten_one_level``; before 0.8 there is no
+    ``jax.enable_x64``), and pip does not upgrade a JAX that meets the bound."""
+    session.install("-e", ".[test]", f"jax[cpu]=={_lowest('jax', 'jax')}")
+    session.env.update(JAX_COMPILE_CACHE)
+    session.run("pytest", *PARALLEL, *session.posargs)
 
 
 @nox.session(name="tests-mlx")

@@ -65,11 +65,10 @@ def _is_jax_node(leaf: Any) -> bool:
     jax = sys.modules.get("jax")
     if jax is None or isinstance(leaf, jax.Array):
         return False
-    try:
-        jax.tree_util.flatten_one_level(leaf)
-    except ValueError:  # JAX's answer for a leaf
-        return False
-    return True
+    # Flattened one level (every child a leaf): a leaf comes back as itself, alone. (JAX's own
+    # flatten_one_level is public only from JAX 0.10.2; this works on every JAX unigrad supports.)
+    children, _ = jax.tree_util.tree_flatten(leaf, is_leaf=lambda child: child is not leaf)
+    return not (len(children) == 1 and children[0] is leaf)
 
 
 def _register_jax_node(cls: type, sample: Any) -> None:
@@ -82,7 +81,8 @@ def _register_jax_node(cls: type, sample: Any) -> None:
     """
     import jax
 
-    keys = [key for key, _ in jax.tree_util.flatten_one_level_with_keys(sample)[0]]
+    one_level = jax.tree_util.tree_flatten_with_path(sample, is_leaf=lambda child: child is not sample)[0]
+    keys = [path[0] for path, _ in one_level]
     names = tuple(key.name for key in keys if isinstance(key, jax.tree_util.GetAttrKey))
     by_name = len(names) == len(keys) > 0
 
