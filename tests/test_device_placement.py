@@ -195,6 +195,35 @@ def test_jax_places_on_a_second_device() -> None:
     assert "backend 'jax' has no device 'cpu:7' here" in error, out
 
 
+def test_jax_gradients_stay_on_each_params_device() -> None:
+    """JAX params on the second device get gradients there, and then params on the first get theirs
+    on the first: the cotangent the adapter caches per kind of loss is keyed by its sharding (a
+    GPU's and a CPU's ones are different arrays), and a loss that is a parameter gets a copy."""
+    require("jax")
+    out = _run(
+        """
+        import jax, jax.numpy as jnp, numpy as np, unigrad as ug
+        name = lambda x: ",".join(sorted(f"{d.platform}:{d.id}" for d in x.devices()))
+        loss = lambda p: (p["w"] ** 2).sum()
+        for index in (1, 0, 1):
+            params = {"w": jax.device_put(jnp.arange(3.0), jax.devices()[index])}
+            value, grads = ug.value_and_grad(loss, params)
+            assert np.allclose(grads["w"], [0.0, 2.0, 4.0]), grads
+            print(name(value), name(grads["w"]))
+        mesh = jax.make_mesh((2,), ("a",), axis_types=(jax.sharding.AxisType.Auto,))
+        spread = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("a"))
+        grads = ug.grad(loss, {"w": jax.device_put(jnp.arange(4.0), spread)})
+        assert np.allclose(grads["w"], [0.0, 2.0, 4.0, 6.0]) and grads["w"].sharding == spread
+        scalar = {"w": jax.device_put(jnp.asarray(2.0), jax.devices()[1])}
+        first = ug.grad(lambda p: p["w"], scalar)["w"]
+        first.delete()  # the user's own array: the next call does not depend on it
+        print("identity", name(ug.grad(lambda p: p["w"], scalar)["w"]))
+        """,
+        {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"},
+    )
+    assert out.split("\n")[:4] == ["cpu:1 cpu:1", "cpu:0 cpu:0", "cpu:1 cpu:1", "identity cpu:1"], out
+
+
 def test_tensorflow_places_on_a_second_logical_cpu() -> None:
     require("tensorflow")
     out = _run(

@@ -246,27 +246,30 @@ def _on_accelerator() -> bool:
 # What jax.vjp's debug names read of ``loss_of`` (every one has this signature).
 _LOSS_OF_SIGNATURE = inspect.signature(lambda leaves: None)
 
-# (aval, sharding) of a loss -> a ones array like it: the cotangent a gradient starts from. JAX
-# arrays are immutable, so one per kind of loss serves every call; bounded like any cache here.
-_ONES: dict[tuple[Any, Any], Any] = {}
+# (aval, sharding, committed) of a loss -> a ones array like it: the cotangent a gradient starts
+# from. JAX arrays are immutable, so one per kind of loss serves every call; bounded like any cache.
+_ONES: dict[tuple[Any, Any, bool], Any] = {}
 _ONES_LIMIT = 64
 
 
 def _ones_like(loss: Any) -> Any:
-    """A ones array like ``loss`` (its dtype, shape, weak type and sharding), made once per kind.
+    """A ones array like ``loss`` (its dtype, shape, weak type and placement), made once per kind.
 
     Inside the caller's own trace (``jax.jit``, ``vmap``, ``grad`` around unigrad) ``loss`` is a
     tracer without a sharding, and the ones are part of that trace, as in ``jax.value_and_grad``.
     """
     try:
-        key = (loss.aval, loss.sharding)
+        key = (loss.aval, loss.sharding, loss.committed)
     except AttributeError:  # a tracer
         return jax.lax.full_like(loss, 1)
     ones = _ONES.get(key)
     if ones is None:
         if len(_ONES) >= _ONES_LIMIT:
             _ONES.clear()
-        ones = _ONES.setdefault(key, jax.lax.full_like(loss, 1))
+        ones = jax.lax.full_like(loss, 1)  # keeps the weak type; a shape () one on the default device
+        if key[2]:  # a loss placed on purpose: its ones (an identity loss's gradient) stay there
+            ones = jax.device_put(ones, key[1])
+        ones = _ONES.setdefault(key, ones)
     return ones
 
 
