@@ -18,8 +18,8 @@ Example:
     >>> _, _, (grad,) = NumpyAdapter().value_and_grad(
     ...     lambda leaves: np.abs(leaves[0]) ** 2, [np.array(1.0 + 2.0j)], lambda out: (out, None)
     ... )
-    >>> np.round(grad, 6)
-    np.complex128(2+4j)
+    >>> complex(np.round(grad, 6))
+    (2+4j)
 """
 
 from __future__ import annotations
