@@ -15,7 +15,7 @@ nox.options.sessions = [
     "tests-torch",
     "tests-tensorflow",
     "tests-jax",
-    "tests-jax-oldest",
+    "tests-oldest",
     "tests-mlx",
     "tests-all",
     "lint",
@@ -84,12 +84,24 @@ def _lowest(extra: str, name: str) -> str:
     raise LookupError(f"pyproject.toml's [{extra}] extra gives no '{name}>=' bound")
 
 
-@nox.session(name="tests-jax-oldest")
-def tests_jax_oldest(session: nox.Session) -> None:
-    """Unit tests with the oldest JAX pyproject.toml allows: users keep older releases than CI pins
-    (JAX 0.10.2 alone had ``jax.tree_util.flatten_one_level``; before 0.8 there is no
-    ``jax.enable_x64``), and pip does not upgrade a JAX that meets the bound."""
-    session.install("-e", ".[test]", f"jax[cpu]=={_lowest('jax', 'jax')}")
+#: framework -> (pyproject.toml extra, the requirement in it whose ``>=`` bound is the oldest allowed,
+#: what this session installs at that version: CPU builds, as the other sessions).
+OLDEST = {
+    "jax": ("jax", "jax", "jax[cpu]=={}"),
+    "tensorflow": ("tensorflow", "tensorflow", "tensorflow-cpu=={}"),
+    "mlx": ("mlx", "mlx[cpu]", "mlx[cpu]=={}"),
+}
+
+
+@nox.session(name="tests-oldest")
+@nox.parametrize("framework", list(OLDEST))
+def tests_oldest(session: nox.Session, framework: str) -> None:
+    """Unit tests with the oldest release of one framework that pyproject.toml allows: users keep
+    older releases than CI pins, and pip does not upgrade one that meets the bound (JAX 0.10.2 alone
+    had ``jax.tree_util.flatten_one_level``; MLX 0.31 has no ``mx.unstack``; TensorFlow 2.16 needs
+    NumPy 1.x). PyTorch's is not run: an older torch is a multi-GB CUDA install here."""
+    extra, requirement, install = OLDEST[framework]
+    session.install("-e", ".[test]", install.format(_lowest(extra, requirement)))
     session.env.update(JAX_COMPILE_CACHE)
     session.run("pytest", *PARALLEL, *session.posargs)
 
