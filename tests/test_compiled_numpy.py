@@ -151,3 +151,68 @@ def test_a_flat_list_seen_before_is_found_without_flattening(numpy_params: list[
         step([p.astype(np.int32) for p in numpy_params])
     step.clear_cache()
     assert step.cache_size == 0 and step._flat_structures is None
+
+
+def _sum_of_squares(params):
+    import jax
+
+    return sum((leaf.real**2).sum() + (leaf.imag**2).sum() for leaf in jax.tree_util.tree_leaves(params))
+
+
+def _expected_sum_of_squares_grads(params):
+    return [2 * np.asarray(leaf) for leaf in params]
+
+
+def test_small_gradients_of_one_dtype_come_back_as_views_of_one_host_copy() -> None:
+    """A flat list of small leaves of one dtype comes out of the compiled step as one buffer (each
+    output array costs ~2 us a call): each gradient is a writable view of one host copy, shaped
+    like its param (a scalar and an empty leaf too), and changing one changes no other."""
+    require("jax")
+    params = [
+        np.full((2, 3), 1.5, np.float32),
+        np.float32(-2.0) * np.ones((), np.float32),
+        np.zeros((0, 4), np.float32),
+        np.arange(5, dtype=np.float32),
+    ]
+    step = ug.value_and_grad_fn(_sum_of_squares, backend="jax", jit=True)
+    for _ in range(2):  # the first call plans and traces, the second runs the entry
+        loss, grads = step(params)
+        assert type(grads) is list and [g.shape for g in grads] == [p.shape for p in params]
+        base = grads[0].base
+        assert base is not None and all(g.base is base for g in grads)
+        for got, want in zip(grads, _expected_sum_of_squares_grads(params), strict=True):
+            assert got.dtype == np.float32 and got.flags.writeable
+            np.testing.assert_allclose(got, want)
+        np.testing.assert_allclose(loss, sum(float((p**2).sum()) for p in params))
+    grads[0][:] = 7.0
+    np.testing.assert_allclose(grads[3], 2 * params[3])
+    assert float(params[0][0, 0]) == 1.5  # the params are never written
+
+
+def test_packing_follows_each_trace_shapes_and_skips_mixed_large_and_nested_params() -> None:
+    """Whether a trace packs is read from its output, so a step traced for several shapes cuts each
+    result by that call's params; mixed dtypes, leaves over the size limit and non-flat params come
+    back one array per leaf, as before."""
+    require("jax")
+    step = ug.value_and_grad_fn(_sum_of_squares, backend="jax", jit=True)
+    small = [np.ones((2, 2), np.float32), np.ones(3, np.float32)]
+    other = [np.ones(5, np.float32), np.ones((1, 2), np.float32)]
+    for params in (small, other, small):
+        _, grads = step(params)
+        assert grads[0].base is grads[1].base is not None
+        for got, want in zip(grads, _expected_sum_of_squares_grads(params), strict=True):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want)
+
+    mixed = [np.ones(3, np.float32), np.ones(2, np.complex64)]
+    large = [np.ones(64 * 1024, np.float32), np.ones(3, np.float32)]  # 256 KiB + 12 bytes
+    for params in (mixed, large):
+        _, grads = step(params)
+        assert all(g.base is None for g in grads)
+        for got, want in zip(grads, _expected_sum_of_squares_grads(params), strict=True):
+            assert got.dtype == want.dtype
+            np.testing.assert_allclose(got, want)
+
+    _, grads = step({"a": np.ones(2, np.float32), "b": np.ones(3, np.float32)})
+    assert grads["a"].base is None and grads["b"].base is None
+    np.testing.assert_allclose(grads["b"], 2 * np.ones(3))

@@ -39,6 +39,33 @@ from unigrad.backends import backend_name_of
 _dtype_of = attrgetter("dtype")
 
 
+#: NumPy results of a flat list of small gradients come back as one buffer at most this large: each
+#: array the compiled step returns costs ~2 us (an output buffer, a Python array, a host copy), which
+#: is most of a small leaf's cost; above this, copying into one buffer costs more than that saves.
+_PACK_LIMIT_BYTES = 256 * 1024
+
+
+def _packed(grads: list[Any], adapter: Any) -> Any:
+    """``grads`` as one flat array (while tracing), when they share a dtype and are small together;
+    else unchanged. The host side cuts it back with :func:`_unpacked`, by the params' own shapes."""
+    if len(grads) < 2 or len({grad.dtype for grad in grads}) != 1:
+        return grads
+    if sum(grad.size for grad in grads) * grads[0].dtype.itemsize > _PACK_LIMIT_BYTES:
+        return grads
+    return adapter.concat_flat(grads)
+
+
+def _unpacked(buffer: np.ndarray, params: Any) -> list[np.ndarray]:
+    """The gradients in a packed host ``buffer``, as views shaped like ``params`` (a flat list)."""
+    grads = []
+    start = 0
+    for leaf in params:
+        end = start + leaf.size
+        grads.append(buffer[start:end].reshape(leaf.shape))
+        start = end
+    return grads
+
+
 class AuxNotArraysOnly(Exception):
     """Raised while tracing when the aux holds leaves that are not arrays: use the keyed path."""
 
@@ -119,7 +146,8 @@ class StructureEntry:
             loss, aux, grads = adapter.value_and_grad(call, traced.inputs, finish)
             if numpy_dtypes is not None:  # flat: run_on_numpy converts them and rebuilds the tree
                 param_rebuild[:] = [traced.rebuild]
-                grads_out: Any = grads
+                flat_params = type(params) in (list, tuple) and len(params) == len(grads)
+                grads_out: Any = _packed(grads, adapter) if flat_params else grads
             else:
                 grads_out = treedef.unflatten(grads)
             if not has_aux:
@@ -144,7 +172,10 @@ class StructureEntry:
                 # aux) as the framework's NumPy export. The step returns the gradients flat and the
                 # first conversion starts at once: a pytree walk over the fresh arrays first costs
                 # ~15 us a call on ten leaves (measured), more than the walk itself.
-                grads = param_rebuild[0](list(map(np.array, flat)))
+                if type(flat) is list:
+                    grads = param_rebuild[0](list(map(np.array, flat)))
+                else:  # one packed buffer (see _packed): each gradient is a view of one host copy
+                    grads = param_rebuild[0](_unpacked(np.array(flat), params))
                 if has_aux:
                     loss, aux = head
                     return (np.asarray(loss), _tree.tree_map(np.asarray, aux)), grads

@@ -313,6 +313,11 @@ class Adapter:
         """``tree``'s leaves and treedef as :meth:`compile_trees`' compiler sees them."""
         raise self._unsupported("compiler_flatten")
 
+    def concat_flat(self, arrays: list[Any]) -> Any:
+        """``arrays`` (of one dtype) raveled and joined into one 1-D array, inside a compiled step
+        (only where :attr:`compiler_keys_shapes`)."""
+        raise self._unsupported("concat_flat")
+
     def _unsupported(self, transform: str) -> UnsupportedTransformError:
         others = [name for name in self.framework_names if name != self.name]
         return UnsupportedTransformError(

@@ -212,6 +212,9 @@ class JaxAdapter(Adapter):
         # optree's, in a real call (measured by benchmarks/, caches cold after XLA ran).
         return jax.tree_util.tree_flatten(tree)
 
+    def concat_flat(self, arrays: list[Any]) -> Any:
+        return jnp.concatenate([jnp.ravel(array) for array in arrays])
+
 
 _LEVEL_OF_SETTING = {"highest": "highest", "float32": "highest", "bfloat16": "medium", "fastest": "medium"}
 _SETTING_OF_LEVEL = {"highest": "highest", "high": "tensorfloat32", "medium": "bfloat16"}
