@@ -17,7 +17,8 @@ are all NumPy arrays the compiler can take as they are (:func:`numpy_qualifies`:
 placement; on a GPU the call's float32 matmul-precision scope is entered around each run, and the
 compiler keys its traces by that setting too): ``jax.jit`` transfers NumPy leaves itself, in C++, where
 converting each one first in Python cost ~30 us a leaf (a 10-leaf client ran at 3.2x ``jax.jit`` on the
-same list). Their results come back as NumPy, as on the keyed path, and the entry also checks the NumPy
+same list). Their results come back as NumPy, as on the keyed path (a flat list of small gradients of
+one dtype as views of one host copy: see :func:`_packed`), and the entry also checks the NumPy
 dtypes (a new dtype, such as float64 the compiler would narrow, takes the keyed path and its checks).
 With ``has_aux``, the aux must be arrays only: other aux leaves (numbers, strings) are carried around a
 trace, which takes one trace per key, so a step whose aux holds them goes back to the keyed path.
@@ -34,7 +35,7 @@ import numpy as np
 from unigrad import _tree
 from unigrad._dispatch import CallPlan, plan_call
 from unigrad._loss import output_checker
-from unigrad.backends import backend_name_of
+from unigrad.backends import Adapter, backend_name_of
 
 _dtype_of = attrgetter("dtype")
 
@@ -45,25 +46,14 @@ _dtype_of = attrgetter("dtype")
 _PACK_LIMIT_BYTES = 256 * 1024
 
 
-def _packed(grads: list[Any], adapter: Any) -> Any:
+def _packed(grads: list[Any], adapter: Adapter) -> Any:
     """``grads`` as one flat array (while tracing), when they share a dtype and are small together;
-    else unchanged. The host side cuts it back with :func:`_unpacked`, by the params' own shapes."""
+    else unchanged. The host side cuts it back by the params' own sizes and shapes."""
     if len(grads) < 2 or len({grad.dtype for grad in grads}) != 1:
         return grads
     if sum(grad.size for grad in grads) * grads[0].dtype.itemsize > _PACK_LIMIT_BYTES:
         return grads
     return adapter.concat_flat(grads)
-
-
-def _unpacked(buffer: np.ndarray, params: Any) -> list[np.ndarray]:
-    """The gradients in a packed host ``buffer``, as views shaped like ``params`` (a flat list)."""
-    grads = []
-    start = 0
-    for leaf in params:
-        end = start + leaf.size
-        grads.append(buffer[start:end].reshape(leaf.shape))
-        start = end
-    return grads
 
 
 class AuxNotArraysOnly(Exception):
@@ -174,8 +164,16 @@ class StructureEntry:
                 # ~15 us a call on ten leaves (measured), more than the walk itself.
                 if type(flat) is list:
                     grads = param_rebuild[0](list(map(np.array, flat)))
-                else:  # one packed buffer (see _packed): each gradient is a view of one host copy
-                    grads = param_rebuild[0](_unpacked(np.array(flat), params))
+                else:  # one packed buffer (see _packed): views of one host copy, cut here by the
+                    # params' own sizes and shapes (a frame less: each one costs a JAX call too)
+                    buffer = np.array(flat)
+                    pieces = []
+                    start = 0
+                    for leaf in params:
+                        end = start + leaf.size
+                        pieces.append(buffer[start:end].reshape(leaf.shape))
+                        start = end
+                    grads = pieces if type(params) is list else param_rebuild[0](pieces)
                 if has_aux:
                     loss, aux = head
                     return (np.asarray(loss), _tree.tree_map(np.asarray, aux)), grads
