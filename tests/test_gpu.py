@@ -119,3 +119,28 @@ def test_jax_numpy_in_with_device_gpu() -> None:
     )
     assert seen == [jax.devices("gpu")[0].platform]
     np.testing.assert_allclose(grads, [0.0, 1.0, 2.0])
+
+
+def test_numpy_leaves_into_a_compiled_jax_step_on_the_gpu_come_back_packed_at_float32() -> None:
+    """NumPy float32 leaves into ``value_and_grad_fn(jit=True, backend="jax")`` where JAX's default
+    device is a GPU: computed at full float32 (not TF32-class), and the small gradients come back as
+    writable views of one host copy (one device-to-host transfer, not one per leaf)."""
+    _jax_gpu()
+    params64 = [np.random.default_rng(seed).standard_normal((16, 16)) / 4 for seed in range(6)]
+
+    def chain(params):
+        xp = ug.namespace(params[0])
+        x = params[0]
+        for w in params[1:]:
+            x = xp.tanh(xp.matmul(x, w))
+        return xp.sum(x**2)
+
+    reference = ug.grad(chain, params64, backend="numpy")
+    step = ug.value_and_grad_fn(chain, backend="jax", jit=True)
+    params = [p.astype(np.float32) for p in params64]
+    for _ in range(2):  # planned and traced, then run from the entry
+        _, grads = step(params)
+    assert all(type(g) is np.ndarray and g.flags.writeable for g in grads)
+    assert all(g.base is grads[0].base is not None for g in grads)
+    error = _max_rel_err(dict(enumerate(grads)), dict(enumerate(reference)))
+    assert error < 1e-4, f"max relative error {error:.1e} (TF32-class products give ~1e-2)"
