@@ -216,3 +216,17 @@ def test_packing_follows_each_trace_shapes_and_skips_mixed_large_and_nested_para
     _, grads = step({"a": np.ones(2, np.float32), "b": np.ones(3, np.float32)})
     assert grads["a"].base is None and grads["b"].base is None
     np.testing.assert_allclose(grads["b"], 2 * np.ones(3))
+
+
+def test_a_list_with_a_nested_item_is_not_packed_and_keeps_its_structure_entry() -> None:
+    """``[a, [b], c]`` has as many items as leaves but is not flat: its gradients come back one
+    array each, in its own structure, and later calls still run on its structure entry."""
+    require("jax")
+    step = ug.value_and_grad_fn(_sum_of_squares, backend="jax", jit=True)
+    params = [np.ones(2, np.float32), [np.ones(3, np.float32)], np.ones(1, np.float32)]
+    for _ in range(3):
+        _, grads = step(params)
+        assert isinstance(grads[1], list) and grads[1][0].shape == (3,)
+        np.testing.assert_allclose(grads[1][0], 2 * np.ones(3))
+        np.testing.assert_allclose(grads[2], [2.0])
+    assert not step._structure_refused and step.cache_size == 1

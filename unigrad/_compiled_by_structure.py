@@ -136,7 +136,7 @@ class StructureEntry:
             loss, aux, grads = adapter.value_and_grad(call, traced.inputs, finish)
             if numpy_dtypes is not None:  # flat: run_on_numpy converts them and rebuilds the tree
                 param_rebuild[:] = [traced.rebuild]
-                flat_params = type(params) in (list, tuple) and len(params) == len(grads)
+                flat_params = type(params) in (list, tuple) and all(map(adapter.is_array, params))
                 grads_out: Any = _packed(grads, adapter) if flat_params else grads
             else:
                 grads_out = treedef.unflatten(grads)
