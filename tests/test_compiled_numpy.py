@@ -230,3 +230,19 @@ def test_a_list_with_a_nested_item_is_not_packed_and_keeps_its_structure_entry()
         np.testing.assert_allclose(grads[1][0], 2 * np.ones(3))
         np.testing.assert_allclose(grads[2], [2.0])
     assert not step._structure_refused and step.cache_size == 1
+
+
+def test_packed_gradients_with_aux() -> None:
+    require("jax")
+
+    def loss_and_aux(params):
+        return _sum_of_squares(params), {"first": params[0] * 3}
+
+    step = ug.value_and_grad_fn(loss_and_aux, backend="jax", jit=True, has_aux=True)
+    params = (np.ones(2, np.float32), np.full((2, 2), 2.0, np.float32))
+    for _ in range(2):
+        (loss, aux), grads = step(params)
+        assert type(grads) is tuple and grads[0].base is grads[1].base is not None
+        np.testing.assert_allclose(grads[1], np.full((2, 2), 4.0))
+        np.testing.assert_allclose(aux["first"], [3.0, 3.0])
+        assert float(loss) == 18.0
