@@ -246,3 +246,142 @@ def test_packed_gradients_with_aux() -> None:
         np.testing.assert_allclose(grads[1], np.full((2, 2), 4.0))
         np.testing.assert_allclose(aux["first"], [3.0, 3.0])
         assert float(loss) == 18.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_64_bit_numpy_leaves_go_to_jax_jit_unconverted_in_its_64_bit_scope(
+    dtype: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NumPy's default dtypes into a compiled JAX step: handed to ``jax.jit`` as they are, inside
+    JAX's 64-bit mode for the call only (they were converted one leaf at a time: 3.7x ``jax.jit``
+    on ten 8x8 float64 leaves), with 64-bit results."""
+    require("jax")
+    import jax
+
+    from unigrad.backends import get_adapter
+
+    rng = np.random.default_rng(1)
+    params = [(rng.standard_normal((3, 3)) * 0.4).astype(dtype) for _ in range(4)]
+    step = ug.value_and_grad_fn(_sum_of_squares_chain, backend="jax", jit=True)
+    step(params)
+    adapter = type(get_adapter("jax"))
+    conversions = []
+    from_numpy = adapter.from_numpy
+    monkeypatch.setattr(adapter, "from_numpy", lambda self, a: conversions.append(1) or from_numpy(self, a))
+    x64_before = jax.config.read("jax_enable_x64")
+    loss, grads = step([p * 2 for p in params])
+    assert conversions == [] and step.cache_size == 1
+    assert jax.config.read("jax_enable_x64") == x64_before
+    with jax.enable_x64(True):
+        want_loss, want = jax.value_and_grad(_sum_of_squares_chain)([p * 2 for p in params])
+        want = [np.asarray(g) for g in want]
+    assert loss.dtype == np.float64
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
+    for got, expected in zip(grads, want, strict=True):
+        assert got.dtype == dtype and got.flags.writeable
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+
+
+def _sum_of_squares_chain(params):
+    import jax.numpy as jnp
+
+    x = params[0]
+    for p in params[1:]:
+        x = jnp.tanh(x @ p)
+    return jnp.sum(jnp.abs(x) ** 2)
+
+
+def test_switching_between_kinds_of_leaves_on_one_structure_traces_each_once() -> None:
+    """One list structure called with float32 NumPy, float16 NumPy, float64 NumPy and JAX arrays in
+    turn: each kind is traced once and kept (an entry made for a new kind replaced the previous one,
+    so every switch traced again); a fifth kind takes the keyed path, compiled once for its key."""
+    require("jax")
+    import jax.numpy as jnp
+
+    traces: list[str] = []
+
+    def loss(params):
+        traces.append(str(params[0].dtype))
+        return sum(jnp.sum(jnp.abs(p).astype(jnp.float32) ** 2) for p in params)
+
+    step = ug.value_and_grad_fn(loss, backend="jax", jit=True)
+    kinds = [
+        [np.ones(3, np.float32), np.ones(2, np.float32)],
+        [np.ones(3, np.float16), np.ones(2, np.float16)],
+        [np.ones(3, np.float64), np.ones(2, np.float64)],
+        [jnp.ones(3, jnp.float32), jnp.ones(2, jnp.float32)],
+    ]
+    for _ in range(3):
+        for params in kinds:
+            _, grads = step(params)
+            assert grads[0].dtype == params[0].dtype
+            np.testing.assert_allclose(np.asarray(grads[1], np.float64), [2.0, 2.0])
+    assert sorted(traces) == ["float16", "float32", "float32", "float64"]
+    assert step.cache_size == 4
+    fifth = [np.ones(3, np.complex64), np.ones(2, np.complex64)]
+    for _ in range(2):
+        _, grads = step(fifth)
+        assert grads[0].dtype == np.complex64
+    assert len(traces) == 5 and step.cache_size == 5 and len(step._entries) == 1
+
+
+def test_64_bit_numpy_runs_unconverted_where_64_bit_mode_is_off() -> None:
+    """As users run it (JAX's 64-bit mode off; this test process turns it on): float64 NumPy leaves
+    go to ``jax.jit`` unconverted inside the call's own 64-bit scope, which ends with the call."""
+    require("jax")
+    script = """
+        import numpy as np, jax, jax.numpy as jnp, unigrad as ug
+        from unigrad.backends import get_adapter
+        def chain(ps):
+            return jnp.sum(jnp.tanh(ps[0] @ ps[1]) ** 2)
+        step = ug.value_and_grad_fn(chain, backend="jax", jit=True)
+        params = [np.eye(3) * 0.5, np.full((3, 3), 0.25)]
+        step(params)
+        adapter = type(get_adapter("jax"))
+        calls = []
+        original = adapter.from_numpy
+        adapter.from_numpy = lambda self, a: calls.append(1) or original(self, a)
+        loss, grads = step(params)
+        with jax.enable_x64(True):
+            want = jax.grad(chain)([jnp.asarray(p) for p in params])
+        ok = all(np.allclose(g, w, rtol=1e-12) for g, w in zip(grads, want))
+        print(len(calls), loss.dtype, grads[0].dtype, ok, jax.config.read("jax_enable_x64"))
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["0", "float64", "float64", "True", "False"]
+
+
+def test_an_entry_the_compiler_refuses_leaves_the_others_of_its_structure() -> None:
+    """When one kind's entry fails to run (a shape the compiler refuses, say), that entry is dropped
+    and its kind takes the keyed path; the structure's other entries stay and are not retraced."""
+    require("jax")
+    import jax.numpy as jnp
+
+    traces: list[str] = []
+
+    def loss(params):
+        traces.append(str(params[0].dtype))
+        return sum(jnp.sum(p.astype(jnp.float32) ** 2) for p in params)
+
+    step = ug.value_and_grad_fn(loss, backend="jax", jit=True)
+    single = [np.ones(2, np.float32), np.ones(2, np.float32)]
+    half = [np.ones(2, np.float16), np.ones(2, np.float16)]
+    step(single)
+    step(half)
+    (head,) = step._by_structure.values()
+    assert head.numpy_dtypes == {np.dtype(np.float16)} and head.other is not None
+
+    def refuse(params, data):
+        raise RuntimeError("refused by the compiler")
+
+    head.run = refuse
+    _, grads = step(half)  # the keyed path answers
+    np.testing.assert_allclose(np.asarray(grads[0], np.float64), [2.0, 2.0])
+    (left,) = step._by_structure.values()
+    assert left.numpy_dtypes == {np.dtype(np.float32)} and left.other is None
+    before = len(traces)
+    _, grads = step(single)
+    assert len(traces) == before and grads[0].dtype == np.float32

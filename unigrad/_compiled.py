@@ -37,6 +37,20 @@ from unigrad._reusable import (
 )
 from unigrad.backends._base import StepFn
 
+#: At most this many structure entries for one pytree structure (kinds of leaves: JAX arrays, NumPy
+#: of each set of dtypes); more take the keyed path.
+_VARIANTS_LIMIT = 4
+
+
+def _variants(entry: StructureEntry | None) -> int:
+    """How many entries ``entry`` (the first for a structure) and those after it make."""
+    count = 0
+    while entry is not None:
+        count += 1
+        entry = entry.other
+    return count
+
+
 #: A NumPy array's dtype, read by the C getter itself: it raises TypeError for anything that is not an
 #: ndarray, so one pass over a flat list checks the leaves' type and dtype together.
 _NDARRAY_DTYPE = np.ndarray.dtype.__get__
@@ -136,23 +150,22 @@ class ValueAndGradFn(ReusableFn):
             # Python call is ~1 us of a ~200 us compiled step once the compiler has left the caches
             # cold. The entry's leaf types are the compiler's leaves: a sequence whose items all
             # have one of them is flat, like the one the entry was made for; NumPy leaves must
-            # have a dtype the entry was made for (any other takes the keyed path and its checks).
+            # have a dtype the entry was made for (others: the structure's next entry, if any).
             entry = flat.get((kind, len(params)))
-            if entry is not None:
+            while entry is not None:  # the entries of this structure, one per kind of leaves
                 dtypes = entry.numpy_dtypes
                 if dtypes is None:  # the compiler's own arrays: it keys their dtypes itself
-                    fits = entry.leaf_types.issuperset(map(type, params))
+                    if entry.leaf_types.issuperset(map(type, params)):
+                        break
                 else:  # NumPy: type and dtype in one C-level pass (the getter refuses non-arrays)
                     try:
-                        fits = dtypes.issuperset(map(_NDARRAY_DTYPE, params))
-                    except TypeError:  # not all NumPy arrays: the general lookup below decides
-                        fits = False
-                if not fits:
-                    entry = None
+                        if dtypes.issuperset(map(_NDARRAY_DTYPE, params)):
+                            break
+                    except TypeError:  # not all NumPy arrays: not this entry
+                        pass
+                entry = entry.other
         if entry is None and self._by_structure:
-            found = self._structure_entry(params, data)
-            if found is not None and (found[0].numpy_dtypes is None or found[0].accepts(found[1])):
-                entry = found[0]
+            entry = self._structure_entry(params, data)
         if entry is not None:
             try:
                 return entry.run(params, data)
@@ -165,8 +178,8 @@ class ValueAndGradFn(ReusableFn):
                 self._structure_refused = True
         return self._keyed_call(params, data)
 
-    def _structure_entry(self, params: Any, data: Any) -> tuple[StructureEntry, Any] | None:
-        """The structure entry these inputs run on and the params' leaves, or ``None`` (keyed path)."""
+    def _structure_entry(self, params: Any, data: Any) -> StructureEntry | None:
+        """The structure entry these inputs run on, or ``None`` (keyed path)."""
         try:
             leaves, treedef = self._compiler_flatten((params, data))
         except (RecursionError, SystemError):
@@ -174,9 +187,10 @@ class ValueAndGradFn(ReusableFn):
             # the keyed path's flatten raises the typed error naming where it is.
             return None
         entry = self._by_structure.get(treedef)
-        if entry is None or not entry.leaf_types.issuperset(map(type, leaves)):
-            return None
-        return entry, leaves
+        types = set(map(type, leaves))
+        while entry is not None and not (entry.leaf_types.issuperset(types) and entry.accepts(leaves)):
+            entry = entry.other
+        return entry
 
     def clear_cache(self) -> None:
         """Forget every planned and compiled signature (the next call of each plans it again)."""
@@ -185,8 +199,17 @@ class ValueAndGradFn(ReusableFn):
 
     def _forget_structure(self, entry: StructureEntry) -> None:
         for table in (self._by_structure, self._flat_structures or {}):
-            for key in [key for key, known in table.items() if known is entry]:
-                del table[key]
+            for key, head in list(table.items()):
+                if head is entry:
+                    if entry.other is None:
+                        del table[key]
+                    else:
+                        table[key] = entry.other
+                    continue
+                while head is not None and head.other is not entry:
+                    head = head.other
+                if head is not None:
+                    head.other = entry.other
 
     def _keyed_call(self, params: Any, data: Any) -> tuple[Any, Any]:
         leaves, treedef = _tree.flatten(params)
@@ -220,6 +243,12 @@ class ValueAndGradFn(ReusableFn):
         """Make and run a structure-keyed entry; ``None`` when compiling fails (the keyed path then
         compiles or falls back to eager with its warning, as for any other backend)."""
         leaves, treedef = plan.adapter.compiler_flatten((params, data))
+        # An entry already made for this structure holds other kinds of leaves (float32 NumPy, and
+        # now float16; JAX arrays, and now NumPy): the new entry goes in front of it, and both stay
+        # (replacing it retraced at every switch between the two), up to a few kinds a structure.
+        previous = self._by_structure.get(treedef)
+        if _variants(previous) >= _VARIANTS_LIMIT:
+            return None
         numpy_dtypes = None if plan.origins is None else frozenset(leaf.dtype for leaf in leaves)
         entry = StructureEntry(
             self.loss_fn,
@@ -239,6 +268,7 @@ class ValueAndGradFn(ReusableFn):
             # trace it twice for every later signature.
             self._structure_refused = True
             return None
+        entry.other = previous
         self._by_structure[treedef] = entry
         self._compiler_flatten = plan.adapter.compiler_flatten
         kind = type(params)

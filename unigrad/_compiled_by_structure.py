@@ -72,9 +72,10 @@ def qualifies(plan: CallPlan, data_leaves: list[Any]) -> bool:
 
 def numpy_qualifies(plan: CallPlan, data_leaves: list[Any]) -> bool:
     """Whether a call planned as ``plan`` has NumPy params (and NumPy or the adapter's data) that the
-    compiler can take unconverted: it keys shapes itself, no placement is needed and no leaf has a
-    dtype the adapter scopes (64-bit on JAX). A matmul-precision scope (NumPy float32 into JAX on a
-    GPU) is entered around each run instead (see :class:`StructureEntry`)."""
+    compiler can take unconverted: it keys shapes itself and no placement is needed. The plan's
+    scope is entered around each run (see :class:`StructureEntry`): JAX's 64-bit mode for float64 or
+    complex128 leaves (``jax.jit`` keys its traces by it, and transfers them unnarrowed inside it),
+    the matmul precision of NumPy float32 on a GPU."""
     adapter = plan.adapter
     scoped = adapter.scoped_dtypes
     return (
@@ -82,9 +83,12 @@ def numpy_qualifies(plan: CallPlan, data_leaves: list[Any]) -> bool:
         and plan.origins is not None
         and plan.place is None
         and all(origin.name == "numpy" for origin in plan.origins)
-        and not any(
-            origin.dtype_name(leaf) in scoped
-            for origin, leaf in zip(plan.origins, plan.originals, strict=True)
+        and (
+            plan.scope is not None
+            or not any(
+                origin.dtype_name(leaf) in scoped
+                for origin, leaf in zip(plan.origins, plan.originals, strict=True)
+            )
         )
         and all(backend_name_of(leaf) in (adapter.name, "numpy") for leaf in data_leaves)
     )
@@ -109,6 +113,8 @@ class StructureEntry:
         numpy_dtypes: frozenset[Any] | None = None,
     ) -> None:
         self.leaf_types = leaf_types
+        #: The entry made before this one for the same structure, with other kinds of leaves.
+        self.other: StructureEntry | None = None
         #: For NumPy params: the dtypes of the leaves the entry was made for (see :meth:`accepts`).
         self.numpy_dtypes = numpy_dtypes
         self.traces = 0

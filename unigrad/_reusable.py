@@ -183,7 +183,12 @@ class ReusableFn:
         On JAX with ``jit=True`` and native inputs, shapes and dtypes are keyed by ``jax.jit`` itself:
         its traces are what is counted there.
         """
-        return len(self._entries) + sum(entry.traces for entry in self._by_structure.values())
+        traces = 0
+        for entry in self._by_structure.values():
+            while entry is not None:  # a structure's entries for several kinds of leaves
+                traces += entry.traces
+                entry = getattr(entry, "other", None)
+        return len(self._entries) + traces
 
     def clear_cache(self) -> None:
         """Forget every planned and compiled signature (the next call of each plans it again)."""
