@@ -3,7 +3,8 @@
 A real client (quimb's optimiser) keeps its parameters as a list of NumPy arrays and calls
 ``ug.value_and_grad_fn(loss, jit=True, backend="jax")`` on it; the native form is
 ``jax.jit(jax.value_and_grad(loss))`` on the same list, with its results turned into NumPy (as unigrad
-hands them back). Reduced here to ten 8×8 float32 leaves and a tanh-matmul chain, no data.
+hands them back). Reduced here to ten 8×8 leaves and a tanh-matmul chain, no data: float32 leaves,
+and float64 ones (NumPy's default dtype; the native form runs inside ``jax.enable_x64(True)``).
 Target: parity, read as the compiled steps' ``≤ 1.02×`` (a median within the same-run noise).
 """
 
@@ -16,13 +17,18 @@ from benchmarks._results import Result, fmt_ratio, fmt_time, pending
 from benchmarks._timing import interleave, ratios
 from benchmarks.workloads import is_installed
 
-CASE = "11. NumPy params into a compiled JAX step, ten 8×8 float32 leaves"
+CASE = "11. NumPy params into a compiled JAX step, ten 8×8 {dtype} leaves"
 LIMIT = 1.02
 NATIVE = "jax.jit(jax.value_and_grad) on the NumPy list, NumPy results"
+#: The dtypes of the rows: float32 (the client's kind) and float64, NumPy's default, for which the
+#: native form enters JAX's 64-bit mode around the call (``jax.enable_x64``), as unigrad does.
+DTYPES = ("float32", "float64")
 
 
-def contenders(leaves: int = 10, size: int = 8) -> dict[str, Callable[[], Any]]:
+def contenders(leaves: int = 10, size: int = 8, dtype: str = "float32") -> dict[str, Callable[[], Any]]:
     """The native call and unigrad's, each returning ``(loss, grads)`` as NumPy."""
+    import contextlib
+
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -30,8 +36,8 @@ def contenders(leaves: int = 10, size: int = 8) -> dict[str, Callable[[], Any]]:
     import unigrad as ug
 
     rng = np.random.default_rng(0)
-    params = [(rng.standard_normal((size, size)) * 0.3).astype(np.float32) for _ in range(leaves)]
-    start = rng.standard_normal((4, size)).astype(np.float32)
+    params = [(rng.standard_normal((size, size)) * 0.3).astype(dtype) for _ in range(leaves)]
+    start = rng.standard_normal((4, size)).astype(dtype)
 
     def chain(p: list[Any]) -> Any:
         x = jnp.asarray(start)
@@ -40,9 +46,11 @@ def contenders(leaves: int = 10, size: int = 8) -> dict[str, Callable[[], Any]]:
         return jnp.sum(x**2)
 
     native_step = jax.jit(jax.value_and_grad(chain))
+    wide = dtype == "float64"
 
     def native() -> Any:
-        loss, grads = native_step(params)
+        with jax.enable_x64(True) if wide else contextlib.nullcontext():
+            loss, grads = native_step(params)
         return np.asarray(loss), [np.array(g) for g in grads]
 
     step = ug.value_and_grad_fn(chain, jit=True, backend="jax")
@@ -50,27 +58,33 @@ def contenders(leaves: int = 10, size: int = 8) -> dict[str, Callable[[], Any]]:
 
 
 def run(backends: tuple[str, ...], *, rounds: int = 31) -> list[Result]:
-    """One row on JAX (pending where JAX is not installed or not asked for)."""
+    """One row per dtype on JAX (pending where JAX is not installed; none where not asked for)."""
     if "jax" not in backends:
         return []
+    return [_row(dtype, rounds) for dtype in DTYPES]
+
+
+def _row(dtype: str, rounds: int) -> Result:
+    case = CASE.format(dtype=dtype)
     if not is_installed("jax"):
-        return [pending(CASE, "jax", "jax is not installed", f"≤ {LIMIT:.2f}×")]
-    steps = contenders()
+        return pending(case, "jax", "jax is not installed", f"≤ {LIMIT:.2f}×")
+    steps = contenders(dtype=dtype)
     for fn in steps.values():  # compiles, outside the timed rounds
         fn()
     times = interleave(steps, rounds=rounds * 3)  # ~200 µs calls: more rounds, as eager.py does
     spread = ratios(times["unigrad"], times[NATIVE])
     median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
-    return [
-        Result(
-            CASE,
-            "jax",
-            fmt_time(median[NATIVE]),
-            fmt_time(median["unigrad"]),
-            fmt_ratio(spread),
-            f"≤ {LIMIT:.2f}×",
-            spread.median <= LIMIT,
-            f"baseline: {NATIVE}; ug.value_and_grad_fn(jit=True, backend='jax'), gradients as NumPy",
-            {"ratio": spread.median, "native_s": median[NATIVE], "unigrad_s": median["unigrad"]},
-        )
-    ]
+    notes = f"baseline: {NATIVE}"
+    if dtype == "float64":
+        notes += " inside jax.enable_x64(True)"
+    return Result(
+        case,
+        "jax",
+        fmt_time(median[NATIVE]),
+        fmt_time(median["unigrad"]),
+        fmt_ratio(spread),
+        f"≤ {LIMIT:.2f}×",
+        spread.median <= LIMIT,
+        f"{notes}; ug.value_and_grad_fn(jit=True, backend='jax'), gradients as NumPy",
+        {"ratio": spread.median, "native_s": median[NATIVE], "unigrad_s": median["unigrad"]},
+    )

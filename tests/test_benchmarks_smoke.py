@@ -110,17 +110,25 @@ def test_compiled_path_matches_native_compiled(backend: str) -> None:
     assert result.target == compiled.TARGET
 
 
-def test_numpy_into_compiled_jax_agrees_with_native_and_gives_a_row() -> None:
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_into_compiled_jax_agrees_with_native(dtype: str) -> None:
     require("jax")
-    steps = numpy_jit.contenders(leaves=3, size=4)
+    steps = numpy_jit.contenders(leaves=3, size=4, dtype=dtype)
     (native_loss, native_grads), (loss, grads) = (fn() for fn in steps.values())
+    assert loss.dtype == native_loss.dtype == np.dtype(dtype)
     np.testing.assert_allclose(loss, native_loss, rtol=1e-6)
-    assert type(grads) is list and all(type(g) is np.ndarray for g in grads)
+    assert type(grads) is list and all(type(g) is np.ndarray and g.dtype == dtype for g in grads)
     for got, want in zip(grads, native_grads, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
-    (result,) = numpy_jit.run(("jax",), rounds=1)
-    assert_well_formed(result)
-    assert result.backend == "jax" and result.met in (True, False)
+
+
+def test_numpy_into_compiled_jax_gives_a_row_per_dtype() -> None:
+    require("jax")
+    results = numpy_jit.run(("jax",), rounds=1)
+    assert [r.case for r in results] == [numpy_jit.CASE.format(dtype=d) for d in numpy_jit.DTYPES]
+    for result in results:
+        assert_well_formed(result)
+        assert result.backend == "jax" and result.met in (True, False)
     assert numpy_jit.run(("torch",), rounds=1) == []  # not asked for: no row
 
 
