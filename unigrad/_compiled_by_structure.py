@@ -13,13 +13,14 @@ key's planning checks (the params' dtypes, the loss) is checked while tracing in
 happens once per new signature and raises the same typed errors.
 
 Only calls without conversions or non-array data qualify (see :func:`qualifies`), and calls whose params
-are all NumPy arrays the compiler can take as they are (:func:`numpy_qualifies`: no 64-bit dtype, no
-placement; on a GPU the call's float32 matmul-precision scope is entered around each run, and the
-compiler keys its traces by that setting too): ``jax.jit`` transfers NumPy leaves itself, in C++, where
-converting each one first in Python cost ~30 us a leaf (a 10-leaf client ran at 3.2x ``jax.jit`` on the
-same list). Their results come back as NumPy, as on the keyed path (a flat list of small gradients of
-one dtype as views of one host copy: see :func:`_packed`), and the entry also checks the NumPy
-dtypes (a new dtype, such as float64 the compiler would narrow, takes the keyed path and its checks).
+are all NumPy arrays the compiler can take as they are (:func:`numpy_qualifies`: no placement; the
+call's scope is entered around each run, JAX's 64-bit mode for float64 leaves and on a GPU the float32
+matmul precision, and the compiler keys its traces by those settings too): ``jax.jit`` transfers NumPy
+leaves itself, in C++, where converting each one first in Python cost ~30 us a leaf (a 10-leaf client
+ran at 3.2x ``jax.jit`` on the same list). Their results come back as NumPy, as on the keyed path (a
+flat list of small gradients of one dtype as views of one host copy: see :func:`_packed`), and the
+entry also checks the NumPy dtypes: other dtypes get an entry of their own (``StructureEntry.other``
+links a structure's entries), whose scope may differ.
 With ``has_aux``, the aux must be arrays only: other aux leaves (numbers, strings) are carried around a
 trace, which takes one trace per key, so a step whose aux holds them goes back to the keyed path.
 """
