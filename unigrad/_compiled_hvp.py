@@ -22,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
+import numpy as np
+
 from unigrad import _tree
-from unigrad._compiled_by_structure import qualifies
+from unigrad._compiled_by_structure import numpy_qualifies, qualifies
 from unigrad._dispatch import CallPlan, _flatten_tree, plan_call
 from unigrad._errors import InvalidDataError, UnigradError
 from unigrad._loss import output_checker
@@ -129,15 +131,37 @@ class _StructureEntry:
         loss_fn, backend = owner.loss_fn, owner.backend
         self.traces = 0
         self.result: tuple[Any] | None = None
+        flat, structure = adapter.compiler_flatten((params, vector, data))
+        self.leaf_types = frozenset(map(type, flat))
+        # NumPy inputs (a solver's float64 vectors, say) go to the compiler as they are, inside the
+        # plan's scope (JAX's 64-bit mode for float64), and come back as NumPy; only the dtypes
+        # seen here run on this entry (others are keyed: their scope may differ).
+        numpy = plan.origins is not None
+        self.numpy_dtypes = frozenset(leaf.dtype for leaf in flat) if numpy else None
+        rebuild: list[Callable[[list[Any]], Any]] = []
 
         def step(params: Any, vector: Any, data: Any) -> Any:
             self.traces += 1  # Python in the body runs only while the compiler traces it
             traced = plan_call(params, backend)
             vector_inputs = like_params(vector, "vector", params, traced)
             products = adapter.hvp(traced.bind(loss_fn, data), traced.inputs, vector_inputs, finish)
+            if numpy:  # flat: converted to NumPy and rebuilt on the host (see below)
+                rebuild[:] = [traced.rebuild]
+                return products
             return traced.treedef.unflatten(products)
 
-        self.run = adapter.compile_trees(step, owner.jit_options)
+        compiled = adapter.compile_trees(step, owner.jit_options)
+        scope = plan.scope
+
+        def run_on_numpy(params: Any, vector: Any, data: Any) -> Any:
+            if scope is None:
+                products = compiled(params, vector, data)
+            else:
+                with scope():
+                    products = compiled(params, vector, data)
+            return rebuild[0](list(map(np.array, products)))  # writable, as on the keyed path
+
+        self.run = run_on_numpy if numpy else compiled
         try:
             self.result = (self.run(params, vector, data),)
         except UnigradError:
@@ -145,10 +169,15 @@ class _StructureEntry:
         except Exception:  # noqa: BLE001 - whatever the compiler refused, the keyed path handles
             owner._structure_refused = True
             return
-        flat, structure = adapter.compiler_flatten((params, vector, data))
-        self.leaf_types = frozenset(map(type, flat))
         owner._by_structure[structure] = self
         owner._compiler_flatten = adapter.compiler_flatten
+
+    def accepts(self, flat: list[Any]) -> bool:
+        """Whether inputs with these compiler leaves run here: the leaf types it was made for and,
+        for NumPy inputs, only the dtypes it was made for."""
+        if not self.leaf_types.issuperset(map(type, flat)):
+            return False
+        return self.numpy_dtypes is None or self.numpy_dtypes.issuperset(leaf.dtype for leaf in flat)
 
 
 class HvpFn(ReusableFn):
@@ -177,6 +206,9 @@ class HvpFn(ReusableFn):
             entry = bare[1]
             if entry is None:
                 return bare[2](params, vector)
+            dtypes = entry.numpy_dtypes
+            if dtypes is not None and not (params.dtype in dtypes and vector.dtype in dtypes):
+                return self._call(params, vector, None)  # NumPy of another dtype: its own key
             # The compiled product is called from this frame: JAX records the Python stack of every
             # dispatch, and each frame of ours between the caller and jax.jit costs about 1.5 us a
             # call on the 2-core machine (docs/design.md, "Why the number of frames on that path matters").
@@ -233,13 +265,14 @@ class HvpFn(ReusableFn):
         return None, keyed
 
     def _call(self, params: Any, vector: Any, data: Any) -> Any:
+        structure: Hashable | None = None
         if self._by_structure:
             try:
                 flat, structure = self._compiler_flatten((params, vector, data))
             except (RecursionError, SystemError):  # a cycle: the keyed path names where it is
                 flat, structure = [], None
             entry = self._by_structure.get(structure)
-            if entry is not None and entry.leaf_types.issuperset(map(type, flat)):
+            if entry is not None and entry.accepts(flat):
                 try:
                     return entry.run(params, vector, data)
                 except UnigradError:
@@ -279,7 +312,11 @@ class HvpFn(ReusableFn):
                 like_params(vector, "vector", params, plan)  # validated once per key
             # device= is placed by the plan's conversions: the structure path hands NumPy to jax.jit
             structural = self.jit and not self.has_aux and not self._structure_refused and self.device is None
-            if structural and qualifies(plan, vector_leaves + data_leaves):
+            # One entry a structure: another kind of leaves for it (float32 NumPy after float64) is
+            # keyed, rather than replacing the entry and retracing at every switch.
+            structural = structural and structure not in self._by_structure
+            others = vector_leaves + data_leaves
+            if structural and (qualifies(plan, others) or numpy_qualifies(plan, others)):
                 structured = _StructureEntry(self, plan, params, vector, data)
                 if structured.result is not None:
                     return structured.result[0]
