@@ -6,6 +6,10 @@ A real client (quimb's optimiser) keeps its parameters as a list of NumPy arrays
 hands them back). Reduced here to ten 8×8 leaves and a tanh-matmul chain, no data: float32 leaves,
 and float64 ones (NumPy's default dtype; the native form runs inside ``jax.enable_x64(True)``).
 Target: parity, read as the compiled steps' ``≤ 1.02×`` (a median within the same-run noise).
+
+Case 12: ``hvp_fn`` on a NumPy float64 point and vector, as a SciPy solver's ``hessp`` calls it,
+against ``jax.jit(jvp(grad))`` on the same arrays inside ``jax.enable_x64(True)``; target the
+compiled products' ``≤ 1.10×``.
 """
 
 from __future__ import annotations
@@ -57,11 +61,65 @@ def contenders(leaves: int = 10, size: int = 8, dtype: str = "float32") -> dict[
     return {NATIVE: native, "unigrad": lambda: step(params)}
 
 
+HVP_CASE = "12. hvp_fn on a NumPy float64 point and vector (a solver's hessp), 50 elements"
+HVP_LIMIT = 1.10  # the compiled products' target (case 9)
+HVP_NATIVE = "jax.jit(jvp(grad)) inside jax.enable_x64(True), NumPy result"
+
+
+def hvp_contenders(size: int = 50) -> dict[str, Callable[[], Any]]:
+    """A SciPy-style ``hessp``: the native compiled product and unigrad's, each returning NumPy."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import unigrad as ug
+
+    rng = np.random.default_rng(0)
+    factor = rng.standard_normal((size, size))
+    matrix = factor @ factor.T / size
+    point, vector = rng.standard_normal(size), rng.standard_normal(size)
+
+    def cost(p: Any) -> Any:
+        return 0.5 * p @ (jnp.asarray(matrix) @ p) + jnp.sum(jnp.cos(p))
+
+    native_product = jax.jit(lambda p, t: jax.jvp(jax.grad(cost), (p,), (t,))[1])
+
+    def native() -> Any:
+        with jax.enable_x64(True):
+            return np.array(native_product(point, vector))
+
+    product = ug.hvp_fn(cost, backend="jax")
+    return {HVP_NATIVE: native, "unigrad": lambda: product(point, vector)}
+
+
 def run(backends: tuple[str, ...], *, rounds: int = 31) -> list[Result]:
-    """One row per dtype on JAX (pending where JAX is not installed; none where not asked for)."""
+    """One row per dtype and the hvp row on JAX (pending where JAX is not installed; none where not
+    asked for)."""
     if "jax" not in backends:
         return []
-    return [_row(dtype, rounds) for dtype in DTYPES]
+    return [*(_row(dtype, rounds) for dtype in DTYPES), _hvp_row(rounds)]
+
+
+def _hvp_row(rounds: int) -> Result:
+    if not is_installed("jax"):
+        return pending(HVP_CASE, "jax", "jax is not installed", f"≤ {HVP_LIMIT:.2f}×")
+    steps = hvp_contenders()
+    for fn in steps.values():  # compiles, outside the timed rounds
+        fn()
+    times = interleave(steps, rounds=rounds * 3)  # ~30 µs calls: more rounds
+    spread = ratios(times["unigrad"], times[HVP_NATIVE])
+    median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+    return Result(
+        HVP_CASE,
+        "jax",
+        fmt_time(median[HVP_NATIVE]),
+        fmt_time(median["unigrad"]),
+        fmt_ratio(spread),
+        f"≤ {HVP_LIMIT:.2f}×",
+        spread.median <= HVP_LIMIT,
+        f"baseline: {HVP_NATIVE}; ug.hvp_fn(jit=True, backend='jax') on the NumPy arrays, product as NumPy",
+        {"ratio": spread.median, "native_s": median[HVP_NATIVE], "unigrad_s": median["unigrad"]},
+    )
 
 
 def _row(dtype: str, rounds: int) -> Result:

@@ -122,10 +122,19 @@ def test_numpy_into_compiled_jax_agrees_with_native(dtype: str) -> None:
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 
-def test_numpy_into_compiled_jax_gives_a_row_per_dtype() -> None:
+def test_hvp_on_numpy_agrees_with_native() -> None:
+    require("jax")
+    steps = numpy_jit.hvp_contenders(size=6)
+    native, ours = (fn() for fn in steps.values())
+    assert type(ours) is np.ndarray and ours.dtype == native.dtype == np.float64
+    np.testing.assert_allclose(ours, native, rtol=1e-12)
+
+
+def test_numpy_into_compiled_jax_gives_a_row_per_dtype_and_the_hvp_row() -> None:
     require("jax")
     results = numpy_jit.run(("jax",), rounds=1)
-    assert [r.case for r in results] == [numpy_jit.CASE.format(dtype=d) for d in numpy_jit.DTYPES]
+    cases = [numpy_jit.CASE.format(dtype=d) for d in numpy_jit.DTYPES] + [numpy_jit.HVP_CASE]
+    assert [r.case for r in results] == cases
     for result in results:
         assert_well_formed(result)
         assert result.backend == "jax" and result.met in (True, False)
