@@ -187,10 +187,13 @@ class ValueAndGradFn(ReusableFn):
             # the keyed path's flatten raises the typed error naming where it is.
             return None
         entry = self._by_structure.get(treedef)
-        types = set(map(type, leaves))
-        while entry is not None and not (entry.leaf_types.issuperset(types) and entry.accepts(leaves)):
+        while entry is not None:  # the entries of this structure, one per kind of leaves
+            if entry.leaf_types.issuperset(map(type, leaves)) and (
+                entry.numpy_dtypes is None or entry.accepts(leaves)
+            ):
+                return entry
             entry = entry.other
-        return entry
+        return None
 
     def clear_cache(self) -> None:
         """Forget every planned and compiled signature (the next call of each plans it again)."""
