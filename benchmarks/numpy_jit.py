@@ -103,46 +103,40 @@ def run(backends: tuple[str, ...], *, rounds: int = 31) -> list[Result]:
 def _hvp_row(rounds: int) -> Result:
     if not is_installed("jax"):
         return pending(HVP_CASE, "jax", "jax is not installed", f"≤ {HVP_LIMIT:.2f}×")
-    steps = hvp_contenders()
-    for fn in steps.values():  # compiles, outside the timed rounds
-        fn()
-    times = interleave(steps, rounds=rounds * 3)  # ~30 µs calls: more rounds
-    spread = ratios(times["unigrad"], times[HVP_NATIVE])
-    median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
-    return Result(
-        HVP_CASE,
-        "jax",
-        fmt_time(median[HVP_NATIVE]),
-        fmt_time(median["unigrad"]),
-        fmt_ratio(spread),
-        f"≤ {HVP_LIMIT:.2f}×",
-        spread.median <= HVP_LIMIT,
-        f"baseline: {HVP_NATIVE}; ug.hvp_fn(jit=True, backend='jax') on the NumPy arrays, product as NumPy",
-        {"ratio": spread.median, "native_s": median[HVP_NATIVE], "unigrad_s": median["unigrad"]},
-    )
+    notes = f"baseline: {HVP_NATIVE}; ug.hvp_fn(jit=True, backend='jax')"
+    notes += " on the NumPy arrays, product as NumPy"
+    return _measured(HVP_CASE, hvp_contenders(), HVP_NATIVE, HVP_LIMIT, notes, rounds)
 
 
 def _row(dtype: str, rounds: int) -> Result:
     case = CASE.format(dtype=dtype)
     if not is_installed("jax"):
         return pending(case, "jax", "jax is not installed", f"≤ {LIMIT:.2f}×")
-    steps = contenders(dtype=dtype)
-    for fn in steps.values():  # compiles, outside the timed rounds
-        fn()
-    times = interleave(steps, rounds=rounds * 3)  # ~200 µs calls: more rounds, as eager.py does
-    spread = ratios(times["unigrad"], times[NATIVE])
-    median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
     notes = f"baseline: {NATIVE}"
     if dtype == "float64":
         notes += " inside jax.enable_x64(True)"
+    notes += "; ug.value_and_grad_fn(jit=True, backend='jax'), gradients as NumPy"
+    return _measured(case, contenders(dtype=dtype), NATIVE, LIMIT, notes, rounds)
+
+
+def _measured(
+    case: str, steps: dict[str, Callable[[], Any]], native: str, limit: float, notes: str, rounds: int
+) -> Result:
+    """The row of ``steps`` (``native`` and ``"unigrad"``), timed interleaved after a first call each
+    (which compiles), with three times ``rounds`` rounds: the calls take tens to hundreds of µs."""
+    for fn in steps.values():  # compiles, outside the timed rounds
+        fn()
+    times = interleave(steps, rounds=rounds * 3)
+    spread = ratios(times["unigrad"], times[native])
+    median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
     return Result(
         case,
         "jax",
-        fmt_time(median[NATIVE]),
+        fmt_time(median[native]),
         fmt_time(median["unigrad"]),
         fmt_ratio(spread),
-        f"≤ {LIMIT:.2f}×",
-        spread.median <= LIMIT,
-        f"{notes}; ug.value_and_grad_fn(jit=True, backend='jax'), gradients as NumPy",
-        {"ratio": spread.median, "native_s": median[NATIVE], "unigrad_s": median["unigrad"]},
+        f"≤ {limit:.2f}×",
+        spread.median <= limit,
+        notes,
+        {"ratio": spread.median, "native_s": median[native], "unigrad_s": median["unigrad"]},
     )

@@ -56,3 +56,15 @@ def require(*backends: str) -> None:
     for name in backends:
         if not is_installed(name):
             pytest.skip(skip_reason(name))
+
+
+def count_conversions(monkeypatch: pytest.MonkeyPatch, backend: str) -> list[int]:
+    """A list that grows by one each time ``backend``'s adapter converts a NumPy array from now on
+    (its ``from_numpy``, still called through)."""
+    from unigrad.backends import get_adapter
+
+    adapter = type(get_adapter(backend))
+    conversions: list[int] = []
+    from_numpy = adapter.from_numpy
+    monkeypatch.setattr(adapter, "from_numpy", lambda self, a: conversions.append(1) or from_numpy(self, a))
+    return conversions

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import unigrad as ug
-from tests.conftest import require
+from tests.conftest import count_conversions, require
 
 
 def _chain(params):
@@ -35,14 +35,9 @@ def test_numpy_leaves_are_not_converted_one_by_one(
     require("jax")
     import jax
 
-    from unigrad.backends import get_adapter
-
     step = ug.value_and_grad_fn(_chain, backend="jax", jit=True)
     loss, _ = step(numpy_params)
-    adapter = type(get_adapter("jax"))
-    conversions = []
-    from_numpy = adapter.from_numpy
-    monkeypatch.setattr(adapter, "from_numpy", lambda self, a: conversions.append(1) or from_numpy(self, a))
+    conversions = count_conversions(monkeypatch, "jax")
     again_loss, again = step([p + 1 for p in numpy_params])
     assert conversions == [] and step.cache_size == 1
 
@@ -63,7 +58,7 @@ def test_on_a_gpu_numpy_leaves_run_unconverted_at_full_float32(
     require("jax")
     import jax
 
-    from unigrad.backends import _jax, get_adapter
+    from unigrad.backends import _jax
 
     monkeypatch.setattr(_jax, "_on_accelerator", lambda: True)
     seen: list[object] = []
@@ -74,10 +69,7 @@ def test_on_a_gpu_numpy_leaves_run_unconverted_at_full_float32(
 
     step = ug.value_and_grad_fn(recording_chain, backend="jax", jit=True)
     step(numpy_params)
-    adapter = type(get_adapter("jax"))
-    conversions = []
-    from_numpy = adapter.from_numpy
-    monkeypatch.setattr(adapter, "from_numpy", lambda self, a: conversions.append(1) or from_numpy(self, a))
+    conversions = count_conversions(monkeypatch, "jax")
     loss, grads = step([p + 1 for p in numpy_params])
     assert conversions == [] and step.cache_size == 1 and seen == ["highest"]
     with jax.default_matmul_precision("highest"):
@@ -258,16 +250,11 @@ def test_64_bit_numpy_leaves_go_to_jax_jit_unconverted_in_its_64_bit_scope(
     require("jax")
     import jax
 
-    from unigrad.backends import get_adapter
-
     rng = np.random.default_rng(1)
     params = [(rng.standard_normal((3, 3)) * 0.4).astype(dtype) for _ in range(4)]
     step = ug.value_and_grad_fn(_sum_of_squares_chain, backend="jax", jit=True)
     step(params)
-    adapter = type(get_adapter("jax"))
-    conversions = []
-    from_numpy = adapter.from_numpy
-    monkeypatch.setattr(adapter, "from_numpy", lambda self, a: conversions.append(1) or from_numpy(self, a))
+    conversions = count_conversions(monkeypatch, "jax")
     x64_before = jax.config.read("jax_enable_x64")
     loss, grads = step([p * 2 for p in params])
     assert conversions == [] and step.cache_size == 1

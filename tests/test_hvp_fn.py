@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import unigrad as ug
-from tests.conftest import require
+from tests.conftest import count_conversions, require
 from tests.frameworks import tolerance
 
 RNG = np.random.default_rng(7)
@@ -268,15 +268,11 @@ def test_hvp_fn_numpy_float64_goes_to_jax_jit_unconverted(monkeypatch: pytest.Mo
     as they are, inside JAX's 64-bit mode for the call (they were converted per call: 9.5x
     ``jax.jit`` on a 50-element quadratic), with float64 NumPy products."""
     require("jax")
-    from unigrad.backends import get_adapter
 
     x, v = np.linspace(-1.0, 1.0, 5), np.linspace(0.5, 1.5, 5)
     product = ug.hvp_fn(_quadratic_and_cosine, backend="jax")
     product(x, v)
-    adapter = type(get_adapter("jax"))
-    conversions: list[int] = []
-    from_numpy = adapter.from_numpy
-    monkeypatch.setattr(adapter, "from_numpy", lambda self, a: conversions.append(1) or from_numpy(self, a))
+    conversions = count_conversions(monkeypatch, "jax")
     for _ in range(2):
         got = product(x * 2, v)
         assert type(got) is np.ndarray and got.dtype == np.float64 and got.flags.writeable
