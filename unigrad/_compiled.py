@@ -31,6 +31,7 @@ from unigrad._loss import output_checker
 from unigrad._reusable import (
     CompiledEntry,
     ReusableFn,
+    chained,
     data_signature,
     loss_with_data,
     param_signature,
@@ -40,15 +41,6 @@ from unigrad.backends._base import StepFn
 #: At most this many structure entries for one pytree structure (kinds of leaves: JAX arrays, NumPy
 #: of each set of dtypes); more take the keyed path.
 _VARIANTS_LIMIT = 4
-
-
-def _variants(entry: StructureEntry | None) -> int:
-    """How many entries ``entry`` (the first for a structure) and those after it make."""
-    count = 0
-    while entry is not None:
-        count += 1
-        entry = entry.other
-    return count
 
 
 #: A NumPy array's dtype, read by the C getter itself: it raises TypeError for anything that is not an
@@ -250,7 +242,7 @@ class ValueAndGradFn(ReusableFn):
         # now float16; JAX arrays, and now NumPy): the new entry goes in front of it, and both stay
         # (replacing it retraced at every switch between the two), up to a few kinds a structure.
         previous = self._by_structure.get(treedef)
-        if _variants(previous) >= _VARIANTS_LIMIT:
+        if sum(1 for _ in chained(previous)) >= _VARIANTS_LIMIT:
             return None
         numpy_dtypes = None if plan.origins is None else frozenset(leaf.dtype for leaf in leaves)
         entry = StructureEntry(

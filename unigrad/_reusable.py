@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from unigrad import _tree
@@ -43,6 +43,14 @@ def signer(leaf: Any) -> Callable[[Any], Hashable] | None:
         found = None if owner is None else get_adapter(owner).signature
         _signers[leaf_type] = found
         return found
+
+
+def chained(entry: Any) -> Iterator[Any]:
+    """``entry`` and the entries linked after it (``entry.other``: a structure's entries, one per
+    kind of leaves; an entry without ``other`` stands alone)."""
+    while entry is not None:
+        yield entry
+        entry = getattr(entry, "other", None)
 
 
 def param_signature(leaves: list[Any]) -> tuple[Hashable, ...]:
@@ -183,11 +191,7 @@ class ReusableFn:
         On JAX with ``jit=True`` and native inputs, shapes and dtypes are keyed by ``jax.jit`` itself:
         its traces are what is counted there.
         """
-        traces = 0
-        for entry in self._by_structure.values():
-            while entry is not None:  # a structure's entries for several kinds of leaves
-                traces += entry.traces
-                entry = getattr(entry, "other", None)
+        traces = sum(entry.traces for head in self._by_structure.values() for entry in chained(head))
         return len(self._entries) + traces
 
     def clear_cache(self) -> None:
